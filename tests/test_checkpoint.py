@@ -1,0 +1,58 @@
+"""Checkpoints: config travels with the weights, atomic writes, clear errors on bad files."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tsjnet_sdk.models import CheckpointError, checkpoint_config, create_model, load_checkpoint, save_checkpoint
+
+
+def test_round_trip_rebuilds_the_same_model(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("tsjnet-tiny", nat_rpb=False)
+    model.train()
+    model(torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64))  # move BN running stats away from defaults
+    model.eval()
+    path = save_checkpoint(model, tmp_path / "m.safetensors")
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left behind
+    assert checkpoint_config(path) == model.config
+    loaded = load_checkpoint(path)
+    x, y = torch.rand(1, 1, 40, 50), torch.rand(1, 1, 40, 50)
+    with torch.no_grad():
+        assert torch.equal(model.fuse(x, y), loaded.fuse(x, y))
+    assert not loaded.training
+
+
+def test_failed_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    def boom(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", boom)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(create_model("tsjnet-tiny"), tmp_path / "m.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+    text = tmp_path / "notes.txt"
+    text.write_text("this is not a checkpoint at all, just some text")
+    with pytest.raises(CheckpointError, match="not a safetensors checkpoint"):
+        load_checkpoint(text)
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, str(other))
+    with pytest.raises(CheckpointError, match="not a tsjnet checkpoint"):
+        load_checkpoint(other)
+    good = save_checkpoint(create_model("tsjnet-tiny"), tmp_path / "good.safetensors")
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        load_checkpoint(truncated)

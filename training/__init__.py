@@ -1,0 +1,1 @@
+"""tsjnet_sdk.training"""

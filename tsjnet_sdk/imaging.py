@@ -1,0 +1,168 @@
+"""Image I/O and colour handling: the one place that decides how camera frames become model inputs
+and how the fused luminance becomes an output image. numpy + Pillow only (no torch).
+
+Conventions:
+  * model inputs are float32 in [0, 1]: uint8 / 255, uint16 / 65535 (raw thermal), floats as given;
+  * the visible image enters as its luminance Y of BT.601 full-range YCbCr (JPEG's), the same Y the
+    official TSJNet inference used (cv2 BGR2GRAY); colour output keeps the visible Cb/Cr and replaces
+    Y by the fused image (the official colour script's intent, without its BGR/RGB mix-up, spec §8.8);
+  * IR frames are grey; an IR stored as 3 channels (many datasets) is reduced with the same luma.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tsjnet_sdk.atomic import atomic_path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+_LUMA = np.array([0.299, 0.587, 0.114])
+
+
+class ImageError(ValueError):
+    """An image that cannot be used, with the file (if any) and the fix in the message."""
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as uint8 or uint16: H x W (grey) or H x W x 3 (RGB order).
+
+    16-bit grey PNG/TIFF (raw thermal) stays uint16; palette/alpha images become RGB.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            if mode in ("I;16", "I;16B", "I;16L"):
+                return np.asarray(im, dtype=np.uint16).copy()
+            if mode in ("I", "F"):
+                arr = np.asarray(im)
+                if arr.min() < 0 or arr.max() > 65535:
+                    raise ImageError(f"{path}: {mode}-mode image with values outside 0..65535; save it as 8/16-bit")
+                return arr.astype(np.uint16)
+            if mode == "L":
+                return np.asarray(im, dtype=np.uint8).copy()
+            if mode == "1":
+                return np.asarray(im.convert("L"), dtype=np.uint8).copy()
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not a readable image (unknown format or corrupt file)") from None
+    except (OSError, SyntaxError) as e:
+        raise ImageError(f"{path}: cannot decode image ({e}); the file is truncated or corrupt") from None
+
+
+def to_unit_float(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """uint8 / uint16 / float image -> float32 in [0, 1] (same shape)."""
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535.0
+    if np.issubdtype(image.dtype, np.floating):
+        if not np.all(np.isfinite(image)):
+            raise ImageError(f"{name} contains NaN or inf values")
+        lo, hi = float(image.min()), float(image.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ImageError(
+                f"{name} is float with values in [{lo:.3g}, {hi:.3g}]; float images must be in [0, 1] "
+                "(divide by 255 for 8-bit data, or pass the uint8/uint16 array)"
+            )
+        return image.astype(np.float32)
+    raise ImageError(f"{name} has dtype {image.dtype}; use uint8, uint16 or float in [0, 1]")
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of an H x W x 3 RGB float image (any scale): H x W."""
+    y = np.asarray(rgb, dtype=np.float64) @ _LUMA
+    return y.astype(np.float32) if rgb.dtype == np.float32 else y
+
+
+def rgb_to_ycbcr(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """H x W x 3 RGB in [0, 1] -> (Y, Cb, Cr), each H x W in [0, 1] (BT.601 full range, chroma offset 0.5)."""
+    r, g, b = (rgb[..., i] for i in range(3))
+    y = luma(rgb)
+    cb = (b - y) / 1.772 + 0.5
+    cr = (r - y) / 1.402 + 0.5
+    return y, cb, cr
+
+
+def ycbcr_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`rgb_to_ycbcr`: H x W x 3 RGB, clipped to [0, 1]."""
+    r = y + 1.402 * (cr - 0.5)
+    b = y + 1.772 * (cb - 0.5)
+    g = (y - 0.299 * r - 0.114 * b) / 0.587
+    return np.clip(np.stack([r, g, b], axis=-1), 0.0, 1.0)
+
+
+def as_gray(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """H x W, H x W x 1 or H x W x 3 (grey or colour content) -> H x W luminance, same dtype scale."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[..., 0]
+    if image.ndim == 3 and image.shape[2] == 3:
+        return luma(image)
+    raise ImageError(f"{name} must be H x W, H x W x 1 or H x W x 3, got shape {image.shape}")
+
+
+def from_unit_float(image: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
+    """float in [0, 1] -> uint8/uint16 with rounding (not truncation) and clipping."""
+    scale = 255.0 if dtype == np.uint8 else 65535.0
+    return np.clip(np.rint(np.asarray(image, dtype=np.float64) * scale), 0, scale).astype(dtype)
+
+
+def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
+    """Write an H x W or H x W x 3 uint8/uint16 image atomically; the format follows the suffix."""
+    from PIL import Image
+
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise ImageError(f"{path}: unsupported output format {path.suffix!r}; use one of {', '.join(IMAGE_SUFFIXES)}")
+    image = np.asarray(image)
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ImageError(f"write_image takes uint8/uint16 arrays, got {image.dtype}; use from_unit_float first")
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(path.suffix.lower(), path.suffix[1:].upper())
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format=fmt)
+    return path
+
+
+def prepare_pair(ir: np.ndarray, vis: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """Camera frames -> model inputs.
+
+    Args:
+        ir: H x W (or x1 / x3 grey content), uint8 / uint16 / float in [0, 1].
+        vis: H x W x 3 RGB or H x W grey, same H x W as ir.
+
+    Returns:
+        (ir_y, vis_y, chroma): float32 H x W in [0, 1] each, and (Cb, Cr) of the visible image, or
+        None when it is grey.
+    """
+    ir_f = as_gray(to_unit_float(ir, "ir"), "ir")
+    vis_f = to_unit_float(vis, "visible")
+    if vis_f.ndim == 3 and vis_f.shape[2] == 3:
+        vis_y, cb, cr = rgb_to_ycbcr(vis_f)
+        chroma: tuple[np.ndarray, np.ndarray] | None = (cb, cr)
+    else:
+        vis_y, chroma = as_gray(vis_f, "visible"), None
+    if ir_f.shape != vis_y.shape:
+        raise ImageError(
+            f"IR is {ir_f.shape[1]}x{ir_f.shape[0]} but visible is {vis_y.shape[1]}x{vis_y.shape[0]} (W x H): "
+            "the pair must be registered to the same size"
+        )
+    return ir_f.astype(np.float32), vis_y.astype(np.float32), chroma
+
+
+def compose_output(fused_y: np.ndarray, chroma: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
+    """Fused luminance H x W in [0, 1] (+ visible chroma) -> H x W grey or H x W x 3 RGB in [0, 1]."""
+    if chroma is None:
+        return np.clip(fused_y, 0.0, 1.0)
+    return ycbcr_to_rgb(fused_y, *chroma)

@@ -1,0 +1,21 @@
+"""Torch ops of the SDK (imports torch). The neighborhood-attention op and its backend choice."""
+
+from tsjnet_sdk.ops.neighborhood_attention import (
+    BACKENDS,
+    available_backends,
+    get_na_backend,
+    na_backend,
+    neighborhood_attention_2d,
+    register_cuda_kernel,
+    set_na_backend,
+)
+
+__all__ = [
+    "BACKENDS",
+    "available_backends",
+    "get_na_backend",
+    "na_backend",
+    "neighborhood_attention_2d",
+    "register_cuda_kernel",
+    "set_na_backend",
+]

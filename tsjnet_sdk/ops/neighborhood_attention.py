@@ -1,0 +1,184 @@
+"""The one 2-D neighborhood-attention op of the SDK, and the one place that picks its implementation.
+
+Semantics (NATTEN's):
+  * each query attends to the k x k keys of a window centred on it; near a border the window is
+    shifted inward so that it stays inside the map (no zero padding, every query sees k*k keys);
+  * ``dilation`` d: the map is split into d x d interleaved groups (pixels with equal ``(y % d, x % d)``)
+    and attention runs inside each group with the same rule;
+  * ``rpb`` (optional) is a relative position bias [heads, 2k-1, 2k-1] added to the logits at index
+    ``(dy + k - 1, dx + k - 1)``, with (dy, dx) the key's offset from the query in dilated steps
+    (NATTEN <= 0.15 convention, the one the official TSJNet code ran with);
+  * logits are ``scale * q.k`` with ``scale = head_dim ** -0.5`` by default; softmax in float32.
+
+Extension beyond NATTEN: a map (or dilation group) smaller than the window does not fail. The window
+shrinks to the whole group, so such a query attends to every key of its group. (NATTEN >= 0.17 raises,
+NATTEN <= 0.15 zero-padded the map so that padded zero keys took part in the softmax.) TSJNet needs
+this: its deepest NAT level sees a 7x7 map only for 224 px inputs; smaller inputs give smaller maps.
+
+Implementations, chosen in :func:`neighborhood_attention_2d` only:
+  * ``reference``: pure PyTorch (``_na_reference.py``). Any device, autograd, ONNX-exportable.
+  * ``natten``: ``natten.na2d`` when installed and applicable (no rpb, map >= window at every
+    dilation group). On CPU NATTEN 0.21 has only its slow flex backend without backward, so ``auto``
+    uses it only for CUDA tensors.
+  * ``cuda``: the SDK's own CUDA kernel (kernels/), for CUDA tensors, when built.
+
+``auto`` (the default) picks, per call: while exporting to ONNX -> reference; CUDA tensors -> cuda
+kernel if available, else natten if applicable, else reference; anything else -> reference.
+Set the default with :func:`set_na_backend` or the environment variable ``TSJNET_NA_BACKEND``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor
+
+from tsjnet_sdk.ops._na_reference import neighborhood_attention_2d_reference
+
+BACKENDS = ("auto", "reference", "natten", "cuda")
+
+_default_backend: str = os.environ.get("TSJNET_NA_BACKEND", "auto")
+# Filled by the kernels package when it is built: fn(q, k, v, kernel_size, dilation, rpb, scale) -> Tensor.
+_cuda_kernel: Callable[..., Tensor] | None = None
+
+
+def set_na_backend(name: str) -> None:
+    """Set the process-wide default NA implementation (one of :data:`BACKENDS`)."""
+    global _default_backend
+    _check_backend_name(name)
+    _default_backend = name
+
+
+def get_na_backend() -> str:
+    """The process-wide default NA implementation name."""
+    return _default_backend
+
+
+@contextlib.contextmanager
+def na_backend(name: str) -> Iterator[None]:
+    """Context manager that sets the default NA implementation inside a ``with`` block."""
+    previous = get_na_backend()
+    set_na_backend(name)
+    try:
+        yield
+    finally:
+        set_na_backend(previous)
+
+
+def register_cuda_kernel(fn: Callable[..., Tensor] | None) -> None:
+    """Slot for the project's CUDA kernel (kernels/): ``fn(q, k, v, kernel_size, dilation, rpb, scale)``."""
+    global _cuda_kernel
+    _cuda_kernel = fn
+
+
+def natten_available() -> bool:
+    return importlib.util.find_spec("natten") is not None
+
+
+def available_backends() -> list[str]:
+    """Implementations that can run in this process (``reference`` always can)."""
+    names = ["reference"]
+    if natten_available():
+        names.append("natten")
+    if _cuda_kernel is not None and torch.cuda.is_available():
+        names.append("cuda")
+    return names
+
+
+def _check_backend_name(name: str) -> None:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown neighborhood-attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def _natten_applicable(height: int, width: int, kernel_size: int, dilation: int, rpb: Tensor | None) -> bool:
+    # NATTEN 0.21 has no rpb and rejects maps smaller than kernel_size * dilation.
+    return rpb is None and min(height, width) >= kernel_size * dilation
+
+
+def _is_exporting() -> bool:
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+
+
+def _validate(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None) -> None:
+    if q.dim() != 5:
+        raise ValueError(f"q must be [batch, height, width, heads, head_dim], got shape {tuple(q.shape)}")
+    if k.shape != q.shape or v.shape != q.shape:
+        raise ValueError(
+            f"q, k and v must have the same shape, got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
+    if not (q.dtype == k.dtype == v.dtype) or not q.is_floating_point():
+        raise TypeError(f"q, k, v must share one floating dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd int, got {kernel_size!r}")
+    if not isinstance(dilation, int) or dilation < 1:
+        raise ValueError(f"dilation must be an int >= 1, got {dilation!r}")
+    if rpb is not None:
+        expected = (q.shape[3], 2 * kernel_size - 1, 2 * kernel_size - 1)
+        if tuple(rpb.shape) != expected:
+            raise ValueError(f"rpb must have shape [heads, 2k-1, 2k-1] = {list(expected)}, got {list(rpb.shape)}")
+
+
+def neighborhood_attention_2d(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    kernel_size: int,
+    dilation: int = 1,
+    rpb: Tensor | None = None,
+    scale: float | None = None,
+    backend: str | None = None,
+) -> Tensor:
+    """2-D neighborhood attention with NATTEN semantics (see the module docstring).
+
+    Args:
+        q, k, v: [B, H, W, heads, head_dim], one floating dtype (NATTEN's layout).
+        kernel_size: odd window size k (TSJNet: 7).
+        dilation: dilation d >= 1.
+        rpb: optional relative position bias [heads, 2k-1, 2k-1].
+        scale: logit scale, default ``head_dim ** -0.5``.
+        backend: ``None`` (the process default, normally ``auto``) or one of :data:`BACKENDS`.
+
+    Returns:
+        [B, H, W, heads, head_dim] in q's dtype.
+    """
+    exporting = _is_exporting()
+    if not exporting:
+        _validate(q, k, v, kernel_size, dilation, rpb)
+    name = backend or _default_backend
+    _check_backend_name(name)
+    height, width = q.shape[1], q.shape[2]
+
+    if name == "auto":
+        if exporting or not q.is_cuda:
+            name = "reference"
+        elif _cuda_kernel is not None:
+            name = "cuda"
+        elif natten_available() and _natten_applicable(height, width, kernel_size, dilation, rpb):
+            name = "natten"
+        else:
+            name = "reference"
+
+    if name == "reference":
+        return neighborhood_attention_2d_reference(q, k, v, kernel_size, dilation, rpb, scale)
+    if name == "natten":
+        if not natten_available():
+            raise RuntimeError("backend 'natten' requested but natten is not installed: pip install 'tsjnet-sdk[natten]'")
+        if not _natten_applicable(height, width, kernel_size, dilation, rpb):
+            raise ValueError(
+                "backend 'natten' cannot run this call: NATTEN 0.21 has no relative position bias and needs "
+                f"maps >= kernel_size*dilation ({kernel_size * dilation}), got {height}x{width}"
+                f"{' with rpb' if rpb is not None else ''}; use backend='reference' or 'auto'"
+            )
+        import natten
+
+        return natten.na2d(q, k, v, kernel_size=kernel_size, dilation=dilation, scale=scale)
+    # name == "cuda"
+    if _cuda_kernel is None:
+        raise RuntimeError("backend 'cuda' requested but the CUDA NA kernel is not built/registered (see kernels/)")
+    if not q.is_cuda:
+        raise ValueError("backend 'cuda' needs CUDA tensors; use backend='reference' for CPU tensors")
+    return _cuda_kernel(q, k, v, kernel_size, dilation, rpb, scale)
