@@ -22,3 +22,26 @@ def require_shared_data(*parts: str) -> Path:
 def msrs_pair() -> tuple[Path, Path]:
     root = require_shared_data("msrs", "test")
     return root / "ir" / "00004N.png", root / "vi" / "00004N.png"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A randomly initialised tsjnet-tiny checkpoint (seed 0), shared by the whole session."""
+    import torch
+
+    from tsjnet_sdk.models import create_model, save_checkpoint
+
+    torch.manual_seed(0)
+    return save_checkpoint(create_model("tsjnet-tiny").eval(), tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
+    """The tiny checkpoint exported with dynamic N/H/W (decomposed NA, fp32), parity checked.
+
+    Session-scoped: a dynamic-shape export takes about a minute on a 2-core CPU (torch.export's
+    symbolic shapes), so every test that needs one shares this one.
+    """
+    from tsjnet_sdk.export import export_onnx
+
+    return export_onnx(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx").path

@@ -10,7 +10,11 @@ from conftest import REPO_ROOT
 
 
 def test_import_does_not_pull_torch():
-    code = "import tsjnet_sdk, tsjnet_sdk.imaging, tsjnet_sdk.cli, tsjnet_sdk.models.config, sys; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import tsjnet_sdk, tsjnet_sdk.imaging, tsjnet_sdk.cli, tsjnet_sdk.models, tsjnet_sdk.runtime, sys\n"
+        "from tsjnet_sdk.models import read_checkpoint_metadata, list_configs\n"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

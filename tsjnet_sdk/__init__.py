@@ -18,4 +18,13 @@ _repo_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
 if _os.path.isfile(_os.path.join(_repo_root, "pyproject.toml")) and _repo_root not in __path__:
     __path__.append(_repo_root)
 
-__all__ = ["__version__"]
+__all__ = ["Fuser", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy so that `import tsjnet_sdk` (and `tsjnet --version`) stays light; Fuser itself needs no torch.
+    if name == "Fuser":
+        from tsjnet_sdk.runtime import Fuser
+
+        return Fuser
+    raise AttributeError(f"module 'tsjnet_sdk' has no attribute {name!r}")

@@ -11,6 +11,8 @@ import typer
 from rich.console import Console
 
 from tsjnet_sdk._version import __version__
+from tsjnet_sdk.benchmarks.cli import bench_command
+from tsjnet_sdk.export.cli import export_command
 from tsjnet_sdk.metrics.cli import eval_command
 
 app = typer.Typer(
@@ -20,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _version_callback(value: bool) -> None:
@@ -38,55 +40,137 @@ def main(
     """TSJNet infrared + visible image fusion SDK."""
 
 
-@app.command()
-def fuse(
-    ir: Path = typer.Argument(..., help="Infrared image (8/16-bit grey, or grey stored as RGB)."),
-    vis: Path = typer.Argument(..., help="Visible image (RGB or grey), same size as the IR image."),
-    output: Path = typer.Option(Path("fused.png"), "-o", "--output", help="Output image (.png, .jpg, .tif)."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", "-c", help="Model checkpoint (.safetensors)."),  # noqa: UP007
-    config: str = typer.Option("tsjnet", help="Named config to build when no checkpoint is given (random weights)."),
-    gray: bool = typer.Option(False, "--gray", help="Write the fused luminance only, even for a colour visible image."),
-    seed: int = typer.Option(0, help="Seed for random weights (without --checkpoint)."),
-) -> None:
-    """Fuse one IR/visible pair with the PyTorch model and write the fused image."""
-    from tsjnet_sdk.imaging import ImageError, compose_output, from_unit_float, prepare_pair, read_image, write_image
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def _open_fuser(model: Optional[Path], config: str, seed: int, backend: str, device: str, gray: bool, tile: Optional[int]):  # noqa: UP007
+    """A Fuser for --model, or for a randomly initialised --config when no model is given."""
+    from tsjnet_sdk.runtime import BackendUnavailable, Fuser, ModelFileError
 
     try:
-        ir_y, vis_y, chroma = prepare_pair(read_image(ir), read_image(vis))
-    except ImageError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        if model is not None:
+            return Fuser(model, backend=backend, device=device, gray=gray, tile=tile)
+        import torch
 
-    import torch
+        from tsjnet_sdk.models import create_model
 
-    from tsjnet_sdk.models import CheckpointError, create_model, load_checkpoint
-
-    if checkpoint is not None:
-        try:
-            model = load_checkpoint(checkpoint)
-        except (CheckpointError, FileNotFoundError) as e:
-            console.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2) from None
-        source = f"checkpoint {checkpoint}"
-    else:
         torch.manual_seed(seed)
-        model = create_model(config).eval()
-        source = f"config {config!r} with RANDOM weights (seed {seed}): no trained checkpoint given, the image is not a real fusion"
-        console.print(f"[yellow]warning:[/yellow] {source}")
+        console.print(
+            f"[yellow]warning:[/yellow] no --model given: config {config!r} with RANDOM weights (seed {seed}); "
+            "the output is not a real fusion"
+        )
+        return Fuser(create_model(config).eval(), backend=backend, device=device, gray=gray, tile=tile)
+    except (ModelFileError, BackendUnavailable, FileNotFoundError, ValueError, KeyError) as e:
+        raise _fail(str(e).strip("'\"")) from None
 
-    n_params = sum(p.numel() for p in model.parameters())
-    console.print(f"model: {model.config.name} ({n_params:,} parameters), input {ir_y.shape[1]}x{ir_y.shape[0]}")
+
+def _pair_folders(ir_dir: Path, vis_dir: Path) -> tuple[list[tuple[str, Path, Path]], list[str]]:
+    """Pairs (name, ir, vis) matched by file stem, and the names found on one side only."""
+    from tsjnet_sdk.imaging import IMAGE_SUFFIXES
+
+    def index(folder: Path) -> dict[str, Path]:
+        return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+
+    irs, viss = index(ir_dir), index(vis_dir)
+    pairs = [(name, irs[name], viss[name]) for name in sorted(irs.keys() & viss.keys())]
+    unpaired = [f"{name} (ir only)" for name in sorted(irs.keys() - viss.keys())]
+    unpaired += [f"{name} (visible only)" for name in sorted(viss.keys() - irs.keys())]
+    return pairs, unpaired
+
+
+@app.command()
+def fuse(
+    ir: Path = typer.Argument(..., help="Infrared image, or a folder of them (paired with VIS by file name)."),
+    vis: Path = typer.Argument(..., help="Visible image (RGB or grey, same size as IR), or a folder."),
+    output: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "-o", "--output", help="Output image (default fused.png), or output folder for folders (default fused/)."
+    ),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint, ONNX file or engine."),  # noqa: UP007
+    config: str = typer.Option("tsjnet", help="Named config with random weights, used when no --model is given."),
+    backend: str = typer.Option("auto", help="auto | torch | onnxruntime | tensorrt."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
+    gray: bool = typer.Option(False, "--gray", help="Write the fused luminance only, even for colour visible images."),
+    tile: Optional[int] = typer.Option(None, help="Fuse in overlapping tiles of this size (large frames)."),  # noqa: UP007
+    seed: int = typer.Option(0, help="Seed for the random weights (without --model)."),
+) -> None:
+    """Fuse an IR/visible pair, or two folders of pairs, and write the fused images."""
+    from rich.progress import Progress
+
+    from tsjnet_sdk.imaging import IMAGE_SUFFIXES, ImageError, write_image
+
+    folders = ir.is_dir() or vis.is_dir()
+    if folders and not (ir.is_dir() and vis.is_dir()):
+        raise _fail(f"IR and VIS must both be files or both be folders ({ir}, {vis})")
+    if folders:
+        pairs, unpaired = _pair_folders(ir, vis)
+        if not pairs:
+            raise _fail(f"no pairs: no file names in common between {ir} and {vis}")
+        out_dir = output or Path("fused")
+        if out_dir.suffix.lower() in IMAGE_SUFFIXES:
+            raise _fail(f"for folders, --output is a folder, got the file name {out_dir}")
+        jobs = [(name, i, v, out_dir / f"{name}.png") for name, i, v in pairs]
+    else:
+        unpaired, jobs = [], [(ir.stem, ir, vis, output or Path("fused.png"))]
+
+    fuser = _open_fuser(model, config, seed, backend, device, gray, tile)
+    console.print(f"{fuser!r}")
+    failures: list[str] = []
     start = time.perf_counter()
-    with console.status("fusing..."), torch.inference_mode():
-        fused = model.fuse(torch.from_numpy(ir_y)[None, None], torch.from_numpy(vis_y)[None, None])[0, 0].numpy()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("fusing", total=len(jobs))
+        for name, ir_path, vis_path, out_path in jobs:
+            try:
+                write_image(out_path, fuser(ir_path, vis_path))
+            except ImageError as e:
+                failures.append(f"{name}: {e}")
+                console.print(f"[red]skipped[/red] {name}: {e}")
+            progress.advance(task)
     elapsed = time.perf_counter() - start
-    image = compose_output(fused, None if gray else chroma)
-    write_image(output, from_unit_float(image))
-    typer.echo(f"wrote {output} ({image.shape[1]}x{image.shape[0]}, {'colour' if image.ndim == 3 else 'grey'}) "
-               f"in {elapsed:.1f} s from {source.split(':')[0]}")
+    done = len(jobs) - len(failures)
+    where = jobs[0][3] if not folders else jobs[0][3].parent
+    typer.echo(f"fused {done}/{len(jobs)} pair(s) in {elapsed:.1f} s with {fuser.backend} on {fuser.device} -> {where}")
+    for name in unpaired:
+        typer.echo(f"unpaired: {name}")
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command()
+def info(model: Path = typer.Argument(..., help="Checkpoint, ONNX file or engine.")) -> None:
+    """Say what a model file is: kind, config, precision, NA mode, shapes, metadata."""
+    from rich.table import Table
+
+    from tsjnet_sdk.runtime import ModelFileError, inspect_artifact
+
+    try:
+        art = inspect_artifact(model)
+    except (ModelFileError, FileNotFoundError, ValueError) as e:
+        raise _fail(str(e)) from None
+    table = Table(title=f"{model} ({art.kind})", show_header=False)
+    table.add_row("kind", art.kind)
+    table.add_row("config", str(art.config_name))
+    for key, value in sorted(art.metadata.items()):
+        if key != "config":
+            table.add_row(key, str(value))
+    Console().print(table)
+
+
+@app.command()
+def doctor() -> None:
+    """Versions of everything the SDK can use, and what each backend would do on this machine."""
+    from tsjnet_sdk.runtime.doctor import collect_report
+
+    for section, rows in collect_report().items():
+        typer.echo(f"[{section}]")
+        for key, value in rows.items():
+            typer.echo(f"  {key:<22} {value}")
 
 
 app.command("eval")(eval_command)
+app.command("export")(export_command)
+app.command("bench")(bench_command)
 
 
 if __name__ == "__main__":

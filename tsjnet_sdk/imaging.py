@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,23 +40,26 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            mode = im.mode
-            if mode in ("I;16", "I;16B", "I;16L"):
-                return np.asarray(im, dtype=np.uint16).copy()
-            if mode in ("I", "F"):
-                arr = np.asarray(im)
-                if arr.min() < 0 or arr.max() > 65535:
-                    raise ImageError(f"{path}: {mode}-mode image with values outside 0..65535; save it as 8/16-bit")
-                return arr.astype(np.uint16)
-            if mode == "L":
-                return np.asarray(im, dtype=np.uint8).copy()
-            if mode == "1":
-                return np.asarray(im.convert("L"), dtype=np.uint8).copy()
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+            return pil_to_array(im, str(path))
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image (unknown format or corrupt file)") from None
     except (OSError, SyntaxError) as e:
         raise ImageError(f"{path}: cannot decode image ({e}); the file is truncated or corrupt") from None
+
+
+def pil_to_array(im: Any, name: str = "image") -> np.ndarray:
+    """A PIL image -> uint8/uint16 array, H x W (grey) or H x W x 3 (RGB); 16-bit grey stays uint16."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L"):
+        return np.asarray(im, dtype=np.uint16).copy()
+    if mode in ("I", "F"):
+        arr = np.asarray(im)
+        if arr.min() < 0 or arr.max() > 65535:
+            raise ImageError(f"{name}: {mode}-mode image with values outside 0..65535; save it as 8/16-bit")
+        return arr.astype(np.uint16)
+    if mode in ("L", "1"):
+        return np.asarray(im.convert("L"), dtype=np.uint8).copy()
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
 
 
 def to_unit_float(image: np.ndarray, name: str = "image") -> np.ndarray:

@@ -1,48 +1,50 @@
-"""TSJNet in PyTorch (imports torch): named configs, the model, checkpoints.
+"""TSJNet in PyTorch: named configs, the model, checkpoints.
 
     from tsjnet_sdk.models import create_model
     model = create_model("tsjnet")            # the official architecture, random weights
     fused = model.fuse(ir, vis)               # [B, 1, H, W] floats in [0, 1] -> [B, 1, H, W]
+
+Configs (``tsjnet_sdk.models.config``) and checkpoint metadata readers need no torch, so the runtime
+can use them on torch-free devices; names are resolved lazily so that importing this package does
+not import torch until a torch-backed name is used.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from tsjnet_sdk.models.checkpoint import (
-    CheckpointError,
-    checkpoint_config,
-    load_checkpoint,
-    read_checkpoint_metadata,
-    save_checkpoint,
-)
 from tsjnet_sdk.models.config import TSJNetConfig, get_config, list_configs, register_config
-from tsjnet_sdk.models.tsjnet import TSJNet, TSJNetOutput, check_input_pair
+
+_LAZY = {
+    "TSJNet": "tsjnet_sdk.models.tsjnet",
+    "TSJNetOutput": "tsjnet_sdk.models.tsjnet",
+    "check_input_pair": "tsjnet_sdk.models.tsjnet",
+    "CheckpointError": "tsjnet_sdk.models.checkpoint",
+    "checkpoint_config": "tsjnet_sdk.models.checkpoint",
+    "load_checkpoint": "tsjnet_sdk.models.checkpoint",
+    "read_checkpoint_metadata": "tsjnet_sdk.models.checkpoint",
+    "save_checkpoint": "tsjnet_sdk.models.checkpoint",
+}
 
 
-def create_model(name_or_config: str | TSJNetConfig = "tsjnet", **overrides: Any) -> TSJNet:
-    """Build a TSJNet from a registered config name (see :func:`list_configs`) or a config object."""
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'tsjnet_sdk.models' has no attribute {name!r}")
+
+
+def create_model(name_or_config: str | TSJNetConfig = "tsjnet", **overrides: Any) -> Any:
+    """Build a TSJNet (torch) from a registered config name (see :func:`list_configs`) or a config object."""
+    import dataclasses
+
+    from tsjnet_sdk.models.tsjnet import TSJNet
+
     if isinstance(name_or_config, TSJNetConfig):
-        import dataclasses
-
         cfg = dataclasses.replace(name_or_config, **overrides)
     else:
         cfg = get_config(name_or_config, **overrides)
     return TSJNet(cfg)
 
 
-__all__ = [
-    "CheckpointError",
-    "TSJNet",
-    "TSJNetConfig",
-    "TSJNetOutput",
-    "check_input_pair",
-    "checkpoint_config",
-    "create_model",
-    "get_config",
-    "list_configs",
-    "load_checkpoint",
-    "read_checkpoint_metadata",
-    "register_config",
-    "save_checkpoint",
-]
+__all__ = ["TSJNetConfig", "create_model", "get_config", "list_configs", "register_config", *_LAZY]

@@ -11,13 +11,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from tsjnet_sdk._version import __version__
 from tsjnet_sdk.atomic import atomic_path
 from tsjnet_sdk.models.config import TSJNetConfig
+
+if TYPE_CHECKING:  # torch is imported only by the functions that need it: metadata readers run without it
+    import torch
 
 FORMAT = "tsjnet-checkpoint"
 FORMAT_VERSION = "1"

@@ -16,6 +16,8 @@ from typing import Any
 # 4 * 4 * 2 = 32 with transposed convolutions, so the topology is fixed at four NAT levels.
 NAT_LEVELS = 4
 SIZE_MULTIPLE = 32
+# Below this the 32x-downsampled NAT path has less than one pixel of real content per side.
+MIN_INPUT_SIZE = SIZE_MULTIPLE
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,22 @@ def conv1x1(in_ch: int, out_ch: int, bias: bool = True) -> nn.Conv2d:
     return nn.Conv2d(in_ch, out_ch, 1, bias=bias)
 
 
+# Numerically sensitive ops run in float32 whatever the model's dtype (an fp16 export or fp16 eager
+# inference), and the result returns to that dtype. For float32 models these casts are no-ops and do
+# not appear in an exported graph. (Layer norms and nn.Sigmoid modules get the same treatment in
+# tsjnet_sdk.export.precision; neighborhood attention computes in float32 by itself.)
+def softmax_float32(x: Tensor, dim: int) -> Tensor:
+    return x.float().softmax(dim=dim).to(x.dtype)
+
+
+def sigmoid_float32(x: Tensor) -> Tensor:
+    return torch.sigmoid(x.float()).to(x.dtype)
+
+
+def mean_float32(x: Tensor, dims: tuple[int, ...], keepdim: bool = False) -> Tensor:
+    return x.float().mean(dim=dims, keepdim=keepdim).to(x.dtype)
+
+
 class ChannelLayerNorm(nn.Module):
     """LayerNorm over the channel dim of a channels-first map [B, C, H, W] (Restormer "WithBias")."""
 
@@ -67,10 +83,13 @@ class SplitAttention(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        splits = self.radix_conv(x).chunk(self.radix, dim=1)         # radix x [B, C, H, W]
-        gap = F.adaptive_avg_pool2d(sum(splits), 1)                  # [B, C, 1, 1]
+        y = self.radix_conv(x)
+        c = y.shape[1] // self.radix
+        # Slices, not chunk(): chunk exports as an ONNX sequence (SplitToSequence), which TensorRT rejects.
+        splits = [y[:, r * c : (r + 1) * c] for r in range(self.radix)]  # radix x [B, C, H, W]
+        gap = mean_float32(sum(splits), (2, 3), keepdim=True)        # [B, C, 1, 1]
         logits = self.fc2(self.fc1(gap))                             # [B, radix*C, 1, 1], radix-major
-        weights = logits.unflatten(1, (self.radix, -1)).softmax(dim=1)  # softmax over radix
+        weights = softmax_float32(logits.unflatten(1, (self.radix, -1)), dim=1)  # softmax over radix
         return sum(split * weights[:, r] for r, split in enumerate(splits))
 
 
@@ -132,6 +151,6 @@ class GroupedSpatialAttention(nn.Module):
         self.to_maps = nn.Conv2d(channels, groups, 1, groups=groups)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        maps = torch.sigmoid(self.to_maps(x))                         # [B, G, H, W]
+        maps = sigmoid_float32(self.to_maps(x))                       # [B, G, H, W]
         gated = x.unflatten(1, (self.groups, -1)) * maps.unsqueeze(2)  # [B, G, C/G, H, W]
         return gated.flatten(1, 2), maps

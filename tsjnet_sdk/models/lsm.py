@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from tsjnet_sdk.models.config import TSJNetConfig
-from tsjnet_sdk.models.layers import ChannelLayerNorm, DropPath, conv1x1, conv3x3
+from tsjnet_sdk.models.layers import ChannelLayerNorm, DropPath, conv1x1, conv3x3, mean_float32
 from tsjnet_sdk.ops import neighborhood_attention_2d
 
 
@@ -36,7 +36,8 @@ class NeighborhoodAttention2D(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, -1))      # [B, H, W, 3, heads, D]
-        q, k, v = qkv.unbind(dim=3)
+        # Indexing, not unbind(): unbind exports as an ONNX sequence op, which TensorRT rejects.
+        q, k, v = qkv[:, :, :, 0], qkv[:, :, :, 1], qkv[:, :, :, 2]
         out = neighborhood_attention_2d(q, k, v, self.kernel_size, self.dilation, self.rpb)
         return self.proj(out.flatten(-2))
 
@@ -161,5 +162,5 @@ class DSMBranch(nn.Module):
         local = self.local_out(f + F.relu(self.coa(f)))
         t = F.leaky_relu(self.pool_conv(x), 0.2)
         pooled = F.max_pool2d(t, 2, 2, ceil_mode=True) + F.avg_pool2d(t, 2, 2, ceil_mode=True)
-        weights = self.channel_fc(pooled.mean(dim=(2, 3)))             # [B, C]
+        weights = self.channel_fc(mean_float32(pooled, (2, 3)))             # [B, C]
         return local + self.upsample(pooled * weights[:, :, None, None])

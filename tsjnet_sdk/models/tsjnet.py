@@ -25,12 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tsjnet_sdk.models.config import SIZE_MULTIPLE, TSJNetConfig
+from tsjnet_sdk.models.config import MIN_INPUT_SIZE, SIZE_MULTIPLE, TSJNetConfig
 from tsjnet_sdk.models.layers import GroupedSpatialAttention, ResNeStTrunk, conv1x1, conv3x3
 from tsjnet_sdk.models.lsm import DSMBranch, NATBranch
-
-# Below this the 32x-downsampled NAT path has less than one pixel of real content per side.
-MIN_INPUT_SIZE = SIZE_MULTIPLE
 
 
 class Encoder(nn.Module):

@@ -6,6 +6,7 @@ from tsjnet_sdk.ops.neighborhood_attention import (
     get_na_backend,
     na_backend,
     neighborhood_attention_2d,
+    onnx_export_mode,
     register_cuda_kernel,
     set_na_backend,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "get_na_backend",
     "na_backend",
     "neighborhood_attention_2d",
+    "onnx_export_mode",
     "register_cuda_kernel",
     "set_na_backend",
 ]

@@ -1,9 +1,10 @@
 """Pure-PyTorch 2-D neighborhood attention: the semantic reference of the SDK.
 
 Runs on any device, supports autograd (incl. float64 gradcheck), exports to ONNX with standard ops
-and dynamic H/W. It never builds an [H*W, H*W] matrix: for each of the k row offsets of the window
-it gathers the k keys of every query's window row ([B, H, W, heads, k, D], k times smaller than a
-full k*k gather), so peak extra memory is about k times one K tensor plus the k*k logits.
+and dynamic H/W. It never builds an [H*W, H*W] matrix: it gathers the k window columns of every
+query once ([B, H, W, k, heads, D]) and then walks the k window rows, so peak extra memory is about
+2k times one K tensor plus the k*k logits. It is written with few ops (gathers, products, sums)
+because every op is repeated per NA layer in an exported graph.
 
 Semantics (NATTEN's, see ``neighborhood_attention.py`` for the user-facing statement):
   * dilation d splits each axis into d interleaved groups (positions with equal ``i % d``);
@@ -76,26 +77,27 @@ def neighborhood_attention_2d_reference(
     row_key, row_valid, row_bias = window_indices(height, kernel_size, dilation, q.device)
     col_key, col_valid, col_bias = window_indices(width, kernel_size, dilation, q.device)
 
-    # logits[b, i, j, h, a, c] for window row slot a and column slot c.
-    logits = []
-    for a in range(kernel_size):
-        k_rows = k.index_select(1, row_key[:, a])              # [B, H, W, h, D]: row of slot a
-        k_win = k_rows[:, :, col_key].transpose(3, 4)           # [B, H, W, h, k, D]
-        logits.append((q.unsqueeze(4) * k_win).sum(-1))         # [B, H, W, h, k]
-    attn = torch.stack(logits, dim=4)                           # [B, H, W, h, k, k]
+    # The k window columns of every query, gathered once: [B, H, W, k, heads, D] (k times one K).
+    # Then one row slot at a time, so that peak memory stays ~2k times one K, never k*k.
+    # Written with index_select / mul / sum only: few, standard ONNX ops (Gather, Mul, ReduceSum).
+    k_cols = k.index_select(2, col_key.reshape(-1)).unflatten(2, (width, kernel_size))
+    v_cols = v.index_select(2, col_key.reshape(-1)).unflatten(2, (width, kernel_size))
+    q_b = q.unsqueeze(3)                                                    # [B, H, W, 1, h, D]
+    logits = [(q_b * k_cols.index_select(1, row_key[:, a])).sum(-1) for a in range(kernel_size)]
+    attn = torch.stack(logits, dim=3)                                       # [B, H, W, k_row, k_col, h]
 
     if rpb is not None:
-        rpb = rpb.to(compute_dtype)
-        bias = rpb[:, row_bias][:, :, :, col_bias]              # [h, H, k, W, k]
-        attn = attn + bias.permute(1, 3, 0, 2, 4).unsqueeze(0)  # -> [1, H, W, h, k, k]
+        # bias[i, j, a, c, h] = rpb[h, row_bias[i, a], col_bias[j, c]]
+        bias = rpb.to(compute_dtype).index_select(1, row_bias.reshape(-1)).index_select(2, col_bias.reshape(-1))
+        bias = bias.unflatten(2, (width, kernel_size)).unflatten(1, (height, kernel_size))  # [h, H, k, W, k]
+        attn = attn + bias.permute(1, 3, 2, 4, 0)
 
-    valid = row_valid[:, None, :, None] & col_valid[None, :, None, :]  # [H, W, k, k]
-    attn = attn.masked_fill(~valid[:, :, None], float("-inf"))
-    attn = attn.flatten(-2).softmax(dim=-1).unflatten(-1, (kernel_size, kernel_size))
+    valid = row_valid[:, None, :, None] & col_valid[None, :, None, :]      # [H, W, k_row, k_col]
+    attn = attn.masked_fill(~valid.unsqueeze(-1), float("-inf"))
+    attn = attn.flatten(3, 4).softmax(dim=3).unflatten(3, (kernel_size, kernel_size))
 
     out = torch.zeros_like(q)
     for a in range(kernel_size):
-        v_rows = v.index_select(1, row_key[:, a])
-        v_win = v_rows[:, :, col_key].transpose(3, 4)           # [B, H, W, h, k, D]
-        out = out + (attn[:, :, :, :, a].unsqueeze(-1) * v_win).sum(4)
+        v_win = v_cols.index_select(1, row_key[:, a])                       # [B, H, W, k_col, h, D]
+        out = out + (attn[:, :, :, a].unsqueeze(-1) * v_win).sum(3)
     return out.to(out_dtype)

@@ -25,6 +25,11 @@ Implementations, chosen in :func:`neighborhood_attention_2d` only:
 ``auto`` (the default) picks, per call: while exporting to ONNX -> reference; CUDA tensors -> cuda
 kernel if available, else natten if applicable, else reference; anything else -> reference.
 Set the default with :func:`set_na_backend` or the environment variable ``TSJNET_NA_BACKEND``.
+
+ONNX export has two forms, chosen with :func:`onnx_export_mode` around ``torch.onnx.export``:
+``decomposed`` (default: the reference op traced into standard ONNX ops) or ``plugin`` (one custom
+node ``tsjnet::NeighborhoodAttention2D`` per call, contract in ``tsjnet_sdk/na_node.py``, which the
+TensorRT plugin of kernels/ implements).
 """
 
 from __future__ import annotations
@@ -37,13 +42,29 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
+from tsjnet_sdk import na_node
 from tsjnet_sdk.ops._na_reference import neighborhood_attention_2d_reference
 
 BACKENDS = ("auto", "reference", "natten", "cuda")
+ONNX_MODES = ("decomposed", "plugin")
+_onnx_mode: str = "decomposed"
 
 _default_backend: str = os.environ.get("TSJNET_NA_BACKEND", "auto")
 # Filled by the kernels package when it is built: fn(q, k, v, kernel_size, dilation, rpb, scale) -> Tensor.
 _cuda_kernel: Callable[..., Tensor] | None = None
+_cuda_binding_tried = False
+
+
+def _auto_cuda_kernel(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None) -> bool:
+    """For ``auto``: import kernels/torch_binding once (it registers itself), then ask it (``supports``,
+    if it has one) whether it can run this call; it cannot when gradients are needed (forward only)."""
+    global _cuda_binding_tried
+    if _cuda_kernel is None and not _cuda_binding_tried:
+        _cuda_binding_tried = True
+        with contextlib.suppress(ImportError):
+            import tsjnet_sdk.kernels.torch_binding  # noqa: F401
+    supports = getattr(_cuda_kernel, "supports", None)
+    return _cuda_kernel is not None and (supports is None or supports(q, k, v, kernel_size, dilation, rpb))
 
 
 def set_na_backend(name: str) -> None:
@@ -67,6 +88,29 @@ def na_backend(name: str) -> Iterator[None]:
         yield
     finally:
         set_na_backend(previous)
+
+
+@contextlib.contextmanager
+def onnx_export_mode(mode: str) -> Iterator[None]:
+    """How NA appears in an ONNX export inside this block: ``decomposed`` or ``plugin`` (custom node)."""
+    global _onnx_mode
+    if mode not in ONNX_MODES:
+        raise ValueError(f"unknown NA ONNX mode {mode!r}; choose one of {', '.join(ONNX_MODES)}")
+    previous, _onnx_mode = _onnx_mode, mode
+    try:
+        yield
+    finally:
+        _onnx_mode = previous
+
+
+def _plugin_node(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None,
+                 scale: float | None) -> Tensor:
+    """The custom ONNX node standing for the whole op (export only; see tsjnet_sdk/na_node.py)."""
+    inputs = [q.contiguous(), k.contiguous(), v.contiguous()] + ([rpb.to(q.dtype)] if rpb is not None else [])
+    attrs = {"kernel_size": int(kernel_size), "dilation": int(dilation),
+             "scale": float(scale if scale is not None else q.shape[-1] ** -0.5)}
+    return torch.onnx.ops.symbolic(na_node.QUALIFIED_NAME, inputs, attrs, dtype=q.dtype, shape=q.shape,
+                                   version=na_node.DOMAIN_VERSION)
 
 
 def register_cuda_kernel(fn: Callable[..., Tensor] | None) -> None:
@@ -148,6 +192,8 @@ def neighborhood_attention_2d(
     exporting = _is_exporting()
     if not exporting:
         _validate(q, k, v, kernel_size, dilation, rpb)
+    elif _onnx_mode == "plugin" and torch.onnx.is_in_onnx_export():
+        return _plugin_node(q, k, v, kernel_size, dilation, rpb, scale)
     name = backend or _default_backend
     _check_backend_name(name)
     height, width = q.shape[1], q.shape[2]
@@ -155,7 +201,7 @@ def neighborhood_attention_2d(
     if name == "auto":
         if exporting or not q.is_cuda:
             name = "reference"
-        elif _cuda_kernel is not None:
+        elif _auto_cuda_kernel(q, k, v, kernel_size, dilation, rpb):
             name = "cuda"
         elif natten_available() and _natten_applicable(height, width, kernel_size, dilation, rpb):
             name = "natten"

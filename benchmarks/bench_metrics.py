@@ -1,0 +1,75 @@
+"""Time the fusion-quality metrics on one 640 x 480 triple, per preset and per metric.
+
+Real MSRS pair (../shared/data/msrs/test, IR grey + visible RGB) with a synthetic fused image
+(the average of the visible image and the IR replicated to RGB), so that the ``vifb`` preset also
+exercises its per-RGB-channel path. Not a test; run it by hand:
+
+    .venv/bin/python benchmarks/bench_metrics.py [--repeat 3] [--pair 00004N]
+
+Prints, for each preset, the best-of-N wall time of every metric alone (each in a fresh
+``evaluate`` call, so shared intermediates are not reused) and of the whole preset set in one
+``evaluate`` call (where they are).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _load(pair: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from tsjnet_sdk.metrics.folder import read_image
+
+    root = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "msrs" / "test"
+    ir_path, vis_path = root / "ir" / f"{pair}.png", root / "vi" / f"{pair}.png"
+    if not ir_path.is_file():
+        raise SystemExit(f"needs the MSRS test pair {ir_path} (../shared/data beside the checkout)")
+    ir, vis = read_image(ir_path), read_image(vis_path)
+    ir3 = np.repeat(ir[..., None], 3, axis=2) if ir.ndim == 2 else ir
+    vis3 = np.repeat(vis[..., None], 3, axis=2) if vis.ndim == 2 else vis
+    fused = np.round((ir3.astype(np.float64) + vis3) / 2).astype(np.uint8)
+    return ir, vis, fused
+
+
+def _best(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=3, help="best of N runs (default 3)")
+    ap.add_argument("--pair", default="00004N", help="MSRS test pair name (default 00004N)")
+    ap.add_argument("--presets", default="paper,vifb,cdd")
+    args = ap.parse_args()
+
+    from tsjnet_sdk.metrics import PRESETS, evaluate
+
+    ir, vis, fused = _load(args.pair)
+    print(f"MSRS {args.pair}: ir {ir.shape} {ir.dtype}, vis {vis.shape}, fused {fused.shape} (average)")
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, best of {args.repeat}")
+    evaluate(ir, vis, fused, "paper", metrics=["SSIM"])  # warm-up (imports, FFT plans)
+    for name in args.presets.split(","):
+        preset = PRESETS[name]
+        print(f"\npreset {name!r} ({len(preset.metrics)} metrics; colour: {preset.colour})")
+        total_alone = 0.0
+        for key in preset.metrics:
+            dt = _best(lambda k=key: evaluate(ir, vis, fused, preset, metrics=[k]), args.repeat)
+            total_alone += dt
+            print(f"  {key:8s} {dt * 1000:8.1f} ms")
+        dt = _best(lambda: evaluate(ir, vis, fused, preset), args.repeat)
+        print(f"  {'sum':8s} {total_alone * 1000:8.1f} ms (each metric alone)")
+        print(f"  {'TOTAL':8s} {dt * 1000:8.1f} ms (whole set in one evaluate call)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""``tsjnet bench``: latency and accuracy of every backend against the PyTorch reference.
+
+Imports neither torch nor onnxruntime at import time (the CLI must start fast on torch-free
+devices); everything heavy is imported inside the command.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def _split(values: Optional[list[str]]) -> list[str]:
+    """Options given repeatedly and/or comma-separated -> one flat list."""
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def bench_command(
+    model: str = typer.Option("tsjnet", "--model", "-m",
+                              help="config name (random init, seeded; no trained weights exist) or a checkpoint"),
+    size: Optional[list[str]] = typer.Option(None, "--size", "-s",
+                                             help="W x H, repeatable (default 640x480; also e.g. 512x512, 1024x768)"),
+    batch: Optional[list[str]] = typer.Option(None, "--batch", "-b", help="batch sizes, repeatable (default 1)"),
+    rows: Optional[list[str]] = typer.Option(None, "--rows", "-r",
+                                             help="row ids, comma-separated (default: all; GPU rows are skipped "
+                                                  "without a GPU). 'none' runs only the NA micro-benchmark"),
+    warmup: int = typer.Option(3, help="warm-up calls per row"),
+    runs: int = typer.Option(20, "--runs", "-n", help="timed calls per row"),
+    accuracy_pairs: int = typer.Option(4, help="real pairs each row is compared on against the reference"),
+    calib_pairs: int = typer.Option(4, help="real pairs for static int8 calibration (disjoint from accuracy pairs)"),
+    metrics: Optional[str] = typer.Option(None, help="fusion metrics, comma-separated (default: the preset's set)"),
+    psnr_threshold: float = typer.Option(40.0, help="a row's accuracy holds at or above this PSNR (dB) vs reference"),
+    data: Optional[Path] = typer.Option(None, help="folder with ir/ and vi/ pairs (default ../shared/data/msrs/test)"),
+    onnx: Optional[Path] = typer.Option(None, help="use this fp32 ONNX for the onnxruntime rows instead of exporting"),
+    engine: Optional[Path] = typer.Option(None, help="use this engine for the TensorRT rows instead of building"),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="results folder"),
+    work_dir: Optional[Path] = typer.Option(None, help="cache of checkpoints/exports (default ~/.cache/tsjnet-bench)"),
+    name: Optional[str] = typer.Option(None, help="results file stem (default <machine>_<date>_<model>)"),
+    seed: int = typer.Option(0, help="random-init seed"),
+    ort_threads: Optional[int] = typer.Option(None, help="intra-op threads of the tuned ORT row (default: cores)"),
+    torch_threads: Optional[int] = typer.Option(None, help="torch.set_num_threads (default: torch's choice)"),
+    compile_timeout: float = typer.Option(600.0, help="seconds allowed for the torch.compile row (then: failed)"),
+    row_timeout: float = typer.Option(3600.0, help="seconds allowed for other subprocess rows (int8 static)"),
+    na: bool = typer.Option(True, "--na/--no-na", help="also run the neighborhood-attention micro-benchmark"),
+    na_backends: str = typer.Option("reference,natten,cuda", help="NA implementations to time"),
+    na_warmup: int = typer.Option(2, help="warm-up calls per NA shape (reference / cuda; natten on a CPU: none)"),
+    na_runs: int = typer.Option(10, help="timed runs per NA shape (reference / cuda)"),
+    natten_runs: int = typer.Option(1, help="timed runs per NA shape for natten on a CPU (it is slow there)"),
+) -> None:
+    """Latency and accuracy of every backend against the PyTorch reference (see benchmarks/README.md)."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from tsjnet_sdk.benchmarks.bench import DEFAULT_DATA, ROW_IDS, BenchSettings, parse_size, run_bench
+    from tsjnet_sdk.benchmarks.report import print_console, write_results
+
+    console = Console()
+    if not console.is_terminal:  # logs and CI: rich would assume 80 columns and fold every cell
+        console = Console(width=170)
+    row_ids = _split(rows)
+    only_na = row_ids == ["none"]
+    try:
+        settings = BenchSettings(
+            model=model,
+            sizes=tuple(parse_size(s) for s in (_split(size) or ["640x480"])),
+            batches=tuple(int(b) for b in (_split(batch) or ["1"])),
+            rows=tuple(row_ids) if row_ids and not only_na else None,
+            warmup=warmup, runs=runs, accuracy_pairs=accuracy_pairs, calib_pairs=calib_pairs,
+            metrics=tuple(_split([metrics])) if metrics else None, psnr_threshold_db=psnr_threshold,
+            data_dir=data or DEFAULT_DATA, onnx=onnx, engine=engine, seed=seed, ort_threads=ort_threads,
+            torch_threads=torch_threads, compile_timeout_s=compile_timeout, row_timeout_s=row_timeout,
+        )
+        if work_dir is not None:
+            settings.work_dir = work_dir
+        unknown = sorted(set(row_ids) - set(ROW_IDS) - {"none"})
+        if unknown:
+            raise ValueError(f"unknown rows {unknown}; choose from {', '.join(ROW_IDS)}")
+        if runs < 1 and not only_na:
+            raise ValueError("--runs must be at least 1")
+    except ValueError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def say(message: str) -> None:
+            bar.update(task, description=message)
+
+        def row_done(row: dict) -> None:
+            if row["status"] == "ok":
+                median = row["latency"]["end_to_end"]["median_ms"]
+                ratio = (row.get("speedup_vs_reference") or {}).get("end_to_end")
+                psnr = (row.get("accuracy_vs_reference") or {}).get("psnr_db")
+                extra = (f", {ratio:.2f}x" if ratio else "") + (f", PSNR {psnr:.1f} dB" if psnr is not None else "")
+                bar.console.print(f"[green]ok[/green] [{row['config']}] {row['id']}: {median:.1f} ms median{extra}")
+            else:
+                bar.console.print(f"[yellow]{row['status']}[/yellow] [{row['config']}] {row['id']}: {row['reason']}")
+
+        if only_na:
+            from tsjnet_sdk.benchmarks.bench import SCHEMA
+            from tsjnet_sdk.benchmarks.machine import describe_machine
+
+            started = time.time()
+            results = {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                       "machine": describe_machine(), "model": {"name": None},
+                       "settings": {"warmup": warmup, "runs": na_runs, "natten_runs": natten_runs},
+                       "configs": [], "notes": []}
+        else:
+            results = run_bench(settings, progress=say, on_row=row_done)
+        if na:
+            from tsjnet_sdk.benchmarks.na_bench import run_na_bench
+
+            results["na"] = run_na_bench(_split([na_backends]), warmup=na_warmup, runs=na_runs, natten_runs=natten_runs, progress=say)
+        if only_na:
+            results["duration_s"] = time.time() - started
+    print_console(results, console)
+    stem = name or None
+    if only_na and stem is None:
+        from tsjnet_sdk.benchmarks.report import results_stem
+
+        stem = results_stem(results)
+    paths = write_results(results, out, stem)
+    for kind, path in paths.items():
+        console.print(f"{kind}: {path}")

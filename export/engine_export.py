@@ -1,0 +1,279 @@
+"""Checkpoint -> ONNX -> TensorRT engine (``tsjnet export CHECKPOINT --format engine``).
+
+Works with whichever TensorRT is importable (or the one asked for):
+
+* ``tensorrt`` 10.x (servers, Jetson): weakly typed; ``--fp16`` sets the FP16 builder flag on the
+  fp32 ONNX. With ``--na plugin`` the kernels/ plugin is registered before parsing.
+* ``tensorrt`` >= 11: strongly typed only (no FP16 flag): ``--fp16`` builds from the FP16 ONNX.
+* ``tensorrt_rtx`` (RTX GPUs): strongly typed, no plugins (``--na decomposed`` only). It can build
+  without a GPU for a chosen compute capability (``compute_capabilities``), which is what CI does.
+
+The engine file is a tsjnet header + the serialized engine (tsjnet_sdk/engine_format.py), written
+atomically. A timing cache (``timing_cache=PATH``) is loaded before and saved after each build.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tsjnet_sdk._version import __version__
+from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
+from tsjnet_sdk.engine_format import write_engine_file
+from tsjnet_sdk.export.onnx_export import (
+    INPUT_NAMES,
+    OUTPUT_NAME,
+    ExportError,
+    ExportResult,
+    Progress,
+    _say,
+    check_export_options,
+    export_onnx,
+)
+from tsjnet_sdk.models.checkpoint import file_sha256
+
+FLAVOURS = ("tensorrt", "tensorrt_rtx")
+# (N, H, W) of the optimisation profile. 32 is the model's minimum; 480x640 the usual thermal camera;
+# 720x1280 keeps the faithful model's full-resolution 512-channel activations within a 16 GB GPU.
+DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (1, 32, 32), (1, 480, 640), (1, 720, 1280)
+# Compute capabilities TensorRT-RTX builds for without a GPU (toolchain.md: sm75 fails, no sm87/sm90).
+RTX_CAPABILITIES = ("8.0", "8.6", "8.9", "12.0")
+DEFAULT_RTX_CAPABILITY = "8.9"
+
+
+def import_tensorrt(flavour: str | None = None) -> tuple[Any, str]:
+    """(module, flavour name) for the requested flavour, or the first of tensorrt / tensorrt_rtx."""
+    if flavour is not None and flavour not in FLAVOURS:
+        raise ExportError(f"unknown TensorRT flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
+    for name in [flavour] if flavour else FLAVOURS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if not hasattr(module, "Builder"):  # PyPI's `tensorrt` stub package imports but has no API
+            continue
+        return module, name
+    wanted = flavour or "tensorrt or tensorrt_rtx"
+    raise ExportError(
+        f"engine export needs TensorRT ({wanted}), which is not installed: Jetson: JetPack's python3-libnvinfer; "
+        "servers: pip install tensorrt (NVIDIA's index); RTX GPUs: pip install 'tsjnet-sdk[tensorrt-rtx]'"
+    )
+
+
+def is_strongly_typed(trt: Any, flavour: str) -> bool:
+    """TensorRT-RTX and TensorRT >= 11 only build strongly typed networks (precision from the ONNX)."""
+    return flavour == "tensorrt_rtx" or int(trt.__version__.split(".")[0]) >= 11
+
+
+class _ProgressMonitor:
+    """Adapter from TensorRT's IProgressMonitor callbacks to one line per build phase."""
+
+    @staticmethod
+    def create(trt: Any, progress: Progress | None) -> Any:
+        if progress is None or not hasattr(trt, "IProgressMonitor"):
+            return None
+
+        class Monitor(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
+            def __init__(self) -> None:
+                trt.IProgressMonitor.__init__(self)
+                self.depth = 0
+
+            def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+                if self.depth < 2:
+                    progress(f"  TensorRT: {phase_name} ({num_steps} steps)")
+                self.depth += 1
+
+            def step_complete(self, phase_name: str, step: int) -> bool:
+                return True  # never cancel
+
+            def phase_finish(self, phase_name: str) -> None:
+                self.depth -= 1
+
+        return Monitor()
+
+
+def _profile_shapes(min_shape: Sequence[int], opt_shape: Sequence[int], max_shape: Sequence[int]) -> dict[str, list[int]]:
+    shapes = {"min": list(min_shape), "opt": list(opt_shape), "max": list(max_shape)}
+    for (n, h, w), what in zip(shapes.values(), shapes):
+        if n < 1 or min(h, w) < 32:
+            raise ExportError(f"--{what} shape needs N >= 1 and H, W >= 32, got {n}x{h}x{w}")
+    for axis, label in enumerate(("N", "H", "W")):
+        if not shapes["min"][axis] <= shapes["opt"][axis] <= shapes["max"][axis]:
+            raise ExportError(f"profile needs min <= opt <= max for {label}, got {shapes['min']} / {shapes['opt']} / {shapes['max']}")
+    return {k: [v[0], 1, v[1], v[2]] for k, v in shapes.items()}
+
+
+def build_engine(
+    checkpoint: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    *,
+    fp16: bool = False,
+    na: str = "decomposed",
+    min_shape: Sequence[int] = DEFAULT_MIN,
+    opt_shape: Sequence[int] = DEFAULT_OPT,
+    max_shape: Sequence[int] = DEFAULT_MAX,
+    workspace_gb: float | None = None,
+    flavour: str | None = None,
+    compute_capabilities: Sequence[str] | None = None,
+    timing_cache: str | os.PathLike | None = None,
+    opset: int | None = None,
+    parity: bool = True,
+    parity_pair: tuple[str | os.PathLike, str | os.PathLike] | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Build a tsjnet engine file from a checkpoint.
+
+    Args:
+        checkpoint: a tsjnet checkpoint.
+        output: the engine path (default ``<stem>[_fp16].engine`` beside the checkpoint).
+        fp16: FP16 engine (builder flag on TensorRT 10, FP16 ONNX when strongly typed).
+        na: ``decomposed`` or ``plugin`` (needs ``tensorrt`` >= 10.9 and the kernels/ plugin).
+        min_shape, opt_shape, max_shape: (N, H, W) of the optimisation profile (H, W >= 32).
+        workspace_gb: builder workspace limit (None: TensorRT's default, the whole GPU).
+        flavour: ``tensorrt`` or ``tensorrt_rtx`` (default: the first importable).
+        compute_capabilities: RTX only, e.g. ("8.6", "8.9"): targets to build for (default: the GPU
+            present, or 8.9 on a machine without one).
+        timing_cache: file to load/save the builder's timing cache.
+        opset, parity, parity_pair: passed to the ONNX export (parity runs on the ONNX; running the
+            engine itself needs a GPU: ``tsjnet bench``).
+        progress: called with one line per step.
+    """
+    from tsjnet_sdk.export.onnx_export import DEFAULT_OPSET
+
+    opset = DEFAULT_OPSET if opset is None else opset
+    check_export_options(na, opset, None)
+    profile = _profile_shapes(min_shape, opt_shape, max_shape)
+    ckpt = Path(checkpoint)
+    if not ckpt.is_file():
+        raise ExportError(f"checkpoint not found: {ckpt}")
+    trt, flavour = import_tensorrt(flavour)
+    if flavour == "tensorrt_rtx" and na == "plugin":
+        raise ExportError(
+            "tensorrt_rtx takes no custom plugins, so --na plugin cannot build there; use --na decomposed "
+            "(standard ONNX ops, same result)"
+        )
+    strongly_typed = is_strongly_typed(trt, flavour)
+    out_path = Path(output) if output is not None else ckpt.with_name(f"{ckpt.stem}{'_fp16' if fp16 else ''}.engine")
+    t0 = time.perf_counter()
+
+    with tempfile.TemporaryDirectory(prefix="tsjnet-engine-") as tmpdir:
+        static = tuple(profile["min"][i] for i in (0, 2, 3)) if profile["min"] == profile["max"] else None
+        onnx_result = export_onnx(
+            ckpt, Path(tmpdir) / "model.onnx", na=na, fp16=fp16 and strongly_typed, static=static, opset=opset,
+            parity=parity, parity_pair=parity_pair, progress=progress,
+        )
+        onnx_for_trt = onnx_result.path
+        if na == "plugin":
+            import onnx
+
+            from tsjnet_sdk.kernels.trt_plugin import prepare_onnx_for_tensorrt, register_na_plugin
+
+            register_na_plugin(flavour)
+            # The parser finds plugins by op type + namespace: point the NA nodes at the plugin variants.
+            proto = onnx.load(str(onnx_result.path))
+            prepare_onnx_for_tensorrt(proto)
+            onnx_for_trt = Path(tmpdir) / "model_trt.onnx"
+            onnx.save(proto, str(onnx_for_trt))
+        _say(progress, f"building the {flavour} {trt.__version__} engine ({'fp16' if fp16 else 'fp32'}, profile "
+                       f"min {profile['min']} opt {profile['opt']} max {profile['max']})")
+        logger = trt.Logger(trt.Logger.WARNING)
+        builder = trt.Builder(logger)
+        flags = 0
+        if strongly_typed and flavour == "tensorrt":
+            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+        network = builder.create_network(flags)
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(str(onnx_for_trt)):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(min(parser.num_errors, 3)))
+            raise ExportError(f"TensorRT could not parse the ONNX: {errors}")
+        config = builder.create_builder_config()
+        if workspace_gb is not None:
+            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+        if fp16 and not strongly_typed:
+            config.set_flag(trt.BuilderFlag.FP16)
+        capabilities = _set_compute_capabilities(trt, config, flavour, compute_capabilities)
+        opt_profile = builder.create_optimization_profile()
+        for name in INPUT_NAMES:
+            opt_profile.set_shape(name, profile["min"], profile["opt"], profile["max"])
+        config.add_optimization_profile(opt_profile)
+        monitor = _ProgressMonitor.create(trt, progress)
+        if monitor is not None:
+            config.progress_monitor = monitor
+        # TensorRT-RTX tunes at run time and its timing cache is a no-op (deprecated in RTX 1.2).
+        cache = _load_timing_cache(config, timing_cache) if flavour == "tensorrt" else None
+        if timing_cache is not None and flavour != "tensorrt":
+            _say(progress, "  note: tensorrt_rtx has no build timing cache (it tunes at run time); --timing-cache ignored")
+        t = time.perf_counter()
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise ExportError("TensorRT failed to build the engine (see the TensorRT messages above)")
+        build_s = time.perf_counter() - t
+        if timing_cache is not None and cache is not None:
+            write_bytes_atomic(timing_cache, bytes(cache.serialize()))
+        onnx_sha = file_sha256(onnx_result.path)
+
+    metadata = {
+        "sdk_version": __version__,
+        "config_name": onnx_result.metadata["config_name"],
+        "config": onnx_result.metadata["config"],
+        "trt_flavour": flavour,
+        "trt_version": trt.__version__,
+        "precision": "fp16" if fp16 else "fp32",
+        "strongly_typed": strongly_typed,
+        "na_mode": na,
+        "profile": profile,
+        "compute_capabilities": capabilities,
+        "inputs": list(INPUT_NAMES),
+        "output": OUTPUT_NAME,
+        "input_convention": onnx_result.metadata["inputs"],
+        "colour": onnx_result.metadata["colour"],
+        "source_checkpoint_sha256": onnx_result.metadata["source_checkpoint_sha256"],
+        "source_onnx_sha256": onnx_sha,
+    }
+    write_engine_file(out_path, metadata, bytes(serialized))
+    result = ExportResult(path=out_path, metadata={k: str(v) for k, v in metadata.items()}, parity=onnx_result.parity)
+    result.timings_s = {**onnx_result.timings_s, "engine_build": build_s, "total": time.perf_counter() - t0}
+    if onnx_result.parity is not None:
+        result.parity_path = out_path.with_suffix(".parity.json")
+        report = {"artefact": out_path.name, "measured_on": "the ONNX graph the engine was built from", **onnx_result.parity}
+        with atomic_path(result.parity_path) as tmp:
+            tmp.write_text(json.dumps(report, indent=2) + "\n")
+    _say(progress, f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB) in {result.timings_s['total']:.0f} s")
+    return result
+
+
+def _set_compute_capabilities(trt: Any, config: Any, flavour: str, wanted: Sequence[str] | None) -> list[str]:
+    """RTX: the targets (default: the GPU present, else 8.9). Full TensorRT: the GPU it builds on."""
+    if flavour != "tensorrt_rtx":
+        if wanted:
+            raise ExportError("--compute-capability is for tensorrt_rtx; TensorRT builds for the GPU it runs on")
+        from tsjnet_sdk.runtime.backends.tensorrt_backend import gpu_compute_capability
+
+        cc = gpu_compute_capability()
+        return [f"{cc[0]}.{cc[1]}"] if cc else []
+    from tsjnet_sdk.runtime.backends.tensorrt_backend import gpu_compute_capability
+
+    if not wanted:
+        cc = gpu_compute_capability()
+        wanted = [f"{cc[0]}.{cc[1]}"] if cc else [DEFAULT_RTX_CAPABILITY]
+    unknown = [c for c in wanted if c not in RTX_CAPABILITIES]
+    if unknown:
+        raise ExportError(f"tensorrt_rtx cannot build for compute capability {', '.join(unknown)}; choose from {', '.join(RTX_CAPABILITIES)}")
+    config.num_compute_capabilities = len(wanted)
+    for i, cc in enumerate(wanted):
+        config.set_compute_capability(getattr(trt.ComputeCapability, "SM" + cc.replace(".", "")), i)
+    return list(wanted)
+
+
+def _load_timing_cache(config: Any, path: str | os.PathLike | None) -> Any:
+    blob = Path(path).read_bytes() if path is not None and Path(path).is_file() else b""
+    cache = config.create_timing_cache(blob)
+    if cache is not None:
+        config.set_timing_cache(cache, ignore_mismatch=True)
+    return cache

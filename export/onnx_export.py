@@ -1,0 +1,261 @@
+"""Checkpoint -> ONNX (``tsjnet export CHECKPOINT --format onnx``).
+
+The graph (fused image only; the training outputs are not exported):
+
+    inputs   ir   [N, 1, H, W] float32 in [0, 1]   infrared, grey
+             vis  [N, 1, H, W] float32 in [0, 1]   visible luminance (BT.601 Y of RGB, or the grey image)
+    output   fused [N, 1, H, W] float32 in (0, 1)  fused luminance
+
+N, H, W are dynamic by default (any H, W >= 32: the graph reflection-pads to a multiple of 32 and
+crops back, exactly like the PyTorch model) or fixed with ``static=(N, H, W)``. Colour is handled
+outside the graph (tsjnet_sdk.imaging: fuse Y, keep the visible Cb/Cr), identically for every backend.
+
+Neighborhood attention is exported ``decomposed`` (standard ONNX ops: runs in any runtime) or as the
+``plugin`` custom node ``tsjnet::NeighborhoodAttention2D`` (tsjnet_sdk/na_node.py) for TensorRT with
+the kernels/ plugin. ``fp16`` converts in PyTorch first (export/precision.py).
+
+Pipeline: torch.export (dynamo) -> ONNX (translation, no onnxscript optimiser: it is slow on these
+graphs and onnxslim does the same folding) -> onnxslim -> metadata -> onnx.checker -> parity check
+against the PyTorch model in onnxruntime -> atomic write. A failed parity check writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from tsjnet_sdk._version import __version__
+from tsjnet_sdk.atomic import atomic_path
+from tsjnet_sdk.models.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from tsjnet_sdk.export.parity import FP16_PSNR_DB, FP32_PSNR_DB
+from tsjnet_sdk.models.config import MIN_INPUT_SIZE
+
+# torch's dynamo exporter emits opset 18 natively (others go through the ONNX version converter);
+# 18 is accepted by onnxruntime >= 1.14 and by every TensorRT 10.x / 11.x parser and TensorRT-RTX,
+# including JetPack 6's TensorRT 10.3. 18..23: what this onnx/onnxruntime pair runs.
+DEFAULT_OPSET = 18
+SUPPORTED_OPSETS = range(18, 24)
+NA_MODES = ("decomposed", "plugin")
+INPUT_NAMES = ("ir", "vis")
+OUTPUT_NAME = "fused"
+INPUT_CONVENTION = (
+    "ir: infrared [N,1,H,W] float32 in [0,1]; vis: visible luminance (BT.601 Y) [N,1,H,W] float32 in [0,1]; "
+    "fused: [N,1,H,W] float32 in (0,1); H, W >= 32"
+)
+COLOUR_HANDLING = "luminance only: fuse Y, recombine with the visible Cb/Cr (BT.601 YCbCr) outside the graph"
+
+Progress = Callable[[str], None]
+
+
+class ExportError(RuntimeError):
+    """An export that cannot be done; the message is one line naming the reason and the fix."""
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote: the artefact, its metadata and (if run) the parity report and its JSON."""
+
+    path: Path
+    metadata: dict[str, str]
+    parity: dict[str, Any] | None = None
+    parity_path: Path | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+class FusionGraph(nn.Module):
+    """What is exported: (ir, vis) float32 -> fused float32; fp16 models compute in half inside."""
+
+    def __init__(self, model: nn.Module, half: bool = False) -> None:
+        super().__init__()
+        self.model, self.half = model, half
+
+    def forward(self, ir: Tensor, vis: Tensor) -> Tensor:
+        if self.half:
+            ir, vis = ir.half(), vis.half()
+        return self.model.fuse(ir, vis).float()
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+def check_export_options(na: str, opset: int, static: tuple[int, int, int] | None) -> None:
+    """Raise ExportError for options that cannot work, before any slow step."""
+    if na not in NA_MODES:
+        raise ExportError(f"unknown --na mode {na!r}; choose one of {', '.join(NA_MODES)}")
+    if opset not in SUPPORTED_OPSETS:
+        raise ExportError(
+            f"opset {opset} is not supported; choose {SUPPORTED_OPSETS.start}..{SUPPORTED_OPSETS.stop - 1} "
+            f"(default {DEFAULT_OPSET})"
+        )
+    if static is not None:
+        n, h, w = static
+        if n < 1 or min(h, w) < MIN_INPUT_SIZE:
+            raise ExportError(f"--static needs N >= 1 and H, W >= {MIN_INPUT_SIZE}, got N={n}, H={h}, W={w}")
+
+
+def load_model_for_export(checkpoint: str | os.PathLike) -> nn.Module:
+    """The checkpoint's model on CPU in eval mode, or ExportError with a one-line reason."""
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise ExportError(f"checkpoint not found: {path}")
+    try:
+        return load_checkpoint(path)
+    except (CheckpointError, FileNotFoundError) as e:
+        raise ExportError(str(e)) from None
+
+
+def _trace_to_onnx(graph: FusionGraph, static: tuple[int, int, int] | None, opset: int, na: str) -> Any:
+    """torch.export + translation to an onnx.ModelProto (not yet simplified)."""
+    from tsjnet_sdk.ops import onnx_export_mode
+
+    # Example inputs: batch 2 and H != W so that torch.export does not specialise N to 1 or tie H to W.
+    n, h, w = static if static is not None else (2, 64, 96)
+    example = (torch.rand(n, 1, h, w), torch.rand(n, 1, h, w))
+    dims = None if static is not None else {0: "batch", 2: "height", 3: "width"}
+    dynamic_shapes = None if dims is None else {"ir": dims, "vis": dims}
+    with onnx_export_mode(na), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            graph, example, None, input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+            dynamic_shapes=dynamic_shapes, opset_version=opset, dynamo=True, optimize=False, verbose=False,
+        )
+    return program.model_proto
+
+
+def _simplify(model: Any) -> Any:
+    import onnxslim
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return onnxslim.slim(model)
+
+
+def _set_metadata(model: Any, metadata: dict[str, str]) -> None:
+    del model.metadata_props[:]
+    for key, value in sorted(metadata.items()):
+        prop = model.metadata_props.add()
+        prop.key, prop.value = f"tsjnet.{key}", str(value)
+    model.producer_name, model.producer_version = "tsjnet-sdk", __version__
+    model.doc_string = f"TSJNet infrared + visible fusion. {INPUT_CONVENTION}. {COLOUR_HANDLING}."
+
+
+def export_onnx(
+    checkpoint: str | os.PathLike,
+    output: str | os.PathLike | None = None,
+    *,
+    na: str = "decomposed",
+    fp16: bool = False,
+    static: tuple[int, int, int] | None = None,
+    opset: int = DEFAULT_OPSET,
+    simplify: bool = True,
+    parity: bool = True,
+    parity_pair: tuple[str | os.PathLike, str | os.PathLike] | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
+    """Export a checkpoint to ONNX; see the module docstring for the graph.
+
+    Args:
+        checkpoint: a tsjnet checkpoint (.safetensors).
+        output: the .onnx path (default: beside the checkpoint, ``<stem>[_fp16][_plugin].onnx``).
+        na: ``decomposed`` (standard ops) or ``plugin`` (custom NeighborhoodAttention2D node).
+        fp16: half-precision graph with float32 I/O and float32 sensitive ops.
+        static: fixed (N, H, W) instead of dynamic shapes.
+        opset: ONNX opset (18..23).
+        simplify: run onnxslim.
+        parity: compare onnxruntime with the PyTorch fp32 model after export; a failure raises
+            ExportError and writes nothing. The report is written as ``<output>.parity.json``.
+        parity_pair: (ir, vis) image paths for the parity check (default: the built-in sample scene).
+        progress: called with one line per step.
+
+    Returns:
+        ExportResult (path, metadata, parity report).
+    """
+    import onnx
+
+    check_export_options(na, opset, static)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    _say(progress, f"loading {checkpoint}")
+    model = load_model_for_export(checkpoint)
+    cfg = model.config
+    out_path = Path(output) if output is not None else default_onnx_path(checkpoint, fp16, na)
+    if out_path.suffix.lower() != ".onnx":
+        raise ExportError(f"the ONNX output must end in .onnx, got {out_path}")
+
+    from tsjnet_sdk.export.precision import KEPT_FLOAT32, to_fp16
+
+    graph = FusionGraph(to_fp16(model) if fp16 else model, half=fp16).eval()
+    shapes = "dynamic N, H, W" if static is None else f"static {static[0]}x1x{static[1]}x{static[2]}"
+    _say(progress, f"tracing {cfg.name} ({shapes}, NA {na}, {'fp16' if fp16 else 'fp32'}, opset {opset}); "
+                   "dynamic shapes take a few minutes for the full model")
+    t = time.perf_counter()
+    proto = _trace_to_onnx(graph, static, opset, na)
+    timings["trace_and_translate"] = time.perf_counter() - t
+    if simplify:
+        _say(progress, f"simplifying with onnxslim ({len(proto.graph.node)} nodes)")
+        t = time.perf_counter()
+        proto = _simplify(proto)
+        timings["simplify"] = time.perf_counter() - t
+
+    metadata = {
+        "sdk_version": __version__,
+        "config_name": cfg.name,
+        "config": cfg.to_json(),
+        "inputs": INPUT_CONVENTION,
+        "colour": COLOUR_HANDLING,
+        "na_mode": na,
+        "precision": "fp16" if fp16 else "fp32",
+        "kept_float32": ",".join(KEPT_FLOAT32) if fp16 else "all",
+        "opset": str(opset),
+        "shapes": "dynamic" if static is None else f"{static[0]}x1x{static[1]}x{static[2]}",
+        "source_checkpoint_sha256": file_sha256(checkpoint),
+    }
+    _set_metadata(proto, metadata)
+    try:
+        onnx.checker.check_model(proto, full_check=False)
+    except onnx.checker.ValidationError as e:
+        raise ExportError(f"the exported graph fails onnx.checker: {str(e).splitlines()[0]}") from None
+    _say(progress, f"graph: {len(proto.graph.node)} nodes, opset {opset}")
+
+    result = ExportResult(path=out_path, metadata=metadata, timings_s=timings)
+    with atomic_path(out_path) as tmp:
+        onnx.save(proto, str(tmp))
+        if parity:
+            from tsjnet_sdk.export.parity import check_parity
+
+            _say(progress, "parity check: onnxruntime vs the PyTorch fp32 model")
+            t = time.perf_counter()
+            report = check_parity(model, tmp, na=na, fp16=fp16, static=static, pair=parity_pair)
+            timings["parity"] = time.perf_counter() - t
+            result.parity = report
+            floor = FP16_PSNR_DB if fp16 else FP32_PSNR_DB
+            if not report["passed"]:
+                raise ExportError(
+                    f"parity check failed: PSNR {report['psnr_db']:.1f} dB < {floor:.0f} dB "
+                    f"(max abs error {report['max_abs_error']:.2e}) against the PyTorch model; nothing written"
+                )
+    if result.parity is not None:
+        result.parity_path = out_path.with_suffix(".parity.json")
+        with atomic_path(result.parity_path) as tmp:
+            tmp.write_text(json.dumps({"artefact": out_path.name, **result.parity}, indent=2) + "\n")
+    timings["total"] = time.perf_counter() - t0
+    _say(progress, f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB) in {timings['total']:.0f} s")
+    return result
+
+
+def default_onnx_path(checkpoint: str | os.PathLike, fp16: bool, na: str) -> Path:
+    path = Path(checkpoint)
+    return path.with_name(f"{path.stem}{'_fp16' if fp16 else ''}{'_plugin' if na == 'plugin' else ''}.onnx")

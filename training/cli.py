@@ -1,0 +1,70 @@
+"""``tsjnet train CONFIG``: the typer command (registered by tsjnet_sdk.cli as ``app.command("train")``).
+
+Imports no torch at module level: ``import tsjnet_sdk.cli`` must stay light; torch is imported inside
+the command. Also runnable as ``python -m tsjnet_sdk.training CONFIG`` (what torchrun launches)::
+
+    torchrun --nproc_per_node 4 -m tsjnet_sdk.training training/configs/tsjnet_paper.toml
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def train_command(
+    config: Path = typer.Argument(..., help="Training config (.toml, or .yaml with PyYAML); see training/configs/."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in the config's out_dir from last.state.pt."),
+    resume_from: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "--resume-from", help="Continue from this training state file (*.state.pt)."
+    ),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Override run.out_dir."),  # noqa: UP007
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Override run.max_steps."),  # noqa: UP007
+    device: Optional[str] = typer.Option(None, "--device", help="Override run.device (auto, cpu, cuda, cuda:N)."),  # noqa: UP007
+    set_: Optional[List[str]] = typer.Option(  # noqa: UP006, UP007
+        None, "--set", help="Override any config value: section.key=value (TOML syntax), e.g. --set data.crop_size=128. Repeatable."
+    ),
+) -> None:
+    """Train TSJNet (fusion + detection/segmentation drivers) from a config; one process or torchrun."""
+    from rich.console import Console
+
+    from tsjnet_sdk.training.config import ConfigError, load_config
+
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    overrides = list(set_ or [])
+    if max_steps is not None:
+        overrides.append(f"run.max_steps={max_steps}")
+    if device is not None:
+        overrides.append(f'run.device="{device}"')
+    try:
+        cfg = load_config(config, overrides)
+    except ConfigError as e:
+        console.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        raise typer.Exit(2) from None
+    if out_dir is not None:
+        cfg.run.out_dir = str(out_dir.resolve())
+    if resume and resume_from is not None:
+        console.print("[red]error:[/red] give --resume or --resume-from, not both")
+        raise typer.Exit(2)
+
+    from tsjnet_sdk.imaging import ImageError
+    from tsjnet_sdk.training.data import DataError
+    from tsjnet_sdk.training.tasks import TaskWeightsError
+    from tsjnet_sdk.training.trainer import Trainer, TrainingError
+
+    try:
+        summary = Trainer(cfg, resume=resume_from or resume or None, console=console).fit()
+    except (DataError, ImageError, TrainingError, TaskWeightsError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(1) from None
+    if summary.get("rank", 0) != 0:   # torchrun: one summary line, from rank 0
+        return
+    if summary.get("first_loss") is not None:
+        typer.echo(
+            f"trained {summary['steps']} step(s): loss {summary['first_loss']:.5f} -> {summary['last_loss']:.5f}, "
+            f"{summary['sec_per_step']:.2f} s/step; checkpoint {summary['last']}"
+        )
+    else:
+        typer.echo(f"done: {summary['steps']} step(s); checkpoint {summary['last']}")

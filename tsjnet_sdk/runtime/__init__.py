@@ -1,0 +1,16 @@
+"""The runtime: `Fuser` and the backends it runs on. Imports no torch."""
+
+from tsjnet_sdk.runtime.artifacts import ArtifactInfo, ModelFileError, detect_kind, inspect_artifact
+from tsjnet_sdk.runtime.backends import BACKEND_NAMES, BackendUnavailable, open_backend
+from tsjnet_sdk.runtime.fuser import Fuser
+
+__all__ = [
+    "BACKEND_NAMES",
+    "ArtifactInfo",
+    "BackendUnavailable",
+    "Fuser",
+    "ModelFileError",
+    "detect_kind",
+    "inspect_artifact",
+    "open_backend",
+]

@@ -1,0 +1,120 @@
+"""What kind of model file is this? One place that tells checkpoints, ONNX files and engines apart
+(by content, not only by suffix), without importing torch, onnx or TensorRT."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CHECKPOINT, ONNX, ENGINE = "checkpoint", "onnx", "engine"
+KINDS = (CHECKPOINT, ONNX, ENGINE)
+
+
+class ModelFileError(ValueError):
+    """A model file that is missing, of unknown kind, or unreadable."""
+
+
+@dataclass
+class ArtifactInfo:
+    """What a model file is. ``metadata`` holds the tsjnet metadata of the artefact (config, precision, ...)."""
+
+    path: Path
+    kind: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_name(self) -> str | None:
+        cfg = self.metadata.get("config")
+        if isinstance(cfg, str):
+            try:
+                cfg = json.loads(cfg)
+            except json.JSONDecodeError:
+                return None
+        return cfg.get("name") if isinstance(cfg, dict) else self.metadata.get("config_name")
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    if len(head) < 9:
+        return False
+    header_len = int.from_bytes(head[:8], "little")
+    return 0 < header_len <= size - 8 and head[8:9] == b"{"
+
+
+def _looks_like_onnx(head: bytes) -> bool:
+    # An ONNX ModelProto starts with field 1 (ir_version, varint: tag 0x08) in every exporter we know.
+    return head[:1] == b"\x08"
+
+
+def detect_kind(path: str | os.PathLike) -> str:
+    """``checkpoint``, ``onnx`` or ``engine``; raises ModelFileError naming the file and the fix."""
+    from tsjnet_sdk.engine_format import ENGINE_MAGIC
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    size = path.stat().st_size
+    if head.startswith(ENGINE_MAGIC):
+        return ENGINE
+    if _looks_like_safetensors(head, size):
+        return CHECKPOINT
+    if _looks_like_onnx(head) and path.suffix.lower() == ".onnx":
+        return ONNX
+    if path.suffix.lower() in (".engine", ".plan", ".trt"):
+        raise ModelFileError(
+            f"{path}: a bare TensorRT engine without the tsjnet header (or a corrupt file); build engines with "
+            "`tsjnet export CHECKPOINT --format engine`"
+        )
+    raise ModelFileError(
+        f"{path}: unknown model file kind; expected a tsjnet checkpoint (.safetensors), an ONNX file from "
+        "`tsjnet export` (.onnx) or a tsjnet engine (.engine)"
+    )
+
+
+def inspect_artifact(path: str | os.PathLike) -> ArtifactInfo:
+    """Kind and tsjnet metadata of a model file. ONNX metadata needs onnxruntime (or onnx)."""
+    path = Path(path)
+    kind = detect_kind(path)
+    if kind == CHECKPOINT:
+        from tsjnet_sdk.models.checkpoint import read_checkpoint_metadata
+
+        meta: dict[str, Any] = dict(read_checkpoint_metadata(path))
+    elif kind == ENGINE:
+        from tsjnet_sdk.engine_format import read_engine_header
+
+        meta = dict(read_engine_header(path))
+    else:
+        meta = read_onnx_metadata(path)
+    return ArtifactInfo(path=path, kind=kind, metadata=meta)
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``tsjnet.*`` metadata_props of an ONNX file, keys without the prefix."""
+    try:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        try:
+            props = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+        except Exception:  # noqa: BLE001 - e.g. a plugin-mode graph ORT cannot instantiate; fall back to onnx
+            props = _onnx_props(path)
+    except ImportError:
+        props = _onnx_props(path)
+    return {k[len("tsjnet."):]: v for k, v in props.items() if k.startswith("tsjnet.")}
+
+
+def _onnx_props(path: str | os.PathLike) -> dict[str, str]:
+    try:
+        import onnx
+    except ImportError:
+        raise ModelFileError(f"{path}: reading ONNX metadata needs onnxruntime or onnx: pip install onnxruntime") from None
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # noqa: BLE001 - protobuf raises many types
+        raise ModelFileError(f"{path}: corrupt ONNX file ({e})") from None
+    return {p.key: p.value for p in model.metadata_props}

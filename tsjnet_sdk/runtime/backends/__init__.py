@@ -1,0 +1,56 @@
+"""Backends, one per file with the same interface, and the one place that picks among them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from tsjnet_sdk.runtime.artifacts import CHECKPOINT, ENGINE, ONNX, detect_kind
+from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
+
+BACKEND_NAMES = ("auto", "torch", "onnxruntime", "tensorrt")
+# Which backends can execute which artefact: a checkpoint needs torch, ONNX runs in onnxruntime,
+# an engine in TensorRT. (To run a checkpoint elsewhere, export it first.)
+RUNS = {CHECKPOINT: "torch", ONNX: "onnxruntime", ENGINE: "tensorrt"}
+
+
+def open_backend(model: str | os.PathLike | Any, backend: str = "auto", device: str = "auto") -> Backend:
+    """Load ``model`` (checkpoint / ONNX / engine path, or an in-memory TSJNet) on the right backend.
+
+    ``auto`` picks the backend that fits the artefact (the fastest installed one for it); an explicit
+    backend that cannot run the artefact raises with the fix (e.g. export the checkpoint first).
+    """
+    if backend not in BACKEND_NAMES:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    if not isinstance(model, (str, os.PathLike)):
+        if backend not in ("auto", "torch"):
+            raise ValueError(f"an in-memory model runs on the torch backend only, not {backend!r}")
+        from tsjnet_sdk.runtime.backends.torch_backend import TorchBackend
+
+        return TorchBackend(None, device, model=model)
+
+    path = Path(model)
+    kind = detect_kind(path)
+    wanted = RUNS[kind] if backend == "auto" else backend
+    if wanted != RUNS[kind]:
+        fix = {
+            CHECKPOINT: f"export it first: tsjnet export {path} --format {'onnx' if wanted == 'onnxruntime' else 'engine'}",
+            ONNX: "use backend='onnxruntime', or build an engine / use the checkpoint",
+            ENGINE: "use backend='tensorrt' (engines run only in TensorRT)",
+        }[kind]
+        raise BackendUnavailable(f"{path} is a {kind}; the {wanted} backend cannot run it: {fix}")
+    if wanted == "torch":
+        from tsjnet_sdk.runtime.backends.torch_backend import TorchBackend
+
+        return TorchBackend(path, device)
+    if wanted == "onnxruntime":
+        from tsjnet_sdk.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+        return OnnxRuntimeBackend(path, device)
+    from tsjnet_sdk.runtime.backends.tensorrt_backend import TensorRTBackend
+
+    return TensorRTBackend(path, device)
+
+
+__all__ = ["BACKEND_NAMES", "Backend", "BackendUnavailable", "open_backend"]

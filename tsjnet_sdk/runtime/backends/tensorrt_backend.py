@@ -1,0 +1,157 @@
+"""TensorRT backend: runs a tsjnet engine file (header + serialized engine) with `tensorrt` or
+`tensorrt_rtx`, memory through cuda-python (one stream, pinned host buffers reused across calls).
+
+Needs an NVIDIA GPU; on other machines loading fails with a clear BackendUnavailable.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
+
+FLAVOURS = ("tensorrt", "tensorrt_rtx")
+
+
+def import_tensorrt(flavour: str | None = None) -> Any:
+    """Import TensorRT: the given flavour, or the first of ``tensorrt`` / ``tensorrt_rtx`` installed."""
+    for name in [flavour] if flavour else FLAVOURS:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    wanted = flavour or " or ".join(FLAVOURS)
+    raise BackendUnavailable(
+        f"TensorRT ({wanted}) is not installed: on Jetson use JetPack's python3-libnvinfer, on servers "
+        "pip install tensorrt, on RTX GPUs pip install tensorrt-rtx"
+    )
+
+
+def _cuda_check(result: tuple, what: str) -> Any:
+    err, *values = result
+    if int(err) != 0:
+        raise BackendUnavailable(f"CUDA call {what} failed with error {int(err)} ({err!r})")
+    return values[0] if len(values) == 1 else values
+
+
+def gpu_compute_capability(device_index: int = 0) -> tuple[int, int] | None:
+    """(major, minor) of a GPU through cuda-python, or None when no GPU/driver is usable."""
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        return None
+    try:
+        count = _cuda_check(cudart.cudaGetDeviceCount(), "cudaGetDeviceCount")
+        if count <= device_index:
+            return None
+        props = _cuda_check(cudart.cudaGetDeviceProperties(device_index), "cudaGetDeviceProperties")
+        return int(props.major), int(props.minor)
+    except (BackendUnavailable, RuntimeError):
+        return None
+
+
+class _DeviceBuffer:
+    """A device allocation and a pinned host mirror, grown on demand and reused."""
+
+    def __init__(self, cudart: Any) -> None:
+        self.cudart, self.nbytes, self.device_ptr, self.host_ptr = cudart, 0, 0, 0
+
+    def ensure(self, nbytes: int) -> None:
+        if nbytes <= self.nbytes:
+            return
+        self.free()
+        self.device_ptr = _cuda_check(self.cudart.cudaMalloc(nbytes), "cudaMalloc")
+        self.host_ptr = _cuda_check(self.cudart.cudaMallocHost(nbytes), "cudaMallocHost")
+        self.nbytes = nbytes
+
+    def host_array(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        count = int(np.prod(shape))
+        raw = (ctypes.c_byte * (count * np.dtype(dtype).itemsize)).from_address(int(self.host_ptr))
+        return np.frombuffer(raw, dtype=dtype, count=count).reshape(shape)
+
+    def free(self) -> None:
+        if self.nbytes:
+            self.cudart.cudaFree(self.device_ptr)
+            self.cudart.cudaFreeHost(self.host_ptr)
+            self.nbytes = 0
+
+
+class TensorRTBackend(Backend):
+    name = "tensorrt"
+
+    def __init__(self, path: Path, device: str = "auto") -> None:
+        from tsjnet_sdk.engine_format import check_engine_compatible, read_engine_file
+
+        if device == "cpu":
+            raise BackendUnavailable("TensorRT engines run on NVIDIA GPUs only; use an ONNX file for device='cpu'")
+        header, engine_bytes = read_engine_file(path)
+        trt = import_tensorrt(header.get("trt_flavour"))
+        capability = gpu_compute_capability(int(device.split(":")[1]) if ":" in device else 0)
+        if capability is None:
+            raise BackendUnavailable(f"{path}: no usable NVIDIA GPU/driver found; TensorRT engines need one")
+        check_engine_compatible(header, header.get("trt_flavour"), trt.__version__, capability)
+        if header.get("na_mode") == "plugin":
+            try:
+                from tsjnet_sdk.kernels.trt_plugin import register_na_plugin
+            except ImportError:
+                raise BackendUnavailable(
+                    f"{path}: the engine uses the tsjnet NeighborhoodAttention2D plugin, which is not built in this "
+                    "install; rebuild the engine with --na decomposed"
+                ) from None
+            register_na_plugin()
+        from cuda.bindings import runtime as cudart
+
+        super().__init__(path, device if device != "auto" else "cuda")
+        self.header = header
+        self.cudart = cudart
+        self.logger = trt.Logger(trt.Logger.WARNING)
+        self.runtime = trt.Runtime(self.logger)
+        self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
+        if self.engine is None:
+            raise BackendUnavailable(f"{path}: TensorRT could not deserialize the engine (see the TensorRT log above)")
+        self.context = self.engine.create_execution_context()
+        self.stream = _cuda_check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self.buffers = {name: _DeviceBuffer(cudart) for name in ("ir", "vis", "fused")}
+        self.trt_version = trt.__version__
+
+    def run(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        cudart, stream = self.cudart, self.stream
+        h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        for name, array in (("ir", ir), ("vis", vis)):
+            buf = self.buffers[name]
+            buf.ensure(array.nbytes)
+            buf.host_array(array.shape, np.float32)[...] = array
+            _cuda_check(cudart.cudaMemcpyAsync(buf.device_ptr, buf.host_ptr, array.nbytes, h2d, stream), "cudaMemcpyAsync")
+            if not self.context.set_input_shape(name, tuple(array.shape)):
+                raise ValueError(
+                    f"input shape {tuple(array.shape)} is outside the engine's profile {self.header.get('profile')}; "
+                    "rebuild with wider --min/--max or use tiling (tile=...)"
+                )
+            self.context.set_tensor_address(name, int(buf.device_ptr))
+        out = self.buffers["fused"]
+        out.ensure(ir.nbytes)
+        self.context.set_tensor_address("fused", int(out.device_ptr))
+        if not self.context.execute_async_v3(int(stream)):
+            raise RuntimeError("TensorRT execution failed (see the TensorRT log above)")
+        _cuda_check(cudart.cudaMemcpyAsync(out.host_ptr, out.device_ptr, ir.nbytes, d2h, stream), "cudaMemcpyAsync")
+        _cuda_check(cudart.cudaStreamSynchronize(stream), "cudaStreamSynchronize")
+        return out.host_array(ir.shape, np.float32).copy()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "trt": f"{self.header.get('trt_flavour')} {self.trt_version}",
+            "precision": self.header.get("precision"),
+            "na_mode": self.header.get("na_mode"),
+            "profile": self.header.get("profile"),
+        }
+
+    def close(self) -> None:
+        for buf in self.buffers.values():
+            buf.free()
+        self.cudart.cudaStreamDestroy(self.stream)

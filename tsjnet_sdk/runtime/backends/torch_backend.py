@@ -1,0 +1,53 @@
+"""PyTorch backend: runs a checkpoint (or an in-memory TSJNet) eagerly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
+
+
+def torch_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def resolve_torch_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendUnavailable(f"device {device!r} requested but torch sees no CUDA GPU; use device='cpu'")
+    return device
+
+
+class TorchBackend(Backend):
+    name = "torch"
+
+    def __init__(self, path: Path | None, device: str = "auto", model: Any = None) -> None:
+        if not torch_available():
+            raise BackendUnavailable(
+                "the torch backend needs PyTorch: pip install 'tsjnet-sdk[torch]', or export the checkpoint to ONNX "
+                "(`tsjnet export CKPT --format onnx`) and run that with onnxruntime"
+            )
+        import torch
+
+        from tsjnet_sdk.models import load_checkpoint
+
+        super().__init__(path, resolve_torch_device(device))
+        self.model = (model if model is not None else load_checkpoint(path)).to(self.device).eval()
+        self._torch = torch
+
+    def run(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            fused = self.model.fuse(torch.from_numpy(ir).to(self.device), torch.from_numpy(vis).to(self.device))
+        return fused.float().cpu().numpy()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "config": self.model.config.name, "precision": "fp32"}

@@ -1,0 +1,219 @@
+"""`Fuser`: camera frames in, fused images out, on any backend. Imports no torch.
+
+    from tsjnet_sdk import Fuser
+    fuser = Fuser("tsjnet-edge.onnx")            # backend="auto": onnxruntime here
+    fused = fuser(ir_frame, rgb_frame)           # uint8 H x W x 3 in -> uint8 H x W x 3 out
+    for fused in fuser.stream(camera_pairs): ...  # video: the session stays warm
+
+All pre/post-processing lives here (via tsjnet_sdk.imaging), so backends differ only in how they
+execute the network.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from tsjnet_sdk.imaging import ImageError, compose_output, from_unit_float, prepare_pair, read_image
+from tsjnet_sdk.models.config import MIN_INPUT_SIZE
+from tsjnet_sdk.runtime.backends import open_backend
+
+ImageLike = Union[np.ndarray, str, os.PathLike, Any]  # Any: a PIL image
+
+
+def load_frame(image: ImageLike, name: str) -> np.ndarray:
+    """A path, PIL image or array -> numpy array (H x W or H x W x C), dtype kept."""
+    if isinstance(image, (str, os.PathLike)):
+        return read_image(image)
+    if isinstance(image, np.ndarray):
+        return image
+    if hasattr(image, "mode") and hasattr(image, "size"):  # PIL image, without importing PIL eagerly
+        from tsjnet_sdk.imaging import pil_to_array
+
+        return pil_to_array(image)
+    raise ImageError(f"{name} must be a numpy array, a PIL image or a path, got {type(image).__name__}")
+
+
+class _Frame:
+    """One pair prepared for the network, plus what is needed to give the output the visible's format."""
+
+    def __init__(self, ir: ImageLike, visible: ImageLike, bgr: bool) -> None:
+        ir_arr, vis_arr = load_frame(ir, "ir"), load_frame(visible, "visible")
+        self.vis_dtype = vis_arr.dtype
+        self.vis_ndim = vis_arr.ndim
+        self.colour = vis_arr.ndim == 3 and vis_arr.shape[2] == 3
+        self.bgr = bgr and self.colour
+        if self.bgr:
+            vis_arr = vis_arr[..., ::-1]
+        self.ir_y, self.vis_y, self.chroma = prepare_pair(ir_arr, vis_arr)
+        if min(self.ir_y.shape) < MIN_INPUT_SIZE:
+            raise ImageError(
+                f"frame {self.ir_y.shape[1]}x{self.ir_y.shape[0]} is too small: TSJNet needs H, W >= {MIN_INPUT_SIZE}; "
+                "upscale the pair"
+            )
+
+    def finish(self, fused_y: np.ndarray, gray: bool) -> np.ndarray:
+        out = compose_output(fused_y, None if gray else self.chroma)
+        if out.ndim == 3 and self.bgr:
+            out = out[..., ::-1]
+        if out.ndim == 2 and self.vis_ndim == 3 and not self.colour:
+            out = out[..., None]  # H x W x 1 in, H x W x 1 out
+        if self.vis_dtype in (np.uint8, np.uint16):
+            return from_unit_float(out, self.vis_dtype.type)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap`` shared pixels."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    return starts + [length - tile]
+
+
+def blend_weights(tile_h: int, tile_w: int, overlap: int) -> np.ndarray:
+    """Feathering window: linear ramps over ``overlap`` pixels at each edge, positive everywhere."""
+
+    def ramp(n: int) -> np.ndarray:
+        i = np.arange(n)
+        return np.minimum(np.minimum(i + 1, n - i), overlap + 1) / (overlap + 1)
+
+    return np.outer(ramp(tile_h), ramp(tile_w)).astype(np.float32)
+
+
+class Fuser:
+    """Fuses infrared + visible frames with a TSJNet model file.
+
+    Args:
+        model: a checkpoint (.safetensors), an ONNX file from `tsjnet export`, a tsjnet engine, or an
+            in-memory TSJNet module.
+        backend: ``auto`` (the fastest installed backend that fits the artefact), ``torch``,
+            ``onnxruntime`` or ``tensorrt``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        tile: None (whole frames), or a tile size (int or (H, W), >= 32) for frames too large for memory;
+            tiles overlap by ``tile_overlap`` pixels and are blended with feathered weights.
+        bgr: visible colour frames are BGR (OpenCV) instead of RGB; outputs follow the same order.
+        gray: always return the fused luminance only.
+
+    Inputs: IR as H x W (or H x W x 1/3 with grey content), uint8 / uint16 / float in [0, 1]; visible
+    as H x W x 3 colour or H x W grey; numpy arrays, PIL images or paths; the same H x W (>= 32).
+    Output: the visible input's format and dtype (colour: the visible chroma with the fused luminance,
+    BT.601 YCbCr), same size.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike | Any,
+        backend: str = "auto",
+        device: str = "auto",
+        tile: int | tuple[int, int] | None = None,
+        tile_overlap: int = 32,
+        bgr: bool = False,
+        gray: bool = False,
+    ) -> None:
+        self._runner = open_backend(model, backend, device)
+        if isinstance(tile, int):
+            tile = (tile, tile)
+        static = self._runner.static_shape
+        if static is not None:
+            # A fixed-shape artefact runs any frame size through tiles of exactly its shape.
+            if tile is not None and tuple(tile) != tuple(static[1:]):
+                raise ValueError(
+                    f"this model file has a fixed input shape {static[1]}x{static[2]} (H x W), so tiles must be that "
+                    f"size, not {tile[0]}x{tile[1]}: omit tile= (or export with dynamic shapes)"
+                )
+            tile = static[1:]
+        if tile is not None and min(tile) < 32:
+            raise ValueError(f"tile must be at least 32 x 32, got {tile}")
+        if tile is not None and tile_overlap >= min(tile):
+            raise ValueError(f"tile_overlap ({tile_overlap}) must be smaller than the tile {tile}")
+        self.tile, self.tile_overlap, self.bgr, self.gray = tile, tile_overlap, bgr, gray
+
+    @property
+    def backend(self) -> str:
+        """The backend in use: torch, onnxruntime or tensorrt."""
+        return self._runner.name
+
+    @property
+    def device(self) -> str:
+        return self._runner.device
+
+    def describe(self) -> dict[str, Any]:
+        return {**self._runner.describe(), "tile": self.tile}
+
+    def __repr__(self) -> str:
+        facts = ", ".join(f"{k}={v}" for k, v in self.describe().items() if v is not None)
+        return f"Fuser({facts})"
+
+    # -- public API ---------------------------------------------------------------------------------
+
+    def fuse(self, ir: ImageLike, visible: ImageLike, bgr: bool | None = None) -> np.ndarray:
+        """Fuse one pair; see the class docstring for formats."""
+        return self.fuse_batch([(ir, visible)], bgr=bgr)[0]
+
+    __call__ = fuse
+
+    def fuse_batch(self, pairs: Sequence[tuple[ImageLike, ImageLike]], bgr: bool | None = None) -> list[np.ndarray]:
+        """Fuse several pairs; pairs of one size run as one batch [N, 1, H, W]."""
+        frames = [_Frame(ir, vis, self.bgr if bgr is None else bgr) for ir, vis in pairs]
+        fused: list[np.ndarray | None] = [None] * len(frames)
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i, frame in enumerate(frames):
+            by_shape.setdefault(frame.ir_y.shape, []).append(i)
+        for indices in by_shape.values():
+            ir = np.stack([frames[i].ir_y for i in indices])[:, None]
+            vis = np.stack([frames[i].vis_y for i in indices])[:, None]
+            out = self._run(ir, vis)
+            for j, i in enumerate(indices):
+                fused[i] = out[j, 0]
+        return [frame.finish(f, self.gray) for frame, f in zip(frames, fused)]
+
+    def stream(self, pairs: Iterable[tuple[ImageLike, ImageLike]], bgr: bool | None = None) -> Iterator[np.ndarray]:
+        """Fuse a stream of pairs (video) lazily, one at a time; the backend stays loaded and warm."""
+        for ir, visible in pairs:
+            yield self.fuse(ir, visible, bgr=bgr)
+
+    def close(self) -> None:
+        self._runner.close()
+
+    def __enter__(self) -> Fuser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- execution ----------------------------------------------------------------------------------
+
+    def _run(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        """[N, 1, H, W] float32 -> [N, 1, H, W] float32, whole or tiled."""
+        height, width = ir.shape[-2:]
+        fits_whole = self.tile is None or (
+            self._runner.static_shape is None and height <= self.tile[0] and width <= self.tile[1]
+        )
+        if fits_whole:
+            return self._runner.run(np.ascontiguousarray(ir), np.ascontiguousarray(vis))
+        return np.concatenate([self._run_tiled(ir[i : i + 1], vis[i : i + 1]) for i in range(ir.shape[0])])
+
+    def _run_tiled(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        tile_h, tile_w = self.tile
+        height, width = ir.shape[-2:]
+        # Frames smaller than a tile are reflection-padded up to it (fixed-shape artefacts need whole tiles).
+        pad_h, pad_w = max(0, tile_h - height), max(0, tile_w - width)
+        if pad_h or pad_w:
+            pad = ((0, 0), (0, 0), (0, pad_h), (0, pad_w))
+            ir, vis = np.pad(ir, pad, mode="reflect"), np.pad(vis, pad, mode="reflect")
+        full_h, full_w = ir.shape[-2:]
+        acc = np.zeros((full_h, full_w), np.float32)
+        weight_sum = np.zeros((full_h, full_w), np.float32)
+        weights = blend_weights(tile_h, tile_w, self.tile_overlap)
+        for y in tile_starts(full_h, tile_h, self.tile_overlap):
+            for x in tile_starts(full_w, tile_w, self.tile_overlap):
+                window = (slice(None), slice(None), slice(y, y + tile_h), slice(x, x + tile_w))
+                out = self._runner.run(np.ascontiguousarray(ir[window]), np.ascontiguousarray(vis[window]))
+                acc[y : y + tile_h, x : x + tile_w] += out[0, 0] * weights
+                weight_sum[y : y + tile_h, x : x + tile_w] += weights
+        return (acc / weight_sum)[None, None, :height, :width]
