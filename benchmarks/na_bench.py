@@ -99,4 +99,4 @@ def run_na_bench(
             elif use_rpb in baselines:
                 row["max_abs_vs_reference"] = float((out.float() - baselines[use_rpb].float()).abs().max())
     return {"stages": [list(s) for s in stages], "head_dim": head_dim, "kernel": kernel_size, "device": device,
-            "rows": rows}
+            "torch_threads": torch.get_num_threads(), "rows": rows}

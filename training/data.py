@@ -152,9 +152,13 @@ def parse_yolo(path: Path, names: list[str], global_index: dict[str, int], width
             continue
         boxes.append((x1, y1, x2, y2))
         labels.append(label)
+    return _as_boxes(boxes, labels), dropped
+
+
+def _as_boxes(boxes: list[tuple[float, float, float, float]], labels: list[int]) -> Boxes:
     if not boxes:
-        return Boxes.empty(), dropped
-    return Boxes(np.asarray(boxes, np.float32), np.asarray(labels, np.int64)), dropped
+        return Boxes.empty()
+    return Boxes(np.asarray(boxes, np.float32), np.asarray(labels, np.int64))
 
 
 def parse_voc(path: Path, global_index: dict[str, int], aliases: dict[str, str]) -> tuple[Boxes, int]:
@@ -181,9 +185,7 @@ def parse_voc(path: Path, global_index: dict[str, int], aliases: dict[str, str])
             continue
         boxes.append((x1, y1, x2, y2))
         labels.append(label)
-    if not boxes:
-        return Boxes.empty(), dropped
-    return Boxes(np.asarray(boxes, np.float32), np.asarray(labels, np.int64)), dropped
+    return _as_boxes(boxes, labels), dropped
 
 
 def read_label_map(path: Path) -> np.ndarray:
