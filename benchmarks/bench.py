@@ -258,11 +258,15 @@ def _check_calibration_memory(fp32: Path) -> None:
     intermediates total tens of GiB. Failing here with the numbers beats the OOM killer."""
     available = _proc_meminfo_gib("MemAvailable")
     needed = float_intermediates_gib(fp32)
-    if available is not None and needed > available:
+    # Measured: tsjnet-tiny at 640x480 (4.9 GiB of intermediates) peaked at 4.0 GiB RSS while calibrating,
+    # and the full model was OOM-killed at 23 GiB. The margin leaves room for the bench process and
+    # whatever else runs on the machine (the OOM killer could pick another process).
+    if available is not None and needed > 0.75 * available:
         raise MemoryError(
             f"static int8 calibration not attempted: the graph's float32 intermediate tensors total {needed:.1f} GiB, "
-            f"more than the {available:.1f} GiB of memory available, and ORT's calibration keeps them alive "
-            "(it is OOM-killed); calibrate on a machine with more memory or use ort-int8-dynamic"
+            f"more than 75% of the {available:.1f} GiB of memory available, and ORT's MinMax calibration holds about "
+            "that much (the full model was OOM-killed here); calibrate on a machine with more memory, or use "
+            "ort-int8-dynamic"
         )
 
 

@@ -52,7 +52,9 @@ def test_bench_command_writes_results(tmp_path: Path) -> None:
         "bench", "-m", "tsjnet-tiny", "-s", "96x64", "--rows", rows, "--warmup", "1", "-n", "2",
         "--accuracy-pairs", "1", "--metrics", "EN,SSIM", "--data", str(data), "--onnx", str(onnx_path),
         "--out", str(out), "--work-dir", str(tmp_path / "work"), "--name", "tiny",
-        "--na-backends", "reference", "--na-runs", "1",
+        "--na-backends", "reference", "--na-warmup", "0", "--na-runs", "1",
+        # One torch thread: on a loaded 2-core machine two OpenMP threads make tiny models ~50x slower.
+        "--torch-threads", "1",
     ])
     assert result.exit_code == 0, result.output + repr(result.exception)
 

@@ -183,3 +183,34 @@ def test_errors_name_the_problem(tiny_checkpoint, tiny_onnx, tmp_path):
         Fuser(tiny_checkpoint, tile=16)
     with pytest.raises(ImageError, match="too small|at least"):
         fuser(ir[:20, :20], vis[:20, :20])
+
+
+def test_engine_files_are_checked_before_tensorrt_runs(tmp_path):
+    """Engines from another TensorRT version, truncated engines and bare plans: clear errors, no crash."""
+    from tsjnet_sdk.engine_format import EngineFileError, write_engine_file
+    from tsjnet_sdk.runtime.backends.tensorrt_backend import import_tensorrt
+
+    try:
+        trt = import_tensorrt()
+    except BackendUnavailable as e:
+        trt = None
+        missing = str(e)
+    flavour = "tensorrt_rtx" if trt is not None and trt.__name__ == "tensorrt_rtx" else "tensorrt"
+    old = write_engine_file(tmp_path / "old.engine", {"trt_flavour": flavour, "trt_version": "0.0.1"}, b"x" * 64)
+    if trt is None:
+        with pytest.raises(BackendUnavailable, match="not installed"):
+            Fuser(old)
+        assert "pip install" in missing
+    else:
+        with pytest.raises(BackendUnavailable, match=f"built with {flavour} 0.0.1, this machine has {trt.__version__}"):
+            Fuser(old)
+    with pytest.raises(BackendUnavailable, match="GPUs only"):
+        Fuser(old, device="cpu")
+    cut = tmp_path / "cut.engine"
+    cut.write_bytes(old.read_bytes()[:30])
+    with pytest.raises(EngineFileError, match="truncated"):
+        Fuser(cut)
+    bare = tmp_path / "bare.engine"
+    bare.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelFileError, match="bare TensorRT engine without the tsjnet header"):
+        Fuser(bare)

@@ -85,16 +85,22 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
 
     def __init__(self, path: Path, device: str = "auto") -> None:
-        from tsjnet_sdk.engine_format import check_engine_compatible, read_engine_file
+        from tsjnet_sdk.engine_format import EngineIncompatibleError, check_engine_compatible, read_engine_file
 
         if device == "cpu":
             raise BackendUnavailable("TensorRT engines run on NVIDIA GPUs only; use an ONNX file for device='cpu'")
         header, engine_bytes = read_engine_file(path)
-        trt = import_tensorrt(header.get("trt_flavour"))
-        capability = gpu_compute_capability(int(device.split(":")[1]) if ":" in device else 0)
-        if capability is None:
-            raise BackendUnavailable(f"{path}: no usable NVIDIA GPU/driver found; TensorRT engines need one")
-        check_engine_compatible(header, header.get("trt_flavour"), trt.__version__, capability)
+        flavour = header.get("trt_flavour")
+        trt = import_tensorrt(flavour)
+        # Version first (needs no GPU), then the GPU itself and its compute capability.
+        try:
+            check_engine_compatible(header, flavour, trt.__version__, None)
+            capability = gpu_compute_capability(int(device.split(":")[1]) if ":" in device else 0)
+            if capability is None:
+                raise BackendUnavailable(f"{path}: no usable NVIDIA GPU/driver found; TensorRT engines need one")
+            check_engine_compatible(header, flavour, trt.__version__, capability)
+        except EngineIncompatibleError as e:
+            raise BackendUnavailable(f"{path}: {e}") from None
         if header.get("na_mode") == "plugin":
             try:
                 from tsjnet_sdk.kernels.trt_plugin import register_na_plugin
