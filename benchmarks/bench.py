@@ -74,6 +74,7 @@ class BenchSettings:
     metrics: tuple[str, ...] | None = None     # fusion metrics (None: the paper preset's full set)
     metrics_preset: str = "paper"
     psnr_threshold_db: float = 40.0            # a row's accuracy "holds" at or above this PSNR vs the reference
+    snr_threshold_db: float = 20.0             # ... and this SNR (error vs the reference's own variation)
     data_dir: Path = DEFAULT_DATA
     work_dir: Path = field(default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                            / "tsjnet-bench")
@@ -836,6 +837,7 @@ def accuracy_vs_reference(outputs_y: Sequence[np.ndarray], reference_y: Sequence
     diff = np.concatenate([(np.asarray(o, np.float64) - np.asarray(r, np.float64)).ravel()
                            for o, r in zip(outputs_y, reference_y)])
     mse = float(np.mean(diff**2))
+    ref_std = float(np.std(np.concatenate([np.asarray(r, np.float64).ravel() for r in reference_y])))
     per_pair_psnr = []
     for o, r in zip(outputs_y, reference_y):
         m = float(np.mean((np.asarray(o, np.float64) - np.asarray(r, np.float64)) ** 2))
@@ -848,8 +850,11 @@ def accuracy_vs_reference(outputs_y: Sequence[np.ndarray], reference_y: Sequence
         "psnr_db": math.inf if mse == 0 else 10 * math.log10(1.0 / mse),
         "psnr_db_worst_pair": min(per_pair_psnr),
         "max_abs_uint8": int(u8.max()),
-        # How much the reference output varies: errors are only small relative to this.
-        "reference_std": float(np.std(np.concatenate([np.asarray(r, np.float64).ravel() for r in reference_y]))),
+        # How much the reference output varies: errors are only small relative to this. Random-init
+        # networks give almost flat images, so PSNR (peak 1) alone flatters every row; the SNR (the
+        # reference's variance over the error's mean square) does not.
+        "reference_std": ref_std,
+        "snr_db": math.inf if mse == 0 else (-math.inf if ref_std == 0 else 10 * math.log10(ref_std**2 / mse)),
         "pixels_differing_uint8": float(np.mean(u8 > 0)),
     }
 
@@ -963,7 +968,8 @@ def run_bench(settings: BenchSettings, progress: Progress | None = None,
                             }
                             acc = accuracy_vs_reference(raw.outputs_y, reference.outputs_y, raw.outputs,
                                                         reference.outputs)
-                            acc["holds"] = acc["psnr_db"] >= settings.psnr_threshold_db
+                            acc["holds"] = (acc["psnr_db"] >= settings.psnr_threshold_db
+                                            and acc["snr_db"] >= settings.snr_threshold_db)
                             row["accuracy_vs_reference"] = acc
                         if b_index == 0:  # fusion metrics do not depend on the batch size
                             _say(progress, f"[{label}] {spec.id}: fusion metrics ({settings.metrics_preset})")
@@ -994,7 +1000,7 @@ def run_bench(settings: BenchSettings, progress: Progress | None = None,
             "batches": list(settings.batches), "rows": [s.id for s in specs], "reference": REFERENCE_ROW,
             "data": str(settings.data_dir), "accuracy_pairs": settings.accuracy_pairs,
             "calibration_pairs": [p[0].name for p in calib_paths], "metrics_preset": settings.metrics_preset,
-            "psnr_threshold_db": settings.psnr_threshold_db, "seed": settings.seed,
+            "psnr_threshold_db": settings.psnr_threshold_db, "snr_threshold_db": settings.snr_threshold_db, "seed": settings.seed,
             "torch_threads": settings.torch_threads or _torch_threads(),
             "compile_timeout_s": settings.compile_timeout_s, "row_timeout_s": settings.row_timeout_s,
             "load_average_start_end": [load_start, _load_average()],

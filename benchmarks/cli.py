@@ -35,6 +35,7 @@ def bench_command(
     calib_pairs: int = typer.Option(4, help="real pairs for static int8 calibration (disjoint from accuracy pairs)"),
     metrics: Optional[str] = typer.Option(None, help="fusion metrics, comma-separated (default: the preset's set)"),
     psnr_threshold: float = typer.Option(40.0, help="a row's accuracy holds at or above this PSNR (dB) vs reference"),
+    snr_threshold: float = typer.Option(20.0, help="... and at or above this SNR (dB): error vs the reference's spread"),
     data: Optional[Path] = typer.Option(None, help="folder with ir/ and vi/ pairs (default ../shared/data/msrs/test)"),
     onnx: Optional[Path] = typer.Option(None, help="use this fp32 ONNX for the onnxruntime rows instead of exporting"),
     engine: Optional[Path] = typer.Option(None, help="use this engine for the TensorRT rows instead of building"),
@@ -71,7 +72,7 @@ def bench_command(
             batches=tuple(int(b) for b in (_split(batch) or ["1"])),
             rows=tuple(row_ids) if row_ids and not only_na else None,
             warmup=warmup, runs=runs, accuracy_pairs=accuracy_pairs, calib_pairs=calib_pairs,
-            metrics=tuple(_split([metrics])) if metrics else None, psnr_threshold_db=psnr_threshold,
+            metrics=tuple(_split([metrics])) if metrics else None, psnr_threshold_db=psnr_threshold, snr_threshold_db=snr_threshold,
             data_dir=data or DEFAULT_DATA, onnx=onnx, engine=engine, seed=seed, ort_threads=ort_threads,
             torch_threads=torch_threads, compile_timeout_s=compile_timeout, row_timeout_s=row_timeout,
         )

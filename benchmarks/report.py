@@ -50,7 +50,7 @@ def _machine_line(machine: dict[str, Any]) -> str:
 
 def _row_cells(row: dict[str, Any]) -> list[str]:
     if row["status"] != "ok":
-        return [row["id"], row["status"].upper(), "", "", "", "", "", "", "", row.get("reason") or ""]
+        return [row["id"], row["status"].upper(), "", "", "", "", "", "", "", "", row.get("reason") or ""]
     e2e, comp = row["latency"]["end_to_end"], row["latency"]["compute"]
     speed = row.get("speedup_vs_reference") or {}
     acc = row.get("accuracy_vs_reference") or {}
@@ -60,13 +60,27 @@ def _row_cells(row: dict[str, Any]) -> list[str]:
         _fmt(speed.get("end_to_end")) + "x" if speed else "-",
         _fmt(row["throughput_fps"], 3),
         _fmt(acc.get("psnr_db"), 1) if acc else "-",
+        _fmt(_snr(acc), 1) if acc else "-",
         _fmt(acc.get("max_abs"), 5) if acc else "-",
         _fmt(mem.get("rss_peak_mib"), 0),
         "" if not acc else ("accuracy holds" if acc.get("holds") else "ACCURACY DOES NOT HOLD"),
     ]
 
 
-HEADERS = ["row", "e2e median ms", "e2e p90 ms", "compute median ms", "speed-up", "frames/s", "PSNR dB", "max abs",
+def _snr(acc: dict[str, Any]) -> float | None:
+    """SNR of the row's output against the reference's variation, in dB (results of older runs lack it,
+    and their reference_std too: then None)."""
+    value = acc.get("snr_db")
+    if value is None and acc.get("reference_std") is not None and acc.get("psnr_db") is not None:
+        # Runs before snr_db was recorded: the same quantity from what they did record
+        # (PSNR = -10 log10 MSE with peak 1, so SNR = PSNR + 20 log10 std over the same pixels).
+        psnr, std = float(acc["psnr_db"]), float(acc["reference_std"])
+        return psnr + 20 * math.log10(std) if std > 0 else None
+    return float(value) if value is not None else None
+
+
+HEADERS = ["row", "e2e median ms", "e2e p90 ms", "compute median ms", "speed-up", "frames/s", "PSNR dB", "SNR dB",
+           "max abs",
            "peak RSS MiB", "note"]
 
 
@@ -112,9 +126,14 @@ def to_markdown(results: dict[str, Any]) -> str:
                 f"{s.get('torch_threads')}; load average (1/5/15 min) at start / end: "
                 f"{s.get('load_average_start_end')}",
                 f"- accuracy: {s['accuracy_pairs']} real pair(s) from `{Path(s['data']).parent.name}/{Path(s['data']).name}`"
-                "; the random-init networks' fused luminance varies little (see `reference_std` in the JSON: the "
-                "reference output's standard deviation in [0, 1] units), so absolute errors look small; accuracy holds at PSNR >= "
-                f"{s['psnr_threshold_db']} dB vs the reference; int8 static calibration pairs: "
+                "; the random-init networks' fused luminance is almost flat (`reference_std` in the JSON: the "
+                "reference output's standard deviation in [0, 1] units), so PSNR (peak 1) flatters every row; "
+                "SNR = the reference's variance over the error's mean square, in dB, does not. "
+                + (f"Accuracy holds at PSNR >= {s['psnr_threshold_db']} dB and SNR >= {s['snr_threshold_db']} dB"
+                   if "snr_threshold_db" in s else
+                   f"Accuracy holds at PSNR >= {s['psnr_threshold_db']} dB (this run predates the SNR criterion; "
+                   "its SNR column is derived from the recorded psnr_db and reference_std)")
+                + "; int8 static calibration pairs: "
                 f"{', '.join(s['calibration_pairs']) or '-'}"]
     out += [f"- {note}" for note in results.get("notes", [])]
     for cfg in results.get("configs", []):
@@ -193,7 +212,7 @@ def draw_chart(results: dict[str, Any], path: Path) -> Path:
                 length = max(2, int(bar_max * ms / longest))
                 d.rectangle([x0, ry, x0 + length, ry + bar_h], fill=colours.get(r["backend"], "#888"))
                 ratio = (r.get("speedup_vs_reference") or {}).get("end_to_end")
-                text = f"{_ms(ms)} ms" + (f"  {ratio:.2f}x" if ratio is not None else "")
+                text = _ms(ms) + ("" if ms >= 10_000 else " ms") + (f"  {ratio:.2f}x" if ratio is not None else "")
                 acc = r.get("accuracy_vs_reference")
                 if acc and not acc.get("holds"):
                     text += "  (accuracy fails)"

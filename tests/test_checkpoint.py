@@ -56,3 +56,16 @@ def test_bad_files_give_clear_errors(tmp_path):
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         load_checkpoint(truncated)
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    """Files written through atomic_path are not left with mkstemp's private 0600 mode."""
+    import os
+
+    from tsjnet_sdk.atomic import write_bytes_atomic
+
+    path = write_bytes_atomic(tmp_path / "x.bin", b"data")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert path.read_bytes() == b"data" and [p.name for p in tmp_path.iterdir()] == ["x.bin"]

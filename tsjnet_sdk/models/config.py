@@ -157,3 +157,32 @@ def tsjnet_small() -> TSJNetConfig:
         decoder_dim=16,
         decoder_head_width=64,
     )
+
+
+@register_config
+def tsjnet_edge() -> TSJNetConfig:
+    """Same topology scaled for edge devices: 2.8 M params, ~1/49 of tsjnet's FLOPs at 640x480.
+
+    Widths follow the FLOP measurement (benchmarks/flops.py, docs/edge.md): 97 % of tsjnet's compute is
+    full-resolution convolutions (the 512->256 refine and head 3x3 convs alone are 51 %), so the
+    full-resolution widths shrink 4-8x (trunk 128 -> 16, refine (256, 128) -> (32,), features 64 -> 16,
+    head 256 -> 32) while the NAT branch, which runs at 1/4 to 1/32 resolution and costs ~2 %, keeps
+    head_dim 32 (heads = dim / 32, the CUDA kernel's main instantiation), kernel 7 and rpb, and only
+    gets shallower (its deep levels hold most of the parameters, not the FLOPs).
+    """
+    return TSJNetConfig(
+        name="tsjnet-edge",
+        trunk_width=16,
+        trunk_blocks=2,
+        refine_widths=(32,),
+        feature_dim=16,
+        nat_embed_dim=32,
+        nat_depths=(2, 2, 2, 1),
+        nat_heads=(1, 2, 4, 8),      # dims 32, 64, 128, 256 -> head_dim 32 at every level
+        nat_kernel_size=7,
+        nat_mlp_ratio=2.0,
+        nat_rpb=True,
+        drop_path_rate=0.1,
+        decoder_dim=16,
+        decoder_head_width=32,
+    )
