@@ -268,14 +268,9 @@ def _write_toml(path: Path, data_root: Path, out_dir: Path, extra: str = "") -> 
 
 
 def test_cli_train_and_resume(tmp_path, data_dir):
-    import typer
     from typer.testing import CliRunner
 
-    from tsjnet_sdk.training.cli import train_command
-
-    app = typer.Typer()
-    app.command("train")(train_command)
-    app.command("noop")(lambda: None)                     # two commands: `train` is a subcommand as in tsjnet
+    from tsjnet_sdk.cli import app  # the real `tsjnet` command line
     cfg = _write_toml(tmp_path / "c.toml", data_dir, tmp_path / "unused")
     runner = CliRunner()
     res = runner.invoke(app, ["train", str(cfg), "--out-dir", str(tmp_path / "cli"), "--set", "run.checkpoint_every=1"])

@@ -15,6 +15,7 @@ from tsjnet_sdk.benchmarks.cli import bench_command
 from tsjnet_sdk.demo import demo_command
 from tsjnet_sdk.export.cli import export_command
 from tsjnet_sdk.metrics.cli import eval_command
+from tsjnet_sdk.training.cli import train_command
 
 app = typer.Typer(
     name="tsjnet",
@@ -173,6 +174,7 @@ app.command("eval")(eval_command)
 app.command("export")(export_command)
 app.command("bench")(bench_command)
 app.command("demo")(demo_command)
+app.command("train")(train_command)
 
 
 if __name__ == "__main__":
