@@ -210,10 +210,19 @@ class Fuser:
         acc = np.zeros((full_h, full_w), np.float32)
         weight_sum = np.zeros((full_h, full_w), np.float32)
         weights = blend_weights(tile_h, tile_w, self.tile_overlap)
-        for y in tile_starts(full_h, tile_h, self.tile_overlap):
-            for x in tile_starts(full_w, tile_w, self.tile_overlap):
-                window = (slice(None), slice(None), slice(y, y + tile_h), slice(x, x + tile_w))
-                out = self._runner.run(np.ascontiguousarray(ir[window]), np.ascontiguousarray(vis[window]))
-                acc[y : y + tile_h, x : x + tile_w] += out[0, 0] * weights
+        corners = [(y, x) for y in tile_starts(full_h, tile_h, self.tile_overlap)
+                   for x in tile_starts(full_w, tile_w, self.tile_overlap)]
+        # Tiles run in batches: of the artefact's fixed batch size when it has one (the last batch is
+        # filled up by repeating a tile), else one at a time to bound memory.
+        static = self._runner.static_shape
+        per_call = static[0] if static is not None else 1
+        for start in range(0, len(corners), per_call):
+            chunk = corners[start : start + per_call]
+            padded = chunk + [chunk[-1]] * (per_call - len(chunk))
+            ir_b = np.stack([ir[0, :, y : y + tile_h, x : x + tile_w] for y, x in padded])
+            vis_b = np.stack([vis[0, :, y : y + tile_h, x : x + tile_w] for y, x in padded])
+            out = self._runner.run(np.ascontiguousarray(ir_b), np.ascontiguousarray(vis_b))
+            for (y, x), tile_out in zip(chunk, out):
+                acc[y : y + tile_h, x : x + tile_w] += tile_out[0] * weights
                 weight_sum[y : y + tile_h, x : x + tile_w] += weights
         return (acc / weight_sum)[None, None, :height, :width]
