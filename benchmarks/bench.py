@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from tsjnet_sdk.runtime.backends.base import Backend
+from tsjnet_sdk.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, static_shape_of
 
 from .machine import describe_machine, usable_cores
 
@@ -309,7 +310,7 @@ def _quantize(fp32: Path, out: Path, shape: Shape, mode: str, calib_frames: Sequ
 # -- backends the SDK does not ship (bench-only settings) -------------------------------------------
 
 
-class TunedOrtBackend(Backend):
+class TunedOrtBackend(OnnxRuntimeBackend):
     """ONNX Runtime on the CPU with explicit threading and an offline-optimised graph.
 
     The SDK's OnnxRuntimeBackend uses ORT's defaults (all graph optimisations, default threads); this
@@ -319,10 +320,10 @@ class TunedOrtBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, path: Path, threads: int, optimised: Path) -> None:
+    def __init__(self, path: Path, threads: int, optimised: Path) -> None:  # noqa: PLW0231 - own session set-up
         import onnxruntime as ort
 
-        super().__init__(path, "cpu")
+        Backend.__init__(self, path, "cpu")
         opts = self._options(threads)
         if not optimised.is_file():
             opts.optimized_model_filepath = str(optimised)
@@ -333,8 +334,7 @@ class TunedOrtBackend(Backend):
         self.session = ort.InferenceSession(str(optimised), opts, providers=["CPUExecutionProvider"])
         self.settings = {"intra_op_num_threads": threads, "inter_op_num_threads": 1, "execution_mode": "sequential",
                          "graph": "ORT_ENABLE_ALL, optimised offline", "denormal_as_zero": True}
-        shape = self.session.get_inputs()[0].shape
-        self._static = tuple(shape[i] for i in (0, 2, 3)) if all(isinstance(shape[i], int) for i in (0, 2, 3)) else None
+        self._static = static_shape_of(self.session)
 
     @staticmethod
     def _options(threads: int) -> Any:
@@ -348,16 +348,8 @@ class TunedOrtBackend(Backend):
         opts.add_session_config_entry("session.set_denormal_as_zero", "1")
         return opts
 
-    def run(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        (fused,) = self.session.run(["fused"], {"ir": ir, "vis": vis})
-        return fused.astype(np.float32, copy=False)
-
-    @property
-    def static_shape(self) -> tuple[int, int, int] | None:
-        return self._static
-
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "provider": "CPUExecutionProvider", **self.settings}
+        return {**Backend.describe(self), "provider": "CPUExecutionProvider", **self.settings}
 
     def close(self) -> None:
         self.session = None  # frees the session (and its arena) now, not at garbage collection
@@ -536,7 +528,6 @@ def _build_torch_na_kernel(ctx: RowContext, shape: Shape) -> Backend:
 
 
 def _build_ort(ctx: RowContext, shape: Shape, device: str = "cpu") -> Backend:
-    from tsjnet_sdk.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     return OnnxRuntimeBackend(ensure_onnx(ctx.settings, ctx.checkpoint, shape, ctx.progress), device)
 
@@ -582,7 +573,6 @@ def _build_ort_tuned(ctx: RowContext, shape: Shape) -> Backend:
 
 def _build_ort_int8(mode: str) -> Callable[[RowContext, Shape], Backend]:
     def build(ctx: RowContext, shape: Shape) -> Backend:
-        from tsjnet_sdk.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
         calib = ctx.calib_frames if mode == "static" else []
         return OnnxRuntimeBackend(ensure_int8(ctx.settings, ctx.checkpoint, shape, mode, calib, ctx.progress), "cpu")

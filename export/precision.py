@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 
-import torch
 from torch import Tensor, nn
 
 # What metadata and the parity report say was kept in float32.

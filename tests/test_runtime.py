@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 
 from tsjnet_sdk import Fuser
 from tsjnet_sdk.imaging import ImageError, read_image, rgb_to_ycbcr, write_image

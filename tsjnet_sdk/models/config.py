@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 # The NAT branch downsamples by 4 (tokenizer) and 2 per later level, and its head upsamples by a fixed

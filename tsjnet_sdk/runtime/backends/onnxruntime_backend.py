@@ -35,6 +35,12 @@ def choose_providers(device: str) -> list[str]:
     return ([] if device == "cpu" else gpu) + [CPU_PROVIDER]
 
 
+def static_shape_of(session: Any) -> tuple[int, int, int] | None:
+    """(N, H, W) of a session whose input ``ir`` has a fixed shape, else None."""
+    shape = session.get_inputs()[0].shape
+    return tuple(shape[i] for i in (0, 2, 3)) if all(isinstance(shape[i], int) for i in (0, 2, 3)) else None
+
+
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
@@ -66,8 +72,7 @@ class OnnxRuntimeBackend(Backend):
         self.metadata = {
             k[len("tsjnet."):]: v for k, v in self.session.get_modelmeta().custom_metadata_map.items() if k.startswith("tsjnet.")
         }
-        shape = self.session.get_inputs()[0].shape
-        self._static = tuple(shape[i] for i in (0, 2, 3)) if all(isinstance(shape[i], int) for i in (0, 2, 3)) else None
+        self._static = static_shape_of(self.session)
 
     def run(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
         (fused,) = self.session.run(["fused"], {"ir": ir, "vis": vis})
