@@ -64,8 +64,15 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
 
     from tsjnet_sdk.atomic import write_bytes_atomic
 
+    import torch
+
+    from tsjnet_sdk.models import create_model, save_checkpoint
+
     path = write_bytes_atomic(tmp_path / "x.bin", b"data")
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(create_model("tsjnet-tiny"), tmp_path / "c.safetensors")
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
-    assert path.read_bytes() == b"data" and [p.name for p in tmp_path.iterdir()] == ["x.bin"]
+    assert ckpt.stat().st_mode & 0o777 == 0o666 & ~umask
+    assert path.read_bytes() == b"data" and sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors", "x.bin"]

@@ -31,10 +31,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp creates 0600; give the final file the permissions a plain open() would (0666 - umask).
-    os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield tmp
+        # mkstemp creates 0600 (and some writers keep it): give the result the permissions a plain
+        # open() would (0666 - umask) before it takes the final name.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
