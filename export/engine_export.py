@@ -14,7 +14,6 @@ atomically. A timing cache (``timing_cache=PATH``) is loaded before and saved af
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import tempfile
@@ -38,7 +37,6 @@ from tsjnet_sdk.export.onnx_export import (
 )
 from tsjnet_sdk.models.checkpoint import file_sha256
 
-FLAVOURS = ("tensorrt", "tensorrt_rtx")
 # (N, H, W) of the optimisation profile. 32 is the model's minimum; 480x640 the usual thermal camera;
 # 720x1280 keeps the faithful model's full-resolution 512-channel activations within a 16 GB GPU.
 DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (1, 32, 32), (1, 480, 640), (1, 720, 1280)
@@ -48,22 +46,15 @@ DEFAULT_RTX_CAPABILITY = "8.9"
 
 
 def import_tensorrt(flavour: str | None = None) -> tuple[Any, str]:
-    """(module, flavour name) for the requested flavour, or the first of tensorrt / tensorrt_rtx."""
-    if flavour is not None and flavour not in FLAVOURS:
-        raise ExportError(f"unknown TensorRT flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
-    for name in [flavour] if flavour else FLAVOURS:
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        if not hasattr(module, "Builder"):  # PyPI's `tensorrt` stub package imports but has no API
-            continue
-        return module, name
-    wanted = flavour or "tensorrt or tensorrt_rtx"
-    raise ExportError(
-        f"engine export needs TensorRT ({wanted}), which is not installed: Jetson: JetPack's python3-libnvinfer; "
-        "servers: pip install tensorrt (NVIDIA's index); RTX GPUs: pip install 'tsjnet-sdk[tensorrt-rtx]'"
-    )
+    """(module, flavour name): the runtime's TensorRT lookup, with its failure as an ExportError."""
+    from tsjnet_sdk.runtime.backends.base import BackendUnavailable
+    from tsjnet_sdk.runtime.backends.tensorrt_backend import import_tensorrt as find_tensorrt
+
+    try:
+        module = find_tensorrt(flavour, purpose="engine export")
+    except BackendUnavailable as e:
+        raise ExportError(str(e)) from None
+    return module, module.__name__
 
 
 def is_strongly_typed(trt: Any, flavour: str) -> bool:
@@ -250,18 +241,15 @@ def build_engine(
 
 def _set_compute_capabilities(trt: Any, config: Any, flavour: str, wanted: Sequence[str] | None) -> list[str]:
     """RTX: the targets (default: the GPU present, else 8.9). Full TensorRT: the GPU it builds on."""
+    from tsjnet_sdk.runtime.backends.tensorrt_backend import gpu_compute_capability
+
+    cc = gpu_compute_capability()
+    present = [f"{cc[0]}.{cc[1]}"] if cc else []
     if flavour != "tensorrt_rtx":
         if wanted:
             raise ExportError("--compute-capability is for tensorrt_rtx; TensorRT builds for the GPU it runs on")
-        from tsjnet_sdk.runtime.backends.tensorrt_backend import gpu_compute_capability
-
-        cc = gpu_compute_capability()
-        return [f"{cc[0]}.{cc[1]}"] if cc else []
-    from tsjnet_sdk.runtime.backends.tensorrt_backend import gpu_compute_capability
-
-    if not wanted:
-        cc = gpu_compute_capability()
-        wanted = [f"{cc[0]}.{cc[1]}"] if cc else [DEFAULT_RTX_CAPABILITY]
+        return present
+    wanted = wanted or present or [DEFAULT_RTX_CAPABILITY]
     unknown = [c for c in wanted if c not in RTX_CAPABILITIES]
     if unknown:
         raise ExportError(f"tensorrt_rtx cannot build for compute capability {', '.join(unknown)}; choose from {', '.join(RTX_CAPABILITIES)}")

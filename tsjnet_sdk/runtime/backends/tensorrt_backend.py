@@ -18,18 +18,29 @@ from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
 FLAVOURS = ("tensorrt", "tensorrt_rtx")
 
 
-def import_tensorrt(flavour: str | None = None) -> Any:
-    """Import TensorRT: the given flavour, or the first of ``tensorrt`` / ``tensorrt_rtx`` installed."""
+INSTALL_HINT = (
+    "Jetson: JetPack's python3-libnvinfer; servers: pip install tensorrt (NVIDIA's index); "
+    "RTX GPUs: pip install 'tsjnet-sdk[tensorrt-rtx]'"
+)
+
+
+def import_tensorrt(flavour: str | None = None, purpose: str = "running a TensorRT engine") -> Any:
+    """Import TensorRT: the given flavour, or the first of ``tensorrt`` / ``tensorrt_rtx`` installed.
+
+    The one place that finds TensorRT, for the runtime and for ``tsjnet export --format engine``.
+    PyPI's ``tensorrt`` stub imports but has no API, so it counts as not installed.
+    """
+    if flavour is not None and flavour not in FLAVOURS:
+        raise BackendUnavailable(f"unknown TensorRT flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
     for name in [flavour] if flavour else FLAVOURS:
         try:
-            return importlib.import_module(name)
+            module = importlib.import_module(name)
         except ImportError:
             continue
+        if hasattr(module, "Builder"):
+            return module
     wanted = flavour or " or ".join(FLAVOURS)
-    raise BackendUnavailable(
-        f"TensorRT ({wanted}) is not installed: on Jetson use JetPack's python3-libnvinfer, on servers "
-        "pip install tensorrt, on RTX GPUs pip install tensorrt-rtx"
-    )
+    raise BackendUnavailable(f"{purpose} needs TensorRT ({wanted}), which is not installed: {INSTALL_HINT}")
 
 
 def _cuda_check(result: tuple, what: str) -> Any:
