@@ -45,13 +45,13 @@ import numpy as np
 from tsjnet_sdk.runtime.backends.base import Backend
 from tsjnet_sdk.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, static_shape_of
 
+from . import SHARED_DATA
 from .machine import describe_machine, usable_cores
 
 SCHEMA = "tsjnet-bench/1"
 REFERENCE_ROW = "torch-eager-fp32"
 DEFAULT_SIZES = ("640x480",)
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "msrs" / "test"
+DEFAULT_DATA = SHARED_DATA / "msrs" / "test"
 
 Progress = Callable[[str], None]
 Shape = tuple[int, int, int]  # (N, H, W)

@@ -17,15 +17,16 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
+
+from tsjnet_sdk.benchmarks import SHARED_DATA
 
 
 def _load(pair: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from tsjnet_sdk.metrics.folder import read_image
 
-    root = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "msrs" / "test"
+    root = SHARED_DATA / "msrs" / "test"
     ir_path, vis_path = root / "ir" / f"{pair}.png", root / "vi" / f"{pair}.png"
     if not ir_path.is_file():
         raise SystemExit(f"needs the MSRS test pair {ir_path} (../shared/data beside the checkout)")

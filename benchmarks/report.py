@@ -109,6 +109,11 @@ def print_console(results: dict[str, Any], console: Any = None) -> None:
         console.print(table)
 
 
+def _random_init(results: dict[str, Any]) -> bool:
+    """Whether the benchmarked checkpoint is a seeded random init (bench.ensure_checkpoint's note)."""
+    return "random init" in str(results.get("model", {}).get("weights", ""))
+
+
 def to_markdown(results: dict[str, Any]) -> str:
     """A human-readable results page (what benchmarks/results/*.md hold)."""
     s = results["settings"]
@@ -118,17 +123,21 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"- machine: {_machine_line(results['machine'])}"]
     if model.get("checkpoint"):
         out += [f"- model: `{model['name']}`, checkpoint `{model['checkpoint']}` (sha256 {model['checkpoint_sha256'][:16]}...), "
-                f"weights: {model['weights']}. No trained TSJNet weights exist yet: latency does not depend on "
-                "the weights and the errors against the reference are meaningful (same weights in every row), "
-                "but the fusion metrics of an untrained network say nothing about fusion quality.",
+                f"weights: {model['weights']}. "
+                + ("Random-init weights: latency does not depend on the weights and the errors against the "
+                   "reference are meaningful (same weights in every row), but the fusion metrics of an untrained "
+                   "network say nothing about fusion quality." if _random_init(results) else
+                   "Fusion quality of these weights: `tsjnet quality` (benchmarks/results/quality_*.md)."),
                 f"- timing: {s['warmup']} warm-up call(s), then {s['runs']} timed call(s) per row; reference row "
                 f"`{s['reference']}`; speed-up = reference median / row median, same run; torch threads "
                 f"{s.get('torch_threads')}; load average (1/5/15 min) at start / end: "
                 f"{s.get('load_average_start_end')}",
                 f"- accuracy: {s['accuracy_pairs']} real pair(s) from `{Path(s['data']).parent.name}/{Path(s['data']).name}`"
-                "; the random-init networks' fused luminance is almost flat (`reference_std` in the JSON: the "
-                "reference output's standard deviation in [0, 1] units), so PSNR (peak 1) flatters every row; "
-                "SNR = the reference's variance over the error's mean square, in dB, does not. "
+                + ("; the random-init networks' fused luminance is almost flat (`reference_std` in the JSON: the "
+                   "reference output's standard deviation in [0, 1] units), so PSNR (peak 1) flatters every row; "
+                   "SNR = the reference's variance over the error's mean square, in dB, does not. "
+                   if _random_init(results) else
+                   "; SNR = the reference output's variance over the error's mean square, in dB. ")
                 + (f"Accuracy holds at PSNR >= {s['psnr_threshold_db']} dB and SNR >= {s['snr_threshold_db']} dB"
                    if "snr_threshold_db" in s else
                    f"Accuracy holds at PSNR >= {s['psnr_threshold_db']} dB (this run predates the SNR criterion; "
@@ -221,8 +230,8 @@ def draw_chart(results: dict[str, Any], path: Path) -> Path:
                 d.text((x0, ry + 3), f"{r['status']}: {(r.get('reason') or '')[:80]}", fill="#999", font=font)
             ry += bar_h + 6
         y += h
-    d.text((pad, y + 4), "Random-init weights (no trained TSJNet exists yet); see the JSON for all statistics.",
-           fill="#444", font=font)
+    weights = "random-init weights" if _random_init(results) else f"weights {results['model'].get('checkpoint')}"
+    d.text((pad, y + 4), f"{weights}; see the JSON for all statistics.", fill="#444", font=font)
     img.save(path)
     return path
 

@@ -76,3 +76,49 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
     assert ckpt.stat().st_mode & 0o777 == 0o666 & ~umask
     assert path.read_bytes() == b"data" and sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors", "x.bin"]
+
+
+def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path):
+    from tsjnet_sdk.models import read_checkpoint_metadata
+
+    torch.manual_seed(0)
+    model = create_model("tsjnet-tiny")
+    model.train()
+    model(torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64))  # BN running stats and step counts move
+    model.eval()
+    full = save_checkpoint(model, tmp_path / "fp32.safetensors")
+    half = save_checkpoint(model, tmp_path / "fp16.safetensors", dtype=torch.float16)
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    assert read_checkpoint_metadata(half)["stored_dtype"] == "float16"
+    loaded = load_checkpoint(half)
+    state, original = loaded.state_dict(), model.state_dict()
+    assert all(v.dtype == original[k].dtype for k, v in state.items())  # float32 model, int64 counters
+    counters = [k for k, v in original.items() if not v.is_floating_point()]
+    assert counters and all(torch.equal(state[k], original[k]) for k in counters)
+    x, y = torch.rand(1, 1, 48, 64), torch.rand(1, 1, 48, 64)
+    with torch.no_grad():
+        err = (model.fuse(x, y) - loaded.fuse(x, y)).abs().max().item()
+    assert 0 < err < 5e-3  # rounded once to fp16, not lost
+    with pytest.raises(ValueError, match="floating-point"):
+        save_checkpoint(model, tmp_path / "bad.safetensors", dtype=torch.int8)
+
+
+def test_ship_writes_float16_weights_with_provenance(tmp_path):
+    from tsjnet_sdk.models import read_checkpoint_metadata
+    from tsjnet_sdk.models.checkpoint import file_sha256
+    from tsjnet_sdk.training.ship import ship
+
+    torch.manual_seed(0)
+    model = create_model("tsjnet-tiny").eval()
+    run = save_checkpoint(model, tmp_path / "last.safetensors", extra_metadata={"training_step": "42"})
+    config = tmp_path / "edge.toml"
+    config.write_text("[run]\n")
+    shipped = ship(run, config, tmp_path / "shipped.safetensors")
+    meta = read_checkpoint_metadata(shipped)
+    assert meta["stored_dtype"] == "float16" and meta["training_step"] == "42"
+    assert meta["source_sha256"] == file_sha256(run) and meta["training_config"].endswith("edge.toml")
+    with pytest.raises(ValueError, match="training_step"):
+        ship(save_checkpoint(model, tmp_path / "plain.safetensors"), config, tmp_path / "x.safetensors")
+    with pytest.raises(FileNotFoundError, match="training config"):
+        ship(run, tmp_path / "missing.toml", tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from tsjnet_sdk._version import __version__
 from tsjnet_sdk.benchmarks.cli import bench_command
+from tsjnet_sdk.benchmarks.quality import quality_command
 from tsjnet_sdk.demo import demo_command
 from tsjnet_sdk.export.cli import export_command
 from tsjnet_sdk.metrics.cli import eval_command
@@ -173,6 +174,7 @@ def doctor() -> None:
 app.command("eval")(eval_command)
 app.command("export")(export_command)
 app.command("bench")(bench_command)
+app.command("quality")(quality_command)
 app.command("demo")(demo_command)
 app.command("train")(train_command)
 

@@ -28,8 +28,18 @@ class CheckpointError(ValueError):
     """A file that is not a usable tsjnet checkpoint."""
 
 
-def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, extra_metadata: dict[str, str] | None = None) -> Path:
-    """Write ``model``'s weights and config to ``path`` (.safetensors) atomically; returns the path."""
+def save_checkpoint(
+    model: torch.nn.Module,
+    path: str | os.PathLike,
+    extra_metadata: dict[str, str] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write ``model``'s weights and config to ``path`` (.safetensors) atomically; returns the path.
+
+    ``dtype`` (e.g. ``torch.float16``) stores the floating-point tensors in that type to halve the file
+    (integer buffers such as BatchNorm's step count keep theirs); :func:`load_checkpoint` always builds a
+    float32 model, so the stored type only rounds the weights once.
+    """
     from safetensors.torch import save_file
 
     config: TSJNetConfig = model.config  # type: ignore[assignment]
@@ -41,6 +51,11 @@ def save_checkpoint(model: torch.nn.Module, path: str | os.PathLike, extra_metad
         **(extra_metadata or {}),
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        if not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating-point type (e.g. torch.float16), got {dtype}")
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+        metadata["stored_dtype"] = str(dtype).removeprefix("torch.")
     path = Path(path)
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)

@@ -1,0 +1,337 @@
+"""``tsjnet quality``: the fusion-quality table of a model against the classical baselines.
+
+Fuses every evaluation pair of ``../shared/data`` (msrs/test, roadscene, tno, m3fd, llvip) with the
+model and with the baselines of :mod:`tsjnet_sdk.baselines` (pixel average, pixel max, Laplacian
+pyramid), all through :func:`tsjnet_sdk.demo.run_demo` (one colour handling, one metrics call), and
+writes ``<stem>.json``, ``<stem>.md`` and ``<stem>.png`` under ``benchmarks/results``:
+
+* per data set, the mean of TSJNet Table 1's six metrics (SSIM, PSNR, MSE, VIF, CC, CV = Qcv) and of
+  EN, SD, SF, AG, MI, Qabf, metrics preset ``paper``, for the model and each baseline;
+* the paper's own TSJNet row where Table 1 has that data set (its test splits are larger than ours:
+  MSRS 362 pairs there, 12 here, so the comparison is indicative only);
+* the trade-off check of issue 9 on msrs: how many of the content metrics (VIF, Qabf, EN, SD, SF,
+  AG) beat the pixel average, and how many of the fidelity metrics (SSIM, PSNR, CC) beat the max.
+
+    tsjnet quality -m tsjnet_sdk/weights/tsjnet-edge.safetensors --threads 1
+    python -m tsjnet_sdk.benchmarks.quality --help
+
+The fused images and panels of each data set go to ``--work`` (default ``outputs/quality``): they show
+data-set images, which the project does not redistribute, so they stay out of the repository.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from tsjnet_sdk.atomic import atomic_path
+from tsjnet_sdk.benchmarks import SHARED_DATA
+
+DEFAULT_DATA = SHARED_DATA
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+#: evaluation set name -> folder under the data root holding ir/ and vi/ (paired by file name)
+EVAL_SETS: dict[str, str] = {
+    "msrs": "msrs/test",
+    "roadscene": "roadscene",
+    "tno": "tno",
+    "m3fd": "m3fd",
+    "llvip": "llvip",
+}
+TABLE1_METRICS = ("SSIM", "PSNR", "MSE", "VIF", "CC", "Qcv")
+OTHER_METRICS = ("EN", "SD", "SF", "AG", "MI", "Qabf")
+LOWER_IS_BETTER = {"MSE", "Qcv"}
+#: the metric preset of the table (tsjnet_sdk.metrics; docs/metrics.md says why it matches Table 1)
+PRESET = "paper"
+
+#: TSJNet's own row of Table 1 (Jie et al.), per data set, on the paper's test splits
+#: (MSRS 362, M3FD 300, RoadScene 221, LLVIP 3463 pairs); CV is our Qcv. TNO is not in the table.
+PAPER_TSJNET: dict[str, dict[str, float]] = {
+    "msrs": {"SSIM": 0.69, "PSNR": 18.13, "MSE": 1502.60, "VIF": 0.45, "CC": 0.62, "Qcv": 344.20},
+    "m3fd": {"SSIM": 0.70, "PSNR": 14.63, "MSE": 2714.86, "VIF": 0.33, "CC": 0.53, "Qcv": 524.41},
+    "roadscene": {"SSIM": 0.70, "PSNR": 14.52, "MSE": 2544.58, "VIF": 0.33, "CC": 0.64, "Qcv": 516.82},
+    "llvip": {"SSIM": 0.64, "PSNR": 15.97, "MSE": 1697.69, "VIF": 0.37, "CC": 0.67, "Qcv": 457.46},
+}
+
+#: issue 9's acceptance on msrs: content carried from both sources (beat the pixel average on at least
+#: 5 of these) and fidelity to both sources (beat the max on at least 2 of these)
+CONTENT_METRICS = ("VIF", "Qabf", "EN", "SD", "SF", "AG")
+FIDELITY_METRICS = ("SSIM", "PSNR", "CC")
+CONTENT_NEEDED, FIDELITY_NEEDED = 5, 2
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    """Whether value ``a`` of ``metric`` is strictly better than ``b`` (direction from the metric)."""
+    return a < b if metric in LOWER_IS_BETTER else a > b
+
+
+def trade_off(mean: dict[str, dict[str, float]], network: str = "tsjnet") -> dict[str, Any]:
+    """The acceptance check on one data set's means {method: {metric: value}}.
+
+    Returns ``content_wins`` / ``fidelity_wins`` (the metrics won), their counts and ``holds``.
+    """
+    net = mean[network]
+    content = [m for m in CONTENT_METRICS if better(m, net[m], mean["average"][m])]
+    fidelity = [m for m in FIDELITY_METRICS if better(m, net[m], mean["max"][m])]
+    return {
+        "content_vs_average": content,
+        "fidelity_vs_max": fidelity,
+        "content_needed": CONTENT_NEEDED,
+        "fidelity_needed": FIDELITY_NEEDED,
+        "holds": len(content) >= CONTENT_NEEDED and len(fidelity) >= FIDELITY_NEEDED,
+    }
+
+
+def run_quality(
+    model: str | Path,
+    data_root: str | Path = DEFAULT_DATA,
+    datasets: tuple[str, ...] | list[str] = tuple(EVAL_SETS),
+    work_dir: str | Path = "outputs/quality",
+    threads: int | None = None,
+    say: Any = print,
+) -> dict[str, Any]:
+    """Fuse and score every pair of ``datasets`` under ``data_root``; returns the results document.
+
+    Data sets whose folder is missing are listed under ``skipped`` (with the reason) instead of failing,
+    so a partial copy of the data still gives a table.
+    """
+    from tsjnet_sdk.demo import run_demo
+    from tsjnet_sdk.models.checkpoint import file_sha256
+
+    root = Path(data_root)
+    unknown = [d for d in datasets if d not in EVAL_SETS]
+    if unknown:
+        raise ValueError(f"unknown data set(s) {unknown}; choose from {list(EVAL_SETS)}")
+    results: dict[str, Any] = {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": str(model),
+        "model_sha256": file_sha256(model),
+        "preset": PRESET,
+        "data_root": str(root),
+        "datasets": {},
+        "skipped": {},
+    }
+    for name in datasets:
+        folder = root / EVAL_SETS[name]
+        if not (folder / "ir").is_dir() or not (folder / "vi").is_dir():
+            results["skipped"][name] = f"{folder}/ir and {folder}/vi not found"
+            say(f"{name}: skipped ({results['skipped'][name]})")
+            continue
+        say(f"{name}: fusing and scoring {folder} ...")
+        summary = run_demo(model, folder / "ir", folder / "vi", Path(work_dir) / name, threads=threads, quiet=True)
+        per_pair_s = summary["fuse_seconds_per_pair"]
+        results["model_description"] = summary["model"]
+        results["backend"] = f"{summary['backend']} on {summary['device']}"
+        results["datasets"][name] = {
+            "folder": str(folder),
+            "pairs": len(summary["pairs"]),
+            "mean": summary["mean"],
+            "fuse_seconds_median": sorted(per_pair_s)[len(per_pair_s) // 2],
+            "trade_off": trade_off(summary["mean"]),
+        }
+        say(f"{name}: {len(summary['pairs'])} pairs, {summary['seconds']['total']:.0f} s")
+    return results
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def _fmt(metric: str, value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    if metric in ("MSE", "Qcv"):
+        return f"{value:.1f}"
+    if metric in ("PSNR", "SD", "SF"):
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def to_markdown(results: dict[str, Any]) -> str:
+    metrics = (*TABLE1_METRICS, *OTHER_METRICS)
+    arrows = {m: "↓" if m in LOWER_IS_BETTER else "↑" for m in metrics}
+    lines = [
+        f"# Fusion quality: {results.get('model_description', results['model'])}",
+        "",
+        f"Model file SHA-256 `{results['model_sha256']}`.",
+        "",
+        f"`tsjnet quality` ({results['created'][:10]}, {results.get('backend', '')}); metrics preset "
+        f"`{results['preset']}` (tsjnet_sdk.metrics, docs/metrics.md), means over each data set's pairs; "
+        "CV is Qcv. **Bold**: best of the four methods of this run. The paper rows are TSJNet's own Table 1 "
+        "figures on the paper's (larger) test splits, so they are indicative, not a like-for-like comparison.",
+        "",
+        "Read the table whole: the pixel average is the exact minimiser of MSE(F, IR) + MSE(F, VIS), so it "
+        "wins MSE and PSNR and scores high on SSIM and CC by construction while carrying little contrast "
+        "(SD, SF, AG, Qabf); the max keeps the brighter source everywhere.",
+        "",
+    ]
+    for name, ds in results["datasets"].items():
+        mean = ds["mean"]
+        lines += [f"## {name} ({ds['pairs']} pairs, `{ds['folder']}`)", ""]
+        lines.append("| method | " + " | ".join(f"{m} {arrows[m]}" for m in metrics) + " |")
+        lines.append("|---|" + "---|" * len(metrics))
+        best = {}
+        for m in metrics:
+            values = [(mean[k][m], k) for k in mean if mean[k].get(m) is not None and math.isfinite(mean[k][m])]
+            if values:
+                best[m] = (min if m in LOWER_IS_BETTER else max)(values)[1]
+        for method, values in mean.items():
+            cells = []
+            for m in metrics:
+                text = _fmt(m, values.get(m))
+                cells.append(f"**{text}**" if best.get(m) == method else text)
+            label = "tsjnet (this model)" if method == "tsjnet" else method
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        paper = PAPER_TSJNET.get(name)
+        if paper:
+            lines.append("| TSJNet, paper Table 1 | " + " | ".join(_fmt(m, paper.get(m)) for m in metrics) + " |")
+        t = ds["trade_off"]
+        lines += [
+            "",
+            f"Trade-off: beats the pixel average on {len(t['content_vs_average'])} of {len(CONTENT_METRICS)} content "
+            f"metrics ({', '.join(t['content_vs_average']) or 'none'}; needs {t['content_needed']}), beats the max on "
+            f"{len(t['fidelity_vs_max'])} of {len(FIDELITY_METRICS)} fidelity metrics "
+            f"({', '.join(t['fidelity_vs_max']) or 'none'}; needs {t['fidelity_needed']}): "
+            f"**{'holds' if t['holds'] else 'does not hold'}**. Median fusion time "
+            f"{ds['fuse_seconds_median']:.2f} s per pair.",
+            "",
+        ]
+    for name, why in results["skipped"].items():
+        lines.append(f"* {name}: not evaluated ({why})")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def draw_chart(results: dict[str, Any], path: Path) -> Path:
+    """One panel per data set: each method's score relative to the pixel average (1 = average; for MSE
+    and Qcv the inverse ratio, so right of 1 is always better), per metric, as horizontal bars."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    try:
+        font = ImageFont.load_default(size=13)
+        bold = ImageFont.load_default(size=16)
+    except TypeError:  # Pillow < 10.1: bitmap font only
+        font = bold = ImageFont.load_default()
+    metrics = (*TABLE1_METRICS, *OTHER_METRICS)
+    colours = {"tsjnet": "#d1495b", "max": "#3b6fb6", "laplacian": "#4c9a2a"}
+    others = ("tsjnet", "max", "laplacian")  # the average is the reference line
+    datasets = list(results["datasets"].items())
+    col_w, bar_h, pad, label_w = 330, 5, 12, 60
+    row_h = bar_h * len(others) + 6
+    panel_h = 30 + row_h * len(metrics) + 10
+    columns = min(len(datasets), 3) or 1
+    rows = math.ceil(len(datasets) / columns) if datasets else 1
+    width, top = max(pad * 2 + columns * col_w, 1000), 90
+    img = Image.new("RGB", (width, top + rows * panel_h + 30), "white")
+    d = ImageDraw.Draw(img)
+    d.text((pad, pad), f"Fusion quality relative to the pixel average: {Path(results['model']).name}", fill="black", font=bold)
+    legend_x = pad
+    for m in others:
+        d.rectangle([legend_x, 40, legend_x + 12, 52], fill=colours[m])
+        d.text((legend_x + 16, 39), "tsjnet (this model)" if m == "tsjnet" else m, fill="black", font=font)
+        legend_x += 150
+    d.text((pad, 60), "grey line: the pixel average (= 1); a bar right of it is better than the average "
+           "(MSE and CV inverted: average / value); clipped at 3x", fill="#444", font=font)
+    scale_max = 3.0
+    for i, (name, ds) in enumerate(datasets):
+        x0 = pad + (i % columns) * col_w
+        y0 = top + (i // columns) * panel_h
+        d.text((x0, y0), f"{name} ({ds['pairs']} pairs)", fill="black", font=bold)
+        bar_x, bar_w = x0 + label_w, col_w - label_w - 20
+        one = bar_x + int(bar_w / scale_max)
+        mean = ds["mean"]
+        for j, metric in enumerate(metrics):
+            y = y0 + 30 + j * row_h
+            d.text((x0, y), metric, fill="black", font=font)
+            ref = mean["average"].get(metric)
+            for k, method in enumerate(others):
+                v = mean[method].get(metric)
+                if v is None or ref is None or not (math.isfinite(v) and math.isfinite(ref)) or v == 0 or ref == 0:
+                    continue
+                ratio = ref / v if metric in LOWER_IS_BETTER else v / ref
+                length = int(bar_w * min(max(ratio, 0.0), scale_max) / scale_max)
+                d.rectangle([bar_x, y + k * bar_h, bar_x + max(1, length), y + (k + 1) * bar_h - 1], fill=colours[method])
+        d.line([one, y0 + 28, one, y0 + 30 + len(metrics) * row_h], fill="#777", width=1)
+    d.text((pad, top + rows * panel_h + 5), f"metrics preset '{results['preset']}'; numbers in the .md/.json next to this file",
+           fill="#444", font=font)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+    return path
+
+
+def write_results(results: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md", "png": out_dir / f"{stem}.png"}
+
+    def clean(obj: Any) -> Any:
+        if isinstance(obj, float):
+            return obj if math.isfinite(obj) else None
+        if isinstance(obj, dict):
+            return {k: clean(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [clean(v) for v in obj]
+        return obj
+
+    with atomic_path(paths["json"]) as tmp:
+        Path(tmp).write_text(json.dumps(clean(results), indent=2) + "\n")
+    with atomic_path(paths["md"]) as tmp:
+        Path(tmp).write_text(to_markdown(results))
+    draw_chart(results, paths["png"])
+    return paths
+
+
+# -- command --------------------------------------------------------------------------------------
+
+
+def quality_command(
+    model: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "--model", "-m", help="checkpoint / ONNX / engine (default: the shipped tsjnet-edge weights)"
+    ),
+    data: Path = typer.Option(DEFAULT_DATA, help="data root holding msrs/test, roadscene, tno, m3fd, llvip"),
+    datasets: str = typer.Option(",".join(EVAL_SETS), help="comma-separated evaluation sets"),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="folder of the table (.md, .json, .png)"),
+    name: Optional[str] = typer.Option(None, help="results file stem (default quality_<model file stem>)"),  # noqa: UP007
+    work: Path = typer.Option(Path("outputs/quality"), help="fused images and panels (data-set images: not for the repo)"),
+    threads: Optional[int] = typer.Option(None, help="PyTorch CPU threads (1 is often fastest on a busy CPU)"),  # noqa: UP007
+) -> None:
+    """Fusion-quality table (Table 1 metrics + EN, SD, SF, AG, MI, Qabf) of a model vs classical baselines."""
+    from rich.console import Console
+
+    from tsjnet_sdk.demo import SHIPPED_WEIGHTS
+
+    console = Console(stderr=True, soft_wrap=True)
+    if model is None:
+        if not SHIPPED_WEIGHTS.exists():
+            console.print(f"[red]error:[/red] no --model given and no shipped weights at {SHIPPED_WEIGHTS}")
+            raise typer.Exit(2)
+        model = SHIPPED_WEIGHTS
+    if not model.exists():
+        console.print(f"[red]error:[/red] --model {model} does not exist")
+        raise typer.Exit(2)
+    chosen = [d.strip() for d in datasets.split(",") if d.strip()]
+    try:
+        results = run_quality(model, data, chosen, work, threads=threads, say=console.print)
+    except ValueError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2) from None
+    if not results["datasets"]:
+        console.print(f"[red]error:[/red] none of {chosen} found under {data} (see --data)")
+        raise typer.Exit(2)
+    paths = write_results(results, out, name or f"quality_{model.stem}")
+    for ds_name, ds in results["datasets"].items():
+        t = ds["trade_off"]
+        console.print(f"{ds_name}: content wins vs average {len(t['content_vs_average'])}/{len(CONTENT_METRICS)}, "
+                      f"fidelity wins vs max {len(t['fidelity_vs_max'])}/{len(FIDELITY_METRICS)}: "
+                      f"{'holds' if t['holds'] else 'does not hold'}")
+    console.print("written: " + ", ".join(str(p) for p in paths.values()))
+
+
+def main() -> None:
+    typer.run(quality_command)
+
+
+if __name__ == "__main__":
+    main()
