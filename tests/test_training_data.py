@@ -257,6 +257,27 @@ def test_augment_pads_small_images_and_centre_crops():
     np.testing.assert_array_equal(ir, img[4:36, 9:41])
 
 
+def test_random_gain_scales_each_modality_on_its_own():
+    img = np.full((32, 32), 0.5, np.float32)
+    cfg = AugmentConfig(crop=None, hflip=0, vflip=0, gain=(0.2, 1.0), gain_prob=1.0)
+    gains = []
+    for seed in range(40):
+        ir, vis, _, _ = augment(img, img, None, None, np.random.default_rng(seed), cfg)
+        assert ir.dtype == np.float32 and np.ptp(ir) == 0 and np.ptp(vis) == 0   # one gain per image
+        gains.append((ir[0, 0] / 0.5, vis[0, 0] / 0.5))
+    g = np.array(gains)
+    assert g.min() >= 0.2 - 1e-6 and g.max() <= 1.0 + 1e-6
+    assert np.abs(g[:, 0] - g[:, 1]).max() > 0.1                                # independent per modality
+    assert (g < 0.45).mean() > 0.3                                              # log-uniform: half below 0.447
+    bright = np.full((8, 8), 0.9, np.float32)
+    out, _, _, _ = augment(bright, bright, None, None, np.random.default_rng(0), AugmentConfig(gain=(2.0, 3.0), gain_prob=1.0))
+    assert out.max() == 1.0                                                     # clipped to the valid range
+    # off (the default) or at validation: untouched
+    for c in (AugmentConfig(), AugmentConfig(gain=(0.2, 1.0), gain_prob=1.0, center=True)):
+        ir, _, _, _ = augment(img, img, None, None, np.random.default_rng(0), c)
+        np.testing.assert_array_equal(ir, img)
+
+
 def test_object_crops_contain_a_box():
     img = np.zeros((480, 640), np.float32)
     boxes = Boxes(np.array([[600, 440, 630, 470]], np.float32), np.array([1]))
@@ -315,6 +336,12 @@ def test_config_errors(tmp_path):
         TrainConfig.from_dict({"data": {"datasets": [{"root": "x"}]}, "optim": {"lr": "fast"}})
     with pytest.raises(ConfigError, match="loss.preset"):
         TrainConfig.from_dict({"data": {"datasets": [{"root": "x"}]}, "loss": {"preset": "nope"}})
+    with pytest.raises(ConfigError, match=r"data.gain must be \[lo, hi\]"):
+        TrainConfig.from_dict({"data": {"datasets": [{"root": "x"}], "gain": [1.0, 0.5], "gain_prob": 0.5}})
+    with pytest.raises(ConfigError, match="gain_prob is set but data.gain is not"):
+        TrainConfig.from_dict({"data": {"datasets": [{"root": "x"}], "gain_prob": 0.5}})
+    with pytest.raises(ConfigError, match=r"data.gain_prob must be in \[0, 1\]"):
+        TrainConfig.from_dict({"data": {"datasets": [{"root": "x"}], "gain": [0.2, 1.0], "gain_prob": 2}})
 
 
 def test_load_config_resolves_paths_and_overrides(tmp_path):

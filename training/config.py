@@ -92,6 +92,11 @@ class DataConfig:
     crop_size: Union[int, list[int], None] = 256  # int or [H, W], multiples of 32; None = whole images
     hflip: float = 0.5
     vflip: float = 0.0
+    # Random exposure: each modality, with probability gain_prob, is multiplied by its own gain drawn
+    # log-uniformly from gain = [lo, hi] (then clipped to [0, 1]). Teaches dark (night) inputs to a
+    # network trained on bright pairs; the loss targets are computed from the augmented inputs.
+    gain: list[float] | None = None
+    gain_prob: float = 0.0
     object_crop_prob: float = 0.5            # chance a crop is placed around a labelled box (det labels only)
     min_box_visibility: float = 0.3          # keep a cropped box if this fraction of its area remains
     min_box_size: float = 2.0                # ... and it is at least this many pixels wide and high
@@ -266,7 +271,11 @@ class TrainConfig:
                 f"data.batch_size = {d.batch_size}: TSJNet's BatchNorm on pooled 1x1 features needs batch >= 2 in "
                 "training (paper: 2)"
             )
-        for key in ("hflip", "vflip", "object_crop_prob", "min_box_visibility"):
+        if d.gain is not None and not (len(d.gain) == 2 and 0 < d.gain[0] <= d.gain[1]):
+            p.append(f"data.gain must be [lo, hi] with 0 < lo <= hi, got {d.gain}")
+        if d.gain_prob and d.gain is None:
+            p.append("data.gain_prob is set but data.gain is not: give the gain range, e.g. gain = [0.2, 1.0]")
+        for key in ("hflip", "vflip", "gain_prob", "object_crop_prob", "min_box_visibility"):
             if not 0.0 <= getattr(d, key) <= 1.0:
                 p.append(f"data.{key} must be in [0, 1], got {getattr(d, key)}")
         if d.on_error not in ("raise", "skip"):

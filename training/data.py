@@ -417,6 +417,8 @@ class AugmentConfig:
     crop: tuple[int, int] | None = None
     hflip: float = 0.5
     vflip: float = 0.0
+    gain: tuple[float, float] | None = None   # per-modality exposure gain range (log-uniform), see DataConfig
+    gain_prob: float = 0.0
     object_crop_prob: float = 0.5
     min_box_visibility: float = 0.3
     min_box_size: float = 2.0
@@ -458,11 +460,20 @@ def vflip_boxes(boxes: Boxes, h: int) -> Boxes:
     return Boxes(b, boxes.labels)
 
 
+def _random_gain(x: np.ndarray, rng: np.random.Generator, gain: tuple[float, float], prob: float) -> np.ndarray:
+    """x [H, W] in [0, 1] times a log-uniform gain from ``gain`` with probability ``prob``, clipped to [0, 1]."""
+    if rng.random() >= prob:
+        return x
+    g = math.exp(rng.uniform(math.log(gain[0]), math.log(gain[1])))
+    return np.clip(x * g, 0.0, 1.0).astype(x.dtype, copy=False)
+
+
 def augment(
     ir: np.ndarray, vis: np.ndarray, det: dict[str, Boxes] | None, seg: np.ndarray | None,
     rng: np.random.Generator, cfg: AugmentConfig,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Boxes] | None, np.ndarray | None]:
-    """Random (or centre) crop + flips applied consistently to both images, the boxes and the map."""
+    """Random (or centre) crop + flips applied consistently to both images, the boxes and the map; then,
+    if configured, a random exposure gain per modality (images only)."""
     if cfg.crop is not None:
         ch, cw = cfg.crop
         ir, vis = _pad_to(ir, ch, cw, None), _pad_to(vis, ch, cw, None)   # small images: reflect-pad bottom/right
@@ -499,6 +510,8 @@ def augment(
             ir, vis = ir[::-1], vis[::-1]
             seg = seg[::-1] if seg is not None else None
             det = {m: vflip_boxes(b, h) for m, b in det.items()} if det is not None else None
+        if cfg.gain is not None and cfg.gain_prob > 0:
+            ir, vis = (_random_gain(x, rng, cfg.gain, cfg.gain_prob) for x in (ir, vis))
     seg = np.ascontiguousarray(seg) if seg is not None else None
     return np.ascontiguousarray(ir), np.ascontiguousarray(vis), det, seg
 

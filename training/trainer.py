@@ -295,7 +295,9 @@ class Trainer:
         if not report.det_datasets and not report.seg_datasets:
             self.log("no detection or segmentation labels in the training data: fusion loss only")
 
-        aug = AugmentConfig(crop=cfg.crop_hw(), hflip=d.hflip, vflip=d.vflip, object_crop_prob=d.object_crop_prob,
+        aug = AugmentConfig(crop=cfg.crop_hw(), hflip=d.hflip, vflip=d.vflip,
+                            gain=tuple(d.gain) if d.gain is not None else None, gain_prob=d.gain_prob,
+                            object_crop_prob=d.object_crop_prob,
                             min_box_visibility=d.min_box_visibility, min_box_size=d.min_box_size,
                             ignore_index=seg_cfg.ignore_index)
         self.train_set = FusionPairDataset(records, aug, seed=cfg.run.seed, on_error=d.on_error, repeat=repeats)
