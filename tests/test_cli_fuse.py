@@ -46,6 +46,18 @@ def test_fuse_gray_and_checkpoint(tmp_path, synthetic_pair):
     assert read_image(out).shape == (48, 72)
 
 
+def test_fuse_defaults_to_the_shipped_weights(tmp_path, synthetic_pair):
+    from tsjnet_sdk.demo import SHIPPED_WEIGHTS
+
+    if not SHIPPED_WEIGHTS.exists():
+        pytest.skip(f"no shipped weights at {SHIPPED_WEIGHTS}")
+    out = tmp_path / "d.png"
+    result = runner.invoke(app, ["fuse", *map(str, synthetic_pair), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "shipped trained tsjnet-edge" in result.output and "RANDOM" not in result.output
+    assert read_image(out).shape == (48, 72, 3)
+
+
 def test_fuse_errors(tmp_path, synthetic_pair):
     small = write_image(tmp_path / "small.png", np.zeros((40, 40), np.uint8))
     result = runner.invoke(

@@ -48,11 +48,19 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _open_fuser(model: Optional[Path], config: str, seed: int, backend: str, device: str, gray: bool, tile: Optional[int]):  # noqa: UP007
-    """A Fuser for --model, or for a randomly initialised --config when no model is given."""
+def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend: str, device: str, gray: bool, tile: Optional[int]):  # noqa: UP007
+    """A Fuser for --model; else for a randomly initialised --config; else for the shipped tsjnet-edge
+    weights (or, when a stripped install lacks them, a random tsjnet-edge with a warning)."""
+    from tsjnet_sdk.demo import FALLBACK_CONFIG, SHIPPED_WEIGHTS
     from tsjnet_sdk.runtime import BackendUnavailable, Fuser, ModelFileError
 
     try:
+        if model is None and config is None:
+            if SHIPPED_WEIGHTS.exists():
+                console.print(f"model: the shipped trained {FALLBACK_CONFIG} weights ({SHIPPED_WEIGHTS.name})")
+                model = SHIPPED_WEIGHTS
+            else:
+                config = FALLBACK_CONFIG
         if model is not None:
             return Fuser(model, backend=backend, device=device, gray=gray, tile=tile)
         import torch
@@ -90,8 +98,12 @@ def fuse(
     output: Optional[Path] = typer.Option(  # noqa: UP007
         None, "-o", "--output", help="Output image (default fused.png), or output folder for folders (default fused/)."
     ),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint, ONNX file or engine."),  # noqa: UP007
-    config: str = typer.Option("tsjnet", help="Named config with random weights, used when no --model is given."),
+    model: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "--model", "-m", help="Checkpoint, ONNX file or engine (default: the shipped trained tsjnet-edge weights)."
+    ),
+    config: Optional[str] = typer.Option(  # noqa: UP007
+        None, help="Named config with RANDOM weights instead of a model (e.g. tsjnet, to time the faithful model)."
+    ),
     backend: str = typer.Option("auto", help="auto | torch | onnxruntime | tensorrt."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     gray: bool = typer.Option(False, "--gray", help="Write the fused luminance only, even for colour visible images."),

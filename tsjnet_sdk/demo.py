@@ -9,9 +9,9 @@ panels and the quality metrics, and say where they are.
     from tsjnet_sdk.demo import run_demo
     summary = run_demo(count=1, size=(240, 320))  # dict: paths, metrics, timings
 
-Model: ``--model`` if given; else the shipped weights :data:`SHIPPED_WEIGHTS` if present; else a randomly
-initialised ``tsjnet-edge`` (seed 0), with a loud warning that the output is not a real fusion (no
-trained weights ship yet).
+Model: ``--model`` if given; else the shipped trained ``tsjnet-edge`` weights :data:`SHIPPED_WEIGHTS`
+(model card: ``tsjnet_sdk/weights/README.md``); if that file is missing (a stripped install), a randomly
+initialised ``tsjnet-edge`` (seed 0), with a loud warning that the output is not a real fusion.
 
 Output folder (default ``outputs/demo``)::
 
@@ -53,7 +53,7 @@ from tsjnet_sdk.imaging import (
     write_image,
 )
 
-#: Trained tsjnet-edge weights shipped inside the package (added by a later release; absent until then).
+#: Trained tsjnet-edge weights shipped inside the package (float16 safetensors, ~5.6 MB; model card next to it).
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "tsjnet-edge.safetensors"
 #: Config (and seed) used when there is neither --model nor shipped weights.
 FALLBACK_CONFIG = "tsjnet-edge"
@@ -142,8 +142,8 @@ def resolve_model(model: str | os.PathLike | None) -> tuple[Any, str, bool]:
         torch.manual_seed(FALLBACK_SEED)
         net = create_model(FALLBACK_CONFIG).eval()
     _console.print(
-        f"[bold yellow]WARNING:[/bold yellow] no trained weights ship with this SDK yet ({SHIPPED_WEIGHTS} is "
-        f"missing) and no --model was given: using a RANDOMLY INITIALISED {FALLBACK_CONFIG} (seed {FALLBACK_SEED}). "
+        f"[bold yellow]WARNING:[/bold yellow] the shipped weights {SHIPPED_WEIGHTS} are missing (reinstall "
+        f"tsjnet-sdk) and no --model was given: using a RANDOMLY INITIALISED {FALLBACK_CONFIG} (seed {FALLBACK_SEED}). "
         "Its 'tsjnet' output is NOT a real fusion; the baselines and metrics are real."
     )
     return net, f"{FALLBACK_CONFIG} with random weights (seed {FALLBACK_SEED})", False
