@@ -47,8 +47,9 @@ def test_demo_uses_the_shipped_weights_and_they_fuse(tmp_path: Path) -> None:
     assert summary["trained"] and "shipped weights" in summary["model"]
     net, average = summary["mean"]["tsjnet"], summary["mean"]["average"]
     # A trained fusion carries the sources' contrast and edges, which the pixel average halves; random
-    # weights give an almost flat image (docs/edge.md: SD 0.45, Qabf 0.03 on these scenes).
-    assert net["SD"] > average["SD"] and net["Qabf"] > average["Qabf"] and net["SF"] > average["SF"]
+    # weights give an almost flat image (SD 0.45, EN 0.86 on these scenes). Measured with the shipped
+    # weights at this size: SD 52 vs 21, SF 11.0 vs 7.8, EN 6.9 vs 6.0.
+    assert net["SD"] > 1.5 * average["SD"] and net["SF"] > average["SF"] and net["EN"] > average["EN"]
     fused = summary["pairs"][0]["images"]["tsjnet"]
     assert Path(fused).exists()
 
