@@ -29,8 +29,10 @@ from typing import Any, Optional
 
 import typer
 
-from tsjnet_sdk.atomic import atomic_path
+from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
 from tsjnet_sdk.benchmarks import SHARED_DATA
+from tsjnet_sdk.demo import finite_or_none
+from tsjnet_sdk.imaging import default_font
 
 DEFAULT_DATA = SHARED_DATA
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -208,13 +210,9 @@ def to_markdown(results: dict[str, Any]) -> str:
 def draw_chart(results: dict[str, Any], path: Path) -> Path:
     """One panel per data set: each method's score relative to the pixel average (1 = average; for MSE
     and Qcv the inverse ratio, so right of 1 is always better), per metric, as horizontal bars."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
-    try:
-        font = ImageFont.load_default(size=13)
-        bold = ImageFont.load_default(size=16)
-    except TypeError:  # Pillow < 10.1: bitmap font only
-        font = bold = ImageFont.load_default()
+    font, bold = default_font(13), default_font(16)
     metrics = (*TABLE1_METRICS, *OTHER_METRICS)
     colours = {"tsjnet": "#d1495b", "max": "#3b6fb6", "laplacian": "#4c9a2a"}
     others = ("tsjnet", "max", "laplacian")  # the average is the reference line
@@ -265,20 +263,8 @@ def draw_chart(results: dict[str, Any], path: Path) -> Path:
 def write_results(results: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md", "png": out_dir / f"{stem}.png"}
-
-    def clean(obj: Any) -> Any:
-        if isinstance(obj, float):
-            return obj if math.isfinite(obj) else None
-        if isinstance(obj, dict):
-            return {k: clean(v) for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
-            return [clean(v) for v in obj]
-        return obj
-
-    with atomic_path(paths["json"]) as tmp:
-        Path(tmp).write_text(json.dumps(clean(results), indent=2) + "\n")
-    with atomic_path(paths["md"]) as tmp:
-        Path(tmp).write_text(to_markdown(results))
+    write_bytes_atomic(paths["json"], (json.dumps(finite_or_none(results), indent=2) + "\n").encode("utf-8"))
+    write_bytes_atomic(paths["md"], to_markdown(results).encode("utf-8"))
     draw_chart(results, paths["png"])
     return paths
 

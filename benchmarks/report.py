@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
+
 from .machine import machine_slug
 
 #: fusion metrics shown in the markdown table (the JSON has the full set)
@@ -189,13 +191,11 @@ def to_markdown(results: dict[str, Any]) -> str:
 def draw_chart(results: dict[str, Any], path: Path) -> Path:
     """Horizontal latency bars (end-to-end median) per row with the speed-up against the reference;
     rows that failed or were skipped are listed with their reason. One panel per (size, batch)."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import Image, ImageDraw
 
-    try:
-        font = ImageFont.load_default(size=14)
-        bold = ImageFont.load_default(size=16)
-    except TypeError:  # Pillow < 10.1: bitmap font only
-        font = bold = ImageFont.load_default()
+    from tsjnet_sdk.imaging import default_font
+
+    font, bold = default_font(14), default_font(16)
     width, label_w, bar_h, pad = 1000, 300, 22, 12
     panels = results.get("configs", [])
     heights = [40 + len(c["rows"]) * (bar_h + 6) + 20 for c in panels]
@@ -232,7 +232,8 @@ def draw_chart(results: dict[str, Any], path: Path) -> Path:
         y += h
     weights = "random-init weights" if _random_init(results) else f"weights {results['model'].get('checkpoint')}"
     d.text((pad, y + 4), f"{weights}; see the JSON for all statistics.", fill="#444", font=font)
-    img.save(path)
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
     return path
 
 
@@ -253,8 +254,8 @@ def write_results(results: dict[str, Any], out_dir: Path, stem: str | None = Non
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or results_stem(results)
     paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md"}
-    paths["json"].write_text(json.dumps(_jsonable(results), indent=1, allow_nan=False) + "\n")
-    paths["markdown"].write_text(to_markdown(results))
+    write_bytes_atomic(paths["json"], (json.dumps(_jsonable(results), indent=1, allow_nan=False) + "\n").encode("utf-8"))
+    write_bytes_atomic(paths["markdown"], to_markdown(results).encode("utf-8"))
     if results.get("configs"):
         paths["png"] = draw_chart(results, out_dir / f"{stem}.png")
     return paths

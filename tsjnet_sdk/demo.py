@@ -42,11 +42,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from tsjnet_sdk.atomic import write_bytes_atomic
 from tsjnet_sdk.baselines import BASELINES
 from tsjnet_sdk.imaging import (
     IMAGE_SUFFIXES,
     ImageError,
     compose_output,
+    default_font,
     from_unit_float,
     prepare_pair,
     read_image,
@@ -152,15 +154,6 @@ def resolve_model(model: str | os.PathLike | None) -> tuple[Any, str, bool]:
 # -- panels ---------------------------------------------------------------------------------------
 
 
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)  # scalable default font (Pillow >= 10.1 with FreeType)
-    except (TypeError, OSError, AttributeError):
-        return ImageFont.load_default()
-
-
 def make_panel(tiles: list[tuple[str, np.ndarray]], columns: int = 3) -> np.ndarray:
     """Labelled grid of same-size uint8 images (H x W grey or H x W x 3 RGB) -> uint8 RGB panel.
 
@@ -174,7 +167,7 @@ def make_panel(tiles: list[tuple[str, np.ndarray]], columns: int = 3) -> np.ndar
     rows = math.ceil(len(tiles) / columns)
     panel = Image.new("RGB", (columns * width, rows * (height + bar)), (0, 0, 0))
     draw = ImageDraw.Draw(panel)
-    font = _font(font_px)
+    font = default_font(font_px)
     for i, (label, image) in enumerate(tiles):
         if image.shape[:2] != (height, width):
             raise ValueError(f"panel tile {label!r} is {image.shape[:2]}, expected {(height, width)}")
@@ -188,15 +181,20 @@ def make_panel(tiles: list[tuple[str, np.ndarray]], columns: int = 3) -> np.ndar
 # -- metrics files --------------------------------------------------------------------------------
 
 
-def _finite_or_none(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
+def finite_or_none(obj: Any) -> Any:
+    """``obj`` with every NaN / inf float (at any depth of dicts, lists, tuples) replaced by None, so that
+    it is strict JSON (undefined metric values are null in the demo's and ``tsjnet quality``'s files)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
 
 
 def _write_text(path: Path, text: str) -> None:
-    from tsjnet_sdk.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text)
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _mean_metrics(per_pair: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
@@ -220,16 +218,13 @@ def write_metrics(out_dir: Path, per_pair: dict[str, dict[str, dict[str, float]]
     csv_path, json_path = out_dir / "metrics.csv", out_dir / "metrics.json"
     _write_text(csv_path, buffer.getvalue())
 
-    def clean(block: dict[str, dict[str, float]]) -> dict[str, dict[str, float | None]]:
-        return {m: {k: _finite_or_none(v) for k, v in vals.items()} for m, vals in block.items()}
-
     doc = {
         **info,
         "preset": PRESET,
         "methods": list(METHODS),
         "note": "undefined values (e.g. MS_SSIM below 161 px) are null",
-        "pairs": {name: clean(methods) for name, methods in per_pair.items()},
-        "mean": clean(mean),
+        "pairs": finite_or_none(per_pair),
+        "mean": finite_or_none(mean),
     }
     _write_text(json_path, json.dumps(doc, indent=2) + "\n")
     return csv_path, json_path

@@ -123,6 +123,17 @@ def from_unit_float(image: np.ndarray, dtype: type = np.uint8) -> np.ndarray:
     return np.clip(np.rint(np.asarray(image, dtype=np.float64) * scale), 0, scale).astype(dtype)
 
 
+def default_font(size: int) -> Any:
+    """Pillow's default font at ``size`` px for labels on panels and charts (the scalable one on
+    Pillow >= 10.1 with FreeType; the fixed bitmap font otherwise)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, AttributeError):
+        return ImageFont.load_default()
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray) -> Path:
     """Write an H x W or H x W x 3 uint8/uint16 image atomically; the format follows the suffix."""
     from PIL import Image
