@@ -44,17 +44,39 @@ LOSS_PRESETS: dict[str, dict[str, Any]] = {
     # Detection (eq. 11-12): regression terms only (ROI box regression on foreground, RPN box regression).
     "paper": {
         "ssim": 1.0, "ssim_mode": "equal", "diversity": 0.1, "recon_ir": 6.0, "recon_vis": 1.0,
-        "intensity": 0.0, "gradient": 0.0,
+        "intensity": 0.0, "gradient": 0.0, "intensity_target": "max", "blend_beta": 1.0,
         "det_terms": ["loss_box_reg", "loss_rpn_box_reg"],
     },
     # The official TSJNet_train.py (spec §3): 20 L_int + 20 L_grad + 10 (1 - gradient-weighted SSIM)
     # + 0.1 L_div + 6 MSE(V, V~) + 1 MSE(I, I~); detection keeps objectness as well.
     "official": {
         "ssim": 10.0, "ssim_mode": "gradient_weighted", "diversity": 0.1, "recon_ir": 1.0, "recon_vis": 6.0,
-        "intensity": 20.0, "gradient": 20.0,
+        "intensity": 20.0, "gradient": 20.0, "intensity_target": "max", "blend_beta": 1.0,
         "det_terms": ["loss_box_reg", "loss_objectness", "loss_rpn_box_reg"],
     },
+    # The project's default for new training (review_quality_2026-12, docs/training.md): an intensity
+    # target between the pixel average and the max, T = 0.75 max(I, V) + 0.25 min(I, V) = (avg + max) / 2,
+    # the max of the sources' Sobel gradients, and SSIM to both sources. The average minimises the
+    # source-averaged MSE exactly and the max maximises contrast; T trades them evenly. No diversity term
+    # (it collapses the decoder's attention groups to one) and no reconstruction passes (they never act
+    # on F and cost ~30 % of a step).
+    "balanced": {
+        "ssim": 5.0, "ssim_mode": "equal", "diversity": 0.0, "recon_ir": 0.0, "recon_vis": 0.0,
+        "intensity": 10.0, "gradient": 10.0, "intensity_target": "blend", "blend_beta": 0.75,
+        "det_terms": ["loss_box_reg", "loss_rpn_box_reg"],
+    },
 }
+INTENSITY_TARGETS = ("max", "blend")
+# BatchNorm regimes of the fusion network during training (docs/training.md, "Normalisation"):
+#   batch   the official behaviour: batch statistics. The encoder normalises each modality's batch on
+#           its own, so the fused image cannot depend on a global gain of either input: brightness is
+#           never trained (use it only to reproduce the official code).
+#   frozen  running statistics fixed, affine parameters trainable: training computes the function that
+#           inference runs (fine-tuning, small batches).
+#   warmup  batch statistics for model.batchnorm_warmup_steps (running statistics settle), then frozen:
+#           training from scratch.
+#   auto    frozen when model.init is given, warmup otherwise.
+BATCHNORM_MODES = ("auto", "batch", "frozen", "warmup")
 DET_LOSS_TERMS = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
 SSIM_MODES = ("equal", "gradient_weighted")
 # Validation metrics (tsjnet_sdk.metrics keys): the cheap, common ones; the full 'paper' set is ~20x slower.
@@ -122,7 +144,7 @@ class ValConfig:
 
 @dataclass
 class LossConfig:
-    preset: str = "paper"                    # paper | official
+    preset: str = "balanced"                 # balanced | paper | official
     # Term weights; None = the preset's value.
     ssim: float | None = None
     ssim_mode: str | None = None             # equal | gradient_weighted
@@ -131,6 +153,8 @@ class LossConfig:
     recon_vis: float | None = None
     intensity: float | None = None
     gradient: float | None = None
+    intensity_target: str | None = None      # max: |F - max(I, V)| | blend: |F - (b max + (1 - b) min)|
+    blend_beta: float | None = None          # b of the blend target, in [0, 1] (1 = max, 0.5 = average)
     det_terms: list[str] | None = None       # torchvision Faster R-CNN loss terms that drive the fusion net
     detection: float = 1.0                   # weight of L_det^F in the fusion objective
     segmentation: float = 1.0                # weight of L_seg in the fusion objective
@@ -139,7 +163,8 @@ class LossConfig:
         if self.preset not in LOSS_PRESETS:
             raise ConfigError(f"loss.preset must be one of {sorted(LOSS_PRESETS)}, got {self.preset!r}")
         out = dict(LOSS_PRESETS[self.preset])
-        for key in ("ssim", "ssim_mode", "diversity", "recon_ir", "recon_vis", "intensity", "gradient", "det_terms"):
+        for key in ("ssim", "ssim_mode", "diversity", "recon_ir", "recon_vis", "intensity", "gradient",
+                    "intensity_target", "blend_beta", "det_terms"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -203,6 +228,15 @@ class ModelConfig:
     name: str = "tsjnet"                     # tsjnet | tsjnet-small | tsjnet-tiny (tsjnet_sdk.models configs)
     overrides: dict[str, Any] = field(default_factory=dict)  # TSJNetConfig fields, e.g. {nat_rpb = false}
     init: str | None = None                  # start from these weights (a tsjnet checkpoint)
+    batchnorm: str = "auto"                  # auto | batch | frozen | warmup (BATCHNORM_MODES above)
+    batchnorm_warmup_steps: int = 1000       # warmup: fusion steps with batch statistics before freezing
+    reopen_attention: bool = False           # at init: decoder attention gates -> constant ~0.95 (undo a collapse)
+
+    def batchnorm_mode(self) -> str:
+        """The regime this run uses: ``auto`` resolved to frozen (fine-tuning) or warmup (from scratch)."""
+        if self.batchnorm != "auto":
+            return self.batchnorm
+        return "frozen" if self.init else "warmup"
 
 
 @dataclass
@@ -301,11 +335,19 @@ class TrainConfig:
             lw = self.loss.resolved()
             if lw["ssim_mode"] not in SSIM_MODES:
                 p.append(f"loss.ssim_mode must be one of {SSIM_MODES}, got {lw['ssim_mode']!r}")
+            if lw["intensity_target"] not in INTENSITY_TARGETS:
+                p.append(f"loss.intensity_target must be one of {INTENSITY_TARGETS}, got {lw['intensity_target']!r}")
+            if not 0.0 <= float(lw["blend_beta"]) <= 1.0:
+                p.append(f"loss.blend_beta must be in [0, 1] (1 = max, 0.5 = average), got {lw['blend_beta']}")
             bad = [t for t in lw["det_terms"] if t not in DET_LOSS_TERMS]
             if bad:
                 p.append(f"loss.det_terms: unknown {bad}; torchvision Faster R-CNN terms are {list(DET_LOSS_TERMS)}")
         except ConfigError as e:
             p.append(str(e))
+        if self.model.batchnorm not in BATCHNORM_MODES:
+            p.append(f"model.batchnorm must be one of {BATCHNORM_MODES}, got {self.model.batchnorm!r}")
+        if self.model.batchnorm_warmup_steps < 0:
+            p.append("model.batchnorm_warmup_steps must be >= 0")
         if self.optim.lr <= 0:
             p.append("optim.lr must be > 0")
         if len(self.optim.betas) != 2:

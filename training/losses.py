@@ -53,8 +53,11 @@ class FusionLoss(nn.Module):
       diversity  eq. 9 on the fused decode's attention maps (alpha1)
       recon_ir   MSE(I, I~), the decoder's IR reconstruction   (paper alpha2 = 6; official 1)
       recon_vis  MSE(V, V~), the decoder's visible reconstruction (paper alpha3 = 1; official 6)
-      intensity  mean |F - max(I, V)|            (official only, weight 20)
-      gradient   mean |grad F - max(grad I, grad V)|  (official only, weight 20)
+      intensity  mean |F - T|, T = max(I, V) (intensity_target "max", official, weight 20) or
+                 T = b max(I, V) + (1 - b) min(I, V) ("blend", preset balanced, b = blend_beta 0.75)
+      gradient   mean |grad F - max(grad I, grad V)|  (official 20, balanced 10)
+
+    ``needs_reconstruction`` says whether the model must run its two reconstruction decodes.
     """
 
     TERMS = ("ssim", "diversity", "recon_ir", "recon_vis", "intensity", "gradient")
@@ -65,6 +68,19 @@ class FusionLoss(nn.Module):
         cfg.update({k: v for k, v in weights.items() if v is not None})
         self.weights = {t: float(cfg[t]) for t in self.TERMS}
         self.ssim_mode = cfg["ssim_mode"]
+        self.intensity_target = cfg.get("intensity_target", "max")
+        self.blend_beta = float(cfg.get("blend_beta", 1.0))
+
+    @property
+    def needs_reconstruction(self) -> bool:
+        return bool(self.weights["recon_ir"] or self.weights["recon_vis"])
+
+    def intensity_target_of(self, ir: Tensor, vis: Tensor) -> Tensor:
+        """The intensity term's target [B, 1, H, W] in [0, 1]."""
+        hi = torch.maximum(ir, vis)
+        if self.intensity_target == "max":
+            return hi
+        return self.blend_beta * hi + (1.0 - self.blend_beta) * torch.minimum(ir, vis)
 
     def forward(self, ir: Tensor, vis: Tensor, out: Any) -> tuple[Tensor, dict[str, Tensor]]:
         ir, vis, fused = ir.float(), vis.float(), out.fused.float()
@@ -87,7 +103,7 @@ class FusionLoss(nn.Module):
             if w["recon_vis"]:
                 terms["recon_vis"] = F.mse_loss(out.vis_recon.float(), vis)
         if w["intensity"]:
-            terms["intensity"] = (fused - torch.maximum(ir, vis)).abs().mean()
+            terms["intensity"] = (fused - self.intensity_target_of(ir, vis)).abs().mean()
         if w["gradient"]:
             target = torch.maximum(sobel_gradient(ir), sobel_gradient(vis))
             terms["gradient"] = (sobel_gradient(fused) - target).abs().mean()

@@ -112,6 +112,22 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def attention_groups_in_use(att: Tensor, threshold: float = 0.1) -> Tensor:
+    """How many of the decoder's attention groups pass their channels on: groups whose map
+    [B, G, H, W] averages above ``threshold``. A collapsed decoder (one group ~1, the rest ~0) gives 1-2
+    of 8 and gates most fused channels to zero."""
+    return (att.float().mean(dim=(0, 2, 3)) > threshold).sum().float()
+
+
+def reopen_attention(model: nn.Module) -> None:
+    """Set the decoder's grouped 1x1 attention conv to weight 0, bias +3: every group's map becomes
+    sigmoid(3) ~ 0.95 everywhere, so all fused channels pass again and training re-learns the gates."""
+    conv = _unwrap(model).decoder.attention.to_maps
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.fill_(3.0)
+
+
 def _unwrap(m: nn.Module) -> nn.Module:
     return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
 
@@ -350,9 +366,35 @@ class Trainer:
         self.model = model.to(self.device).train()
         self.loss_weights = self.cfg.loss.resolved()
         lw = self.loss_weights
-        self.fusion_loss = FusionLoss(self.cfg.loss.preset, **{k: lw[k] for k in FUSION_TERMS}, ssim_mode=lw["ssim_mode"])
+        self.fusion_loss = FusionLoss(self.cfg.loss.preset, **{k: lw[k] for k in FUSION_TERMS}, ssim_mode=lw["ssim_mode"],
+                                      intensity_target=lw["intensity_target"], blend_beta=lw["blend_beta"])
         active = ", ".join(f"{k} x{v:g}" for k, v in self.fusion_loss.weights.items() if v)
-        self.log(f"loss: preset {self.cfg.loss.preset!r}: {active} (ssim {self.fusion_loss.ssim_mode})")
+        target = "max(I, V)" if lw["intensity_target"] == "max" else f"{lw['blend_beta']:g} max + {1 - lw['blend_beta']:g} min"
+        self.log(f"loss: preset {self.cfg.loss.preset!r}: {active} (ssim {self.fusion_loss.ssim_mode}, intensity target {target}"
+                 f"{'' if self.fusion_loss.needs_reconstruction else ', no reconstruction passes'})")
+        if mc.reopen_attention:
+            reopen_attention(self.model)
+            self.log("model: decoder attention gates reopened (1x1 weights 0, bias +3: every group ~0.95)")
+        self.bn_mode = mc.batchnorm_mode()
+        self.log(f"model: BatchNorm {self.bn_mode}"
+                 + (f" (batch statistics for {mc.batchnorm_warmup_steps} steps, then frozen)" if self.bn_mode == "warmup" else ""))
+
+    def _bn_frozen_now(self) -> bool:
+        """Whether the fusion network's BatchNorm layers use their running statistics at this step."""
+        if self.bn_mode == "frozen":
+            return True
+        if self.bn_mode == "warmup":
+            return self.pos["step"] >= self.cfg.model.batchnorm_warmup_steps
+        return False
+
+    def _train_mode(self) -> None:
+        """model.train(), then BatchNorm back to eval (running statistics) when the regime says so;
+        the affine parameters stay trainable, DropPath stays in training mode."""
+        self.model.train()
+        if self._bn_frozen_now():
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
 
     def _setup_tasks(self) -> None:
         t = self.cfg.tasks
@@ -474,11 +516,12 @@ class Trainer:
     def _fusion_step(self, batch: dict[str, Any]) -> dict[str, float]:
         ir, vis = batch["ir"].to(self.device, non_blocking=True), batch["vis"].to(self.device, non_blocking=True)
         lw = self.loss_weights
-        self.model.train()
+        self._train_mode()
         with self._autocast():
-            out = self.model_ddp(ir, vis, reconstruct=True)
+            out = self.model_ddp(ir, vis, reconstruct=self.fusion_loss.needs_reconstruction)
         total, terms = self.fusion_loss(ir, vis, out)
         logs: dict[str, Tensor] = {k: v.detach() for k, v in terms.items()}
+        logs["att_groups"] = attention_groups_in_use(out.attention.detach())
         logs["fusion"] = total.detach()
         j_f: Tensor = total
         j_t: Tensor | None = None
@@ -595,7 +638,7 @@ class Trainer:
 
     @property
     def _log_keys(self) -> list[str]:
-        keys = ["loss", "fusion", *[k for k in FUSION_TERMS if self.fusion_loss.weights[k]]]
+        keys = ["loss", "fusion", *[k for k in FUSION_TERMS if self.fusion_loss.weights[k]], "att_groups"]
         if self.detector is not None:
             keys += ["det_fused", "det_ir", "det_vi", "task_det"]
         if self.segmenter is not None:
@@ -823,9 +866,10 @@ class Trainer:
                 s = self.val_set[i]
                 ir, vis = s["ir"][None].to(self.device), s["vis"][None].to(self.device)
                 with self._autocast():
-                    out = model(ir, vis, reconstruct=True)
+                    out = model(ir, vis, reconstruct=self.fusion_loss.needs_reconstruction)
                 loss, terms = self.fusion_loss(ir, vis, out)
                 sums.setdefault("loss", []).append(float(loss))
+                sums.setdefault("att_groups", []).append(float(attention_groups_in_use(out.attention)))
                 fused = out.fused.float().clamp(0, 1)[0, 0].cpu().numpy()
                 irn, visn = s["ir"][0].numpy(), s["vis"][0].numpy()
                 if self._metric_fn is not None:
@@ -833,7 +877,7 @@ class Trainer:
                         sums.setdefault(k, []).append(val)
                 if len(panels) < self.cfg.val.samples:
                     panels.append((irn, visn, fused))
-            model.train()
+            self._train_mode()
             result = {k: float(np.nanmean(v)) if not all(math.isnan(x) for x in v) else math.nan for k, v in sums.items()}
             self.val_rows.append({"step": step, **result})
             shown = ", ".join(f"{k} {val:.4g}" for k, val in result.items())
