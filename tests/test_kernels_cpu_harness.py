@@ -218,3 +218,33 @@ def test_fp16_conversion_is_bit_exact(harness):
     harness.na2d_host_half_roundtrip(np.array([np.nan], np.float32).ctypes.data, nan_half.ctypes.data,
                                      np.empty(1, np.float32).ctypes.data, 1)
     assert np.isnan(nan_half.view(np.float16)[0])
+
+
+# ------------------------------------------------------------------------------------------------
+# Non-finite inputs (review 2026-12, K1 and K2): a query's output depends only on the keys and values
+# of its own window, and a window row whose logits are all -inf must not poison the softmax.
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["f32", "f16"])
+def test_inf_value_outside_a_window_does_not_reach_that_query(harness, dtype):
+    """K1: one inf in V at a row outside a query's window (but inside its warp's rows) leaves that query finite."""
+    q, k, v, _ = make_inputs((1, 16, 20, 1, 32), dtype, 7, False, seed=11)
+    v[0, 12, 5, 0, 3] = np.inf  # key row 12: in the windows of query rows 9..15 only (k 7, H 16)
+    out = run_harness(harness, q, k, v, 7, 1)
+    ref = reference(q, k, v, 7, 1, None)
+    finite = np.isfinite(ref).all(axis=(3, 4))  # [B, H, W]: query fully finite
+    assert finite[0, :9].all() and not finite[0, 12].all(), "the probe no longer separates the windows"
+    bad = finite & ~np.isfinite(out).all(axis=(3, 4))
+    assert not bad.any(), f"{int(bad.sum())} queries became non-finite from a value outside their window"
+    assert max_err(out[finite], ref[finite]) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f16"])
+def test_window_row_with_all_logits_minus_inf(harness, dtype):
+    """K2: an rpb row of -inf makes a whole key row -inf for some queries: safe softmax, no NaN."""
+    q, k, v, rpb = make_inputs((1, 12, 12, 1, 32), dtype, 7, True, seed=12)
+    rpb[0, 3, :] = -np.inf  # row offset 0 (key row == query row): the first row walked by query rows 0..3
+    out = run_harness(harness, q, k, v, 7, 1, rpb)
+    ref = reference(q, k, v, 7, 1, rpb)
+    assert np.isfinite(ref).all(), "the reference must stay finite (other rows carry the softmax)"
+    assert np.isfinite(out).all(), f"{int((~np.isfinite(out)).sum())} non-finite outputs"
+    assert max_err(out, ref) <= TOL[dtype]
