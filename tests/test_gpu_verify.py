@@ -136,3 +136,13 @@ def test_dry_run_end_to_end(tmp_path):
         assert (tmp_path / f"{stem}{suffix}").is_file(), suffix
     assert "DRY RUN" in (tmp_path / f"{stem}.md").read_text()
     assert json.loads((tmp_path / f"{stem}.json").read_text())["dry_run"] is True
+
+
+def test_cli_subcommand_passes_options_through(tmp_path):
+    from typer.testing import CliRunner
+
+    from tsjnet_sdk.cli import app
+
+    result = CliRunner().invoke(app, ["gpu-verify", "--only", "nonsense", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert not list(tmp_path.iterdir())  # refused before anything ran or was written
