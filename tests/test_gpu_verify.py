@@ -58,7 +58,7 @@ def test_a_slow_or_broken_section_does_not_stop_the_others(tmp_path):
     assert [c["verdict"] for c in sec["sanitizer"]["checks"]] == [gv.ERROR, gv.PASS, gv.ERROR]
     assert "ZeroDivisionError" in sec["sanitizer"]["checks"][0]["message"]
     assert "the whole section fell over" in sec["sanitizer"]["error"]
-    assert report["overall"] == gv.FAIL and report["finished"] is True
+    assert report["overall"] == gv.FAIL and report["gate"] == gv.FAIL and report["finished"] is True
     # written atomically: exactly the two files, valid JSON (NaN became null), markdown naming the failures
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.json", "t.md"]
     on_disk = json.loads((tmp_path / "t.json").read_text())
@@ -85,6 +85,7 @@ def test_overall_verdict_needs_every_gating_section():
     assert gv.overall_verdict({**passing, "sanitizer": {"verdict": gv.SKIPPED}}, False) == gv.PASS  # tool absent
     assert gv.overall_verdict({**passing, "model": {"verdict": gv.SKIPPED}}, False) == "incomplete"
     assert gv.overall_verdict({**passing, "benchmark": {"verdict": gv.ERROR}}, False) == gv.ERROR
+    assert gv.overall_verdict({**passing, "benchmark": {"verdict": gv.FAIL}}, False, gating_only=True) == gv.PASS
     assert gv.overall_verdict({**passing, "correctness": {"verdict": gv.CUT}}, False) == "incomplete"
     assert gv.section_verdict([{"verdict": gv.INFO}, {"verdict": gv.PASS}]) == gv.PASS
     assert gv.section_verdict([{"verdict": gv.SKIPPED}]) == gv.SKIPPED
