@@ -130,3 +130,24 @@ def bench_command(
     paths = write_results(results, out, stem)
     for kind, path in paths.items():
         console.print(f"{kind}: {path}")
+
+
+def gpu_verify_command(
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default benchmarks/results)"),  # noqa: UP007
+    kernels_dir: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "--kernels-dir", help="prebuilt kernels (python -m tsjnet_sdk.kernels.build --out DIR); else built with nvcc"),
+    deadline: float = typer.Option(450.0, "--deadline", help="whole-run limit in seconds"),
+    only: Optional[str] = typer.Option(None, "--only", help="comma-separated sections (default: all)"),  # noqa: UP007
+    dry_run: bool = typer.Option(False, "--dry-run", help="CPU only: run the plumbing, verify nothing"),
+) -> None:
+    """Verify the GPU side (NA kernel, model, runtimes) on this machine in one run of <= ~8 min.
+
+    Same as ``python scripts/gpu_verify.py``; see tsjnet_sdk/benchmarks/gpu_verify.py.
+    """
+    from tsjnet_sdk.benchmarks.gpu_verify import main
+
+    argv = [*(["--out", str(out)] if out else []), *(["--kernels-dir", str(kernels_dir)] if kernels_dir else []),
+            "--deadline", str(deadline), *(["--only", only] if only else []), *(["--dry-run"] if dry_run else [])]
+    code = main(argv)
+    if code:
+        raise typer.Exit(code)

@@ -20,15 +20,18 @@ sm_120 (RTX 50xx). Each target gets ``<target>/<name>.ptx`` (PTX for ``compute_X
 instantiations and the source hash (a stale build is never loaded).
 
 PTX ISA version: nvcc 13 always writes ``.version 9.0``, which only a CUDA 13 driver can JIT, and it has
-no option for an older ISA. The kernel uses nothing newer than ISA 7.x, so the build rewrites the
-``.version`` line to ISA 8.5 (CUDA 12.5/12.6 drivers, i.e. JetPack 6), or to the first ISA that knows
-the target where that is newer (8.7 for sm_120, the first to support it). ptxas then assembles the
-rewritten text and rejects any instruction or target the declared ISA lacks, so a change that needs a
-newer ISA fails the build instead of shipping PTX an old driver cannot read. The plugin PTX
-(``plugin/na2d_<dtype>_k<k>_d<d>.ptx``, one instantiation each so an engine embeds only what it uses)
-targets compute_86 with ISA 8.5: it JIT-compiles on sm_86 and every newer GPU. Note that the AOT
-plugin itself needs TensorRT >= 10.9, which JetPack 6 (TensorRT 10.3) does not have; there the ISA-8.5
-PTX serves the PyTorch binding (and a future C++ plugin).
+no option for an older ISA. The kernel itself needs nothing newer than ISA 6.0 (``bar.warp.sync``,
+``ld.global.nc.v4``, ``cvt`` f16<->f32), so the build rewrites the ``.version`` line to the *floor* of
+each target: the first ISA that knows it (``MIN_PTX_ISA``: 7.1 sm_86, 7.4 sm_87, 7.8 sm_89/sm_90, 8.7
+sm_120), or ``KERNEL_MIN_PTX_ISA`` if that were ever higher. So the sm_86 PTX JIT-compiles on any driver
+from CUDA 11.1 on, the sm_87 PTX on JetPack 5 (ISA 7.4), the sm_90 PTX on CUDA 11.8+ drivers (R520, R535
+servers). ptxas then assembles the rewritten text and rejects any instruction or target the declared ISA
+lacks, so a change that needs a newer ISA fails the build instead of shipping PTX an old driver cannot
+read (then raise ``KERNEL_MIN_PTX_ISA``). The plugin PTX (``plugin/na2d_<dtype>_k<k>_d<d>.ptx``, one
+instantiation each so an engine embeds only what it uses) targets compute_86 with ISA 7.1: it
+JIT-compiles on sm_86 and every newer GPU. Note that the AOT plugin itself needs TensorRT >= 10.9, which
+JetPack 6 (TensorRT 10.3) does not have; there the PTX serves the PyTorch binding and the compiled C++
+plugin.
 
 Profiles (compile time measured on 2 cores with nvcc 13.0; see kernels/README.md):
   * ``full`` (default, release): all 48 instantiations (f32/f16 x k 3..13 odd x head_dim 8/16/32/64)
@@ -67,8 +70,9 @@ from tsjnet_sdk.kernels import spec
 KERNEL_DIR = Path(__file__).resolve().parent
 SOURCE_FILES = ("na2d_core.cuh", "na2d_kernels.cu")
 TARGETS = ("sm_86", "sm_87", "sm_89", "sm_90", "sm_120")
-#: The ISA every shipped PTX declares unless its target needs newer (CUDA 12.5/12.6, JetPack 6).
-DEPLOY_PTX_ISA = (8, 5)
+#: The oldest PTX ISA the kernel's own instructions need (bar.warp.sync: 6.0). Raise it when ptxas
+#: rejects the rewritten PTX of a target after a kernel change.
+KERNEL_MIN_PTX_ISA = (6, 0)
 #: The first PTX ISA version that supports each target (PTX ISA release notes; ptxas enforces it).
 MIN_PTX_ISA = {"sm_86": (7, 1), "sm_87": (7, 4), "sm_89": (7, 8), "sm_90": (7, 8), "sm_120": (8, 7)}
 PLUGIN_TARGET = "sm_86"  # the oldest target: its PTX JIT-compiles on every newer GPU
@@ -138,10 +142,14 @@ def nvcc_version(nvcc: str) -> str:
 # PTX / cubin inspection
 # ---------------------------------------------------------------------------------------------------
 def ptx_isa_for(target: str) -> tuple[int, int] | None:
-    """ISA version to declare in the PTX for ``target``; None: keep nvcc's (a target not in MIN_PTX_ISA)."""
+    """ISA version to declare in the PTX for ``target``: the oldest one a driver needs to JIT it.
+
+    That is the first ISA that knows the target, or the kernel's own floor if higher; None: keep nvcc's
+    (a target not in MIN_PTX_ISA).
+    """
     if target not in MIN_PTX_ISA:
         return None
-    return max(DEPLOY_PTX_ISA, MIN_PTX_ISA[target])
+    return max(KERNEL_MIN_PTX_ISA, MIN_PTX_ISA[target])
 
 
 _VERSION_RE = re.compile(r"^\.version\s+(\d+)\.(\d+)\s*$", re.MULTILINE)
@@ -481,7 +489,7 @@ def ensure_image(cc: tuple[int, int], instance: Instance, out_dir: str | os.Path
 
 
 def plugin_ptx(instance: Instance, out_dir: str | os.PathLike | None = None, build_if_missing: bool = True) -> bytes:
-    """The plugin PTX of ``instance`` (compute_86, ISA 8.5), compiled with nvcc if missing and allowed."""
+    """The plugin PTX of ``instance`` (compute_86, ISA 7.1), compiled with nvcc if missing and allowed."""
     out = Path(out_dir) if out_dir is not None else default_out_dir()
     for folder, record in _records(out, "plugin_ptx"):
         if record["instances"] == [list(instance)]:

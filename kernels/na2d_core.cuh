@@ -458,13 +458,7 @@ NA_HD void lane_row(const Args& a, const WarpTask& t, int r, const Vec16* sk, co
 #pragma unroll
 #endif
     for (int i = 0; i < QPT; ++i) {
-        if (!active[i]) {
-#if NA_ON_DEVICE
-#pragma unroll
-#endif
-            for (int c = 0; c < KS; ++c) p[i][c] = 0.f;
-            continue;
-        }
+        if (!active[i]) continue;  // this row is outside query i's window: p[i] is never read below
         if (a.rpb != nullptr) {
             const int span = 2 * KS - 1;
             const i64 base = ((i64)t.h * span + (r - s.gy[i] + KS - 1)) * span + (s.sx - s.gx + KS - 1);
@@ -480,13 +474,16 @@ NA_HD void lane_row(const Args& a, const WarpTask& t, int r, const Vec16* sk, co
 #endif
         for (int c = 1; c < KS; ++c) row_max = fmaxf(row_max, p[i][c]);
         const float m_new = fmaxf(s.m[i], row_max);
-        const float alpha = exp2f(s.m[i] - m_new);  // 0 on the first row (m = -inf)
+        // Safe softmax: while every logit seen so far is -inf (e.g. a -inf bias row), m_new is -inf and
+        // exp2(-inf - -inf) would be NaN.  Subtracting 0 instead gives alpha = 0 and p = 0 for that row.
+        const float m_sub = m_new == neg_inf() ? 0.f : m_new;
+        const float alpha = exp2f(s.m[i] - m_sub);  // 0 on the first finite row (m = -inf)
         float row_sum = 0.f;
 #if NA_ON_DEVICE
 #pragma unroll
 #endif
         for (int c = 0; c < KS; ++c) {
-            p[i][c] = exp2f(p[i][c] - m_new);  // masked slots: exp2(-inf) = 0
+            p[i][c] = exp2f(p[i][c] - m_sub);  // masked slots: exp2(-inf) = 0
             row_sum += p[i][c];
         }
         s.l[i] = fmaf(s.l[i], alpha, row_sum);
@@ -514,6 +511,9 @@ NA_HD void lane_row(const Args& a, const WarpTask& t, int r, const Vec16* sk, co
 #pragma unroll
 #endif
                 for (int i = 0; i < QPT; ++i) {
+                    // An inactive query must not even add 0 * v: 0 * inf = NaN would leak a value from
+                    // outside its window.  active[] is warp-uniform, so this branch does not diverge.
+                    if (!active[i]) continue;
 #if NA_ON_DEVICE
 #pragma unroll
 #endif

@@ -216,3 +216,100 @@ def test_function_failure_is_cached_and_clear(tb, monkeypatch):
         with pytest.raises(tb.CudaKernelUnavailable, match=r"na2d_fwd_f32_k7_d32 unavailable on cuda:0 \(sm_87\).*nvcc"):
             tb._function(0, "f32", 7, 32, False)
     assert len(tb._failures) == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# The opt-in gate (issue 14, review B1): ``auto`` must not pick the kernel before a GPU verification.
+# ------------------------------------------------------------------------------------------------
+class _CudaLooking(torch.Tensor):
+    """A CPU tensor that claims to live on a GPU: drives ``auto``'s CUDA branch without a GPU."""
+
+    @property
+    def is_cuda(self) -> bool:  # type: ignore[override]
+        return True
+
+
+class _RecordingKernel:
+    def __init__(self):
+        self.calls, self.asked = 0, 0
+
+    def __call__(self, q, *args):
+        self.calls += 1
+        return torch.full_like(q.as_subclass(torch.Tensor), 7.0)
+
+    def supports(self, *args):
+        self.asked += 1
+        return True
+
+
+@pytest.fixture
+def gate(monkeypatch):
+    """A registered kernel that can run everything, CUDA-looking inputs, and no opt-in set."""
+    kernel = _RecordingKernel()
+    monkeypatch.setattr(na_mod, "_cuda_kernel", kernel)
+    monkeypatch.setattr(na_mod, "_auto_cuda_opt_in", None)
+    monkeypatch.setattr(na_mod, "_default_backend", "auto")
+    monkeypatch.delenv(na_mod.AUTO_KERNEL_ENV, raising=False)
+    monkeypatch.setattr(na_mod, "natten_available", lambda: False)
+    q, k, v = (t.as_subclass(_CudaLooking) for t in qkv())
+    assert q.is_cuda
+    return kernel, (q, k, v)
+
+
+def test_auto_does_not_pick_the_cuda_kernel_unless_opted_in(gate, monkeypatch):
+    kernel, (q, k, v) = gate
+    rpb = torch.randn(2, 13, 13)
+    out = na_mod.neighborhood_attention_2d(q, k, v, 7, 1, rpb)
+    plain = [t.as_subclass(torch.Tensor) for t in (q, k, v)]
+    assert torch.equal(out.as_subclass(torch.Tensor), neighborhood_attention_2d_reference(*plain, 7, 1, rpb))
+    assert (kernel.calls, kernel.asked) == (0, 0)  # not even asked: the gate comes first
+    assert na_mod.describe_gpu_choice()[0] == "reference"
+    assert "opt-in" in na_mod.describe_gpu_choice()[1] and "TSJNET_NA_KERNEL=cuda" in na_mod.describe_gpu_choice()[1]
+
+    monkeypatch.setenv(na_mod.AUTO_KERNEL_ENV, "cuda")  # opted in by the environment
+    assert torch.equal(na_mod.neighborhood_attention_2d(q, k, v, 7, 1, rpb), torch.full(q.shape, 7.0))
+    assert (kernel.calls, kernel.asked) == (1, 1)
+    assert na_mod.describe_gpu_choice()[0] == "cuda"
+
+    na_mod.set_auto_cuda_kernel(False)  # the function wins over the variable
+    na_mod.neighborhood_attention_2d(q, k, v, 7, 1, rpb)
+    assert kernel.calls == 1
+    na_mod.set_auto_cuda_kernel(True)
+    monkeypatch.delenv(na_mod.AUTO_KERNEL_ENV)
+    na_mod.neighborhood_attention_2d(q, k, v, 7, 1, rpb)
+    assert kernel.calls == 2
+
+
+def test_explicit_cuda_backend_bypasses_the_gate(gate):
+    kernel, (q, k, v) = gate
+    assert not na_mod.auto_cuda_kernel_enabled()
+    na_mod.neighborhood_attention_2d(q, k, v, 7, 1, backend="cuda")
+    assert kernel.calls == 1
+
+
+def test_auto_prefers_natten_over_reference_when_not_opted_in(gate, monkeypatch):
+    kernel, (q, k, v) = gate
+    monkeypatch.setattr(na_mod, "natten_available", lambda: True)
+    assert na_mod._auto_choice(q, k, v, 3, 1, None, exporting=False) == "natten"  # applicable: no rpb, map >= 3
+    assert na_mod._auto_choice(q, k, v, 7, 1, torch.zeros(2, 13, 13), exporting=False) == "reference"
+    assert kernel.asked == 0
+    assert na_mod.describe_gpu_choice(rpb=False)[0] == "natten"
+
+
+def test_bad_opt_in_value_is_a_clear_error(gate, monkeypatch):
+    _, (q, k, v) = gate
+    monkeypatch.setenv(na_mod.AUTO_KERNEL_ENV, "yes")
+    with pytest.raises(ValueError, match=r"TSJNET_NA_KERNEL='yes' .*'cuda'"):
+        na_mod.neighborhood_attention_2d(q, k, v, 7, 1)
+    with pytest.raises(TypeError, match="True, False or None"):
+        na_mod.set_auto_cuda_kernel("cuda")  # type: ignore[arg-type]
+
+
+def test_doctor_says_which_na_a_gpu_run_uses(monkeypatch):
+    from tsjnet_sdk.runtime.doctor import collect_report
+
+    monkeypatch.setattr(na_mod, "_auto_cuda_opt_in", None)
+    monkeypatch.setattr(na_mod, "_default_backend", "auto")
+    monkeypatch.delenv(na_mod.AUTO_KERNEL_ENV, raising=False)
+    line = collect_report()["backends"]["na on a gpu"]
+    assert line.startswith("reference (") and "opt-in until a GPU verification" in line

@@ -116,7 +116,7 @@ def test_plugin_ptx_is_old_isa_and_complete(built):
     out, _ = built
     for instance in spec.TSJNET_INSTANCES:
         text = build.plugin_ptx(instance, out, build_if_missing=False).decode()
-        assert build.ptx_version(text) == build.DEPLOY_PTX_ISA == (8, 5)  # JetPack 6 / CUDA 12.6 drivers
+        assert build.ptx_version(text) == build.ptx_isa_for("sm_86") == (7, 1)  # any driver since CUDA 11.1
         assert re.search(r"^\.target sm_86\s*$", text, re.MULTILINE)
         assert sorted(build.ptx_entries(text)) == sorted(spec.entry_names([instance]))
     with pytest.raises(build.KernelBuildError, match="no plugin PTX"):
@@ -134,6 +134,26 @@ def test_ptxas_rejects_an_isa_too_old_for_the_target(built, tmp_path):
     assert done.returncode != 0 and "does not support" in done.stderr
     with pytest.raises(ValueError, match="will not raise"):
         build.rewrite_ptx_isa(text, (9, 9))
+
+
+def test_ptx_isa_is_each_targets_floor(built, tmp_path):
+    """Each target's PTX declares the oldest ISA that knows it (old drivers can JIT it), and that floor is tight:
+    ptxas accepts the kernel at the floor and rejects it one ISA step below (so the table is not too low)."""
+    assert {t: build.ptx_isa_for(t) for t in build.TARGETS} == {
+        "sm_86": (7, 1), "sm_87": (7, 4), "sm_89": (7, 8), "sm_90": (7, 8), "sm_120": (8, 7)}
+    out, _ = built
+    text = build.plugin_ptx(spec.TSJNET_INSTANCES[0], out, build_if_missing=False).decode()
+    ptxas = str(Path(NVCC).with_name("ptxas"))
+    below = {(7, 1): (7, 0), (7, 4): (7, 3), (7, 8): (7, 7), (8, 7): (8, 6)}
+    for target in build.TARGETS:
+        floor = build.ptx_isa_for(target)
+        retargeted = re.sub(r"^\.target sm_86\s*$", f".target {target}", text, count=1, flags=re.MULTILINE)
+        for isa, ok in ((floor, True), (below[floor], False)):
+            ptx = tmp_path / f"{target}_{isa[0]}{isa[1]}.ptx"
+            ptx.write_text(re.sub(r"^\.version .*$", f".version {isa[0]}.{isa[1]}", retargeted, count=1, flags=re.MULTILINE))
+            done = subprocess.run([ptxas, f"-arch={target}", str(ptx), "-o", str(tmp_path / "x.cubin")],
+                                  capture_output=True, text=True)
+            assert (done.returncode == 0) == ok, (target, isa, done.stderr[-500:])
 
 
 def test_find_image_prefers_exact_then_compatible_cubin_then_ptx(built):

@@ -9,6 +9,7 @@ instructions and __syncwarp, i.e. anything that only exists on the device (see t
 from __future__ import annotations
 
 import ctypes
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -27,6 +28,7 @@ KERNELS = Path(__file__).resolve().parents[1] / "kernels"
 HOST_KS = (3, 7, 13)
 HOST_D = (8, 32, 64)
 TOL = {"f32": 1e-4, "f16": 2e-2}
+SANITIZE_ENV = "TSJNET_HARNESS_SANITIZE"
 NP_DTYPE = {"f32": np.float32, "f16": np.float16}
 
 
@@ -37,12 +39,17 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
     if cxx is None:
         pytest.skip("no C++ compiler (g++/c++) on PATH: cannot build kernels/na2d_host_harness.cpp")
     lib = tmp_path_factory.mktemp("na2d_harness") / "libna2d_host.so"
-    cmd = [cxx, "-std=c++17", "-O1", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", f"-I{KERNELS}",
+    # Set by test_harness_under_asan_and_ubsan, which reruns this file in a process with libasan preloaded.
+    sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"] \
+        if os.environ.get(SANITIZE_ENV) == "1" else []
+    cmd = [cxx, "-std=c++17", "-O1", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", *sanitize, f"-I{KERNELS}",
            "-DNA_HOST_KS_LIST(X)=" + " ".join(f"X({k})" for k in HOST_KS),
            "-DNA_HOST_D_LIST(X)=" + " ".join(f"X({d})" for d in HOST_D),
            str(KERNELS / "na2d_host_harness.cpp"), "-o", str(lib)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, f"harness build failed:\n{' '.join(cmd)}\n{done.stderr}"
+    if sanitize:
+        assert b"__asan_" in lib.read_bytes() and b"__ubsan_" in lib.read_bytes(), "harness not instrumented"
     dll = ctypes.CDLL(str(lib))
     p, i, ll, f = ctypes.c_void_p, ctypes.c_int, ctypes.c_longlong, ctypes.c_float
     dll.na2d_host_forward.argtypes = [i, i, i, p, p, p, p, i, p, i, i, i, i, i, f, ll, ll, ll]
@@ -218,3 +225,80 @@ def test_fp16_conversion_is_bit_exact(harness):
     harness.na2d_host_half_roundtrip(np.array([np.nan], np.float32).ctypes.data, nan_half.ctypes.data,
                                      np.empty(1, np.float32).ctypes.data, 1)
     assert np.isnan(nan_half.view(np.float16)[0])
+
+
+# ------------------------------------------------------------------------------------------------
+# Non-finite inputs (review 2026-12, K1 and K2): a query's output depends only on the keys and values
+# of its own window, and a window row whose logits are all -inf must not poison the softmax.
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["f32", "f16"])
+def test_inf_value_outside_a_window_does_not_reach_that_query(harness, dtype):
+    """K1: one inf in V at a row outside a query's window (but inside its warp's rows) leaves that query finite."""
+    q, k, v, _ = make_inputs((1, 16, 20, 1, 32), dtype, 7, False, seed=11)
+    v[0, 12, 5, 0, 3] = np.inf  # key row 12: in the windows of query rows 9..15 only (k 7, H 16)
+    out = run_harness(harness, q, k, v, 7, 1)
+    ref = reference(q, k, v, 7, 1, None)
+    finite = np.isfinite(ref).all(axis=(3, 4))  # [B, H, W]: query fully finite
+    assert finite[0, :9].all() and not finite[0, 12].all(), "the probe no longer separates the windows"
+    bad = finite & ~np.isfinite(out).all(axis=(3, 4))
+    assert not bad.any(), f"{int(bad.sum())} queries became non-finite from a value outside their window"
+    assert max_err(out[finite], ref[finite]) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f16"])
+def test_window_row_with_all_logits_minus_inf(harness, dtype):
+    """K2: an rpb row of -inf makes a whole key row -inf for some queries: safe softmax, no NaN."""
+    q, k, v, rpb = make_inputs((1, 12, 12, 1, 32), dtype, 7, True, seed=12)
+    rpb[0, 3, :] = -np.inf  # row offset 0 (key row == query row): the first row walked by query rows 0..3
+    out = run_harness(harness, q, k, v, 7, 1, rpb)
+    ref = reference(q, k, v, 7, 1, rpb)
+    assert np.isfinite(ref).all(), "the reference must stay finite (other rows carry the softmax)"
+    assert np.isfinite(out).all(), f"{int((~np.isfinite(out)).sum())} non-finite outputs"
+    assert max_err(out, ref) <= TOL[dtype]
+
+
+# ------------------------------------------------------------------------------------------------
+# The whole file again with the harness built under AddressSanitizer + UndefinedBehaviorSanitizer.
+# ------------------------------------------------------------------------------------------------
+_CANARY = r"""
+#include <cstdlib>
+extern "C" int canary(int i) { int* p = (int*)std::malloc(4 * sizeof(int)); p[0] = 1; int r = p[i]; std::free(p); return r; }
+"""
+
+
+def _sanitizer_runtime(cxx: str) -> str | None:
+    """Path of libasan.so for ``cxx`` (preloaded so that a sanitized .so can be dlopen'ed by Python), or None."""
+    done = subprocess.run([cxx, "-print-file-name=libasan.so"], capture_output=True, text=True)
+    path = done.stdout.strip()
+    return path if done.returncode == 0 and os.path.isabs(path) and os.path.exists(path) else None
+
+
+@pytest.mark.slow
+def test_harness_under_asan_and_ubsan(tmp_path):
+    """Every case of this file with -fsanitize=address,undefined (fatal on the first report), in a child
+    process with libasan preloaded. A canary out-of-bounds read first proves that the setup detects errors."""
+    if os.environ.get(SANITIZE_ENV) == "1":
+        pytest.skip("already running under the sanitizers")
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler (g++/c++) on PATH")
+    runtime = _sanitizer_runtime(cxx)
+    flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
+    (tmp_path / "canary.cpp").write_text(_CANARY)
+    built = subprocess.run([cxx, "-shared", "-fPIC", *flags, str(tmp_path / "canary.cpp"), "-o", str(tmp_path / "canary.so")],
+                           capture_output=True, text=True)
+    if runtime is None or built.returncode != 0:
+        pytest.skip(f"{cxx} cannot build with -fsanitize=address,undefined (libasan missing?): {built.stderr[-300:]}")
+    import sys
+
+    env = {**os.environ, "LD_PRELOAD": runtime, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
+           "UBSAN_OPTIONS": "print_stacktrace=1", SANITIZE_ENV: "1"}
+    probe = f"import ctypes; ctypes.CDLL({str(tmp_path / 'canary.so')!r}).canary(4)"
+    caught = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert caught.returncode != 0 and "heap-buffer-overflow" in caught.stderr, caught.stderr[-2000:]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__],
+                          env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    tail = (done.stdout + done.stderr)[-4000:]
+    assert done.returncode == 0, f"harness cases failed or a sanitizer fired:\n{tail}"
+    assert "AddressSanitizer" not in done.stderr and "runtime error" not in done.stderr, tail
+    assert " passed" in done.stdout and " failed" not in done.stdout, tail

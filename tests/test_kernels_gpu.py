@@ -144,8 +144,9 @@ def test_runs_on_the_current_stream(tb, device):
     assert _err(result, expected) <= TOL[torch.float16]
 
 
-def test_auto_uses_the_kernel_without_grad_and_falls_back_with_grad(tb, device):
+def test_auto_uses_the_kernel_without_grad_and_falls_back_with_grad(tb, device, monkeypatch):
     _require_kernel(tb, device, torch.float32, 7, 32, False)
+    monkeypatch.setattr(na_mod, "_auto_cuda_opt_in", True)  # auto uses the kernel only when opted in
     q, k, v, _ = _inputs((1, 12, 12, 2, 32), torch.float32, device, seed=6)
     direct = tb.na2d_cuda(q, k, v, 7, 1)
     auto = na_mod.neighborhood_attention_2d(q, k, v, 7, 1)

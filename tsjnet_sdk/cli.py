@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from tsjnet_sdk._version import __version__
-from tsjnet_sdk.benchmarks.cli import bench_command
+from tsjnet_sdk.benchmarks.cli import bench_command, gpu_verify_command
 from tsjnet_sdk.benchmarks.quality import quality_command
 from tsjnet_sdk.demo import demo_command
 from tsjnet_sdk.export.cli import export_command
@@ -186,6 +186,7 @@ def doctor() -> None:
 app.command("eval")(eval_command)
 app.command("export")(export_command)
 app.command("bench")(bench_command)
+app.command("gpu-verify")(gpu_verify_command)
 app.command("quality")(quality_command)
 app.command("demo")(demo_command)
 app.command("train")(train_command)

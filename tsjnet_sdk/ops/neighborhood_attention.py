@@ -22,9 +22,16 @@ Implementations, chosen in :func:`neighborhood_attention_2d` only:
     uses it only for CUDA tensors.
   * ``cuda``: the SDK's own CUDA kernel (kernels/), for CUDA tensors, when built.
 
-``auto`` (the default) picks, per call: while exporting to ONNX -> reference; CUDA tensors -> cuda
-kernel if available, else natten if applicable, else reference; anything else -> reference.
+``auto`` (the default) picks, per call, in :func:`_auto_choice`: while exporting to ONNX -> reference;
+CUDA tensors -> the cuda kernel *only if opted in* (see below) and able to run the call, else natten if
+applicable, else reference; anything else -> reference.
 Set the default with :func:`set_na_backend` or the environment variable ``TSJNET_NA_BACKEND``.
+
+The SDK's CUDA kernel is opt-in until a GPU verification (``scripts/gpu_verify.py``) has passed on real
+hardware: ``auto`` never picks it unless ``TSJNET_NA_KERNEL=cuda`` is set or
+:func:`set_auto_cuda_kernel` was called with True. Asking for it explicitly (``backend="cuda"``,
+``set_na_backend("cuda")`` or ``TSJNET_NA_BACKEND=cuda``) always uses it. :func:`describe_gpu_choice`
+says what a GPU run would use and why (``tsjnet doctor`` prints it).
 
 ONNX export has two forms, chosen with :func:`onnx_export_mode` around ``torch.onnx.export``:
 ``decomposed`` (default: the reference op traced into standard ONNX ops) or ``plugin`` (one custom
@@ -50,21 +57,76 @@ ONNX_MODES = ("decomposed", "plugin")
 _onnx_mode: str = "decomposed"
 
 _default_backend: str = os.environ.get("TSJNET_NA_BACKEND", "auto")
+#: Environment variable that lets ``auto`` use the SDK's CUDA kernel: ``cuda`` (on) or ``reference``/empty (off).
+AUTO_KERNEL_ENV = "TSJNET_NA_KERNEL"
+_AUTO_KERNEL_VALUES = {"cuda": True, "": False, "reference": False, "off": False, "0": False}
+# None: follow the environment variable; True/False: set by set_auto_cuda_kernel (wins over the variable).
+_auto_cuda_opt_in: bool | None = None
 # Filled by the kernels package when it is built: fn(q, k, v, kernel_size, dilation, rpb, scale) -> Tensor.
 _cuda_kernel: Callable[..., Tensor] | None = None
 _cuda_binding_tried = False
 
 
-def _auto_cuda_kernel(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None) -> bool:
-    """For ``auto``: import kernels/torch_binding once (it registers itself), then ask it (``supports``,
-    if it has one) whether it can run this call; it cannot when gradients are needed (forward only)."""
+def _ensure_binding_imported() -> None:
+    """Import kernels/torch_binding once (it registers itself when cuda-python is installed)."""
     global _cuda_binding_tried
     if _cuda_kernel is None and not _cuda_binding_tried:
         _cuda_binding_tried = True
         with contextlib.suppress(ImportError):
             import tsjnet_sdk.kernels.torch_binding  # noqa: F401
+
+
+def _auto_cuda_kernel(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None) -> bool:
+    """Whether the registered kernel can run this call: import kernels/torch_binding once, then ask it
+    (``supports``, if it has one); it cannot when gradients are needed (forward only). The opt-in gate
+    is checked by the caller, :func:`_auto_choice`."""
+    _ensure_binding_imported()
     supports = getattr(_cuda_kernel, "supports", None)
     return _cuda_kernel is not None and (supports is None or supports(q, k, v, kernel_size, dilation, rpb))
+
+
+def set_auto_cuda_kernel(enabled: bool | None) -> None:
+    """Let ``auto`` use the SDK's CUDA kernel for CUDA tensors (True), forbid it (False), or follow
+    ``$TSJNET_NA_KERNEL`` again (None). Off by default until a GPU verification has passed."""
+    global _auto_cuda_opt_in
+    if enabled is not None and not isinstance(enabled, bool):
+        raise TypeError(f"set_auto_cuda_kernel takes True, False or None, got {enabled!r}")
+    _auto_cuda_opt_in = enabled
+
+
+def auto_cuda_kernel_enabled() -> bool:
+    """Whether ``auto`` may pick the SDK's CUDA kernel (:func:`set_auto_cuda_kernel`, else ``$TSJNET_NA_KERNEL``)."""
+    if _auto_cuda_opt_in is not None:
+        return _auto_cuda_opt_in
+    raw = os.environ.get(AUTO_KERNEL_ENV, "")
+    value = raw.strip().lower()
+    if value not in _AUTO_KERNEL_VALUES:
+        raise ValueError(f"{AUTO_KERNEL_ENV}={raw!r} is not understood: set it to 'cuda' (let `auto` use the SDK's "
+                         "CUDA NA kernel) or 'reference' / unset it (the default)")
+    return _AUTO_KERNEL_VALUES[value]
+
+
+def describe_gpu_choice(rpb: bool = True) -> tuple[str, str]:
+    """(implementation, reason): what ``auto`` would run for a CUDA-tensor NA call (TSJNet: with rpb).
+
+    Does not touch the GPU: whether the kernel image loads on a given device is only known at the first
+    call (then ``auto`` warns and falls back).
+    """
+    if _default_backend != "auto":
+        return _default_backend, f"set explicitly (TSJNET_NA_BACKEND / set_na_backend: {_default_backend!r})"
+    if auto_cuda_kernel_enabled():
+        _ensure_binding_imported()
+        if _cuda_kernel is not None:
+            return "cuda", (f"opted in ({AUTO_KERNEL_ENV}=cuda or set_auto_cuda_kernel(True)); falls back when the "
+                            "kernel cannot run a call (gradients, unsupported shape, image not loadable)")
+        fallback = "natten" if natten_available() and not rpb else "reference"
+        return fallback, "opted in to the CUDA kernel, but it is not registered (cuda-python missing: pip install 'tsjnet-sdk[cuda]')"
+    fallback = "natten" if natten_available() and not rpb else "reference"
+    why = ("the SDK's CUDA kernel is opt-in until a GPU verification (scripts/gpu_verify.py) has passed: set "
+           f"{AUTO_KERNEL_ENV}=cuda or pass backend='cuda' to use it")
+    if fallback == "reference" and natten_available():
+        why += "; natten is installed but has no relative position bias"
+    return fallback, why
 
 
 def set_na_backend(name: str) -> None:
@@ -147,6 +209,19 @@ def _is_exporting() -> bool:
     return torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
+def _auto_choice(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None,
+                 exporting: bool) -> str:
+    """The one decision of ``auto`` (see the module docstring)."""
+    if exporting or not q.is_cuda:
+        return "reference"
+    # The opt-in is checked first: without it the binding is never even imported.
+    if auto_cuda_kernel_enabled() and _auto_cuda_kernel(q, k, v, kernel_size, dilation, rpb):
+        return "cuda"
+    if natten_available() and _natten_applicable(q.shape[1], q.shape[2], kernel_size, dilation, rpb):
+        return "natten"
+    return "reference"
+
+
 def _validate(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None) -> None:
     if q.dim() != 5:
         raise ValueError(f"q must be [batch, height, width, heads, head_dim], got shape {tuple(q.shape)}")
@@ -199,14 +274,7 @@ def neighborhood_attention_2d(
     height, width = q.shape[1], q.shape[2]
 
     if name == "auto":
-        if exporting or not q.is_cuda:
-            name = "reference"
-        elif _auto_cuda_kernel(q, k, v, kernel_size, dilation, rpb):
-            name = "cuda"
-        elif natten_available() and _natten_applicable(height, width, kernel_size, dilation, rpb):
-            name = "natten"
-        else:
-            name = "reference"
+        name = _auto_choice(q, k, v, kernel_size, dilation, rpb, exporting)
 
     if name == "reference":
         return neighborhood_attention_2d_reference(q, k, v, kernel_size, dilation, rpb, scale)

@@ -61,6 +61,12 @@ def collect_report() -> dict[str, dict[str, str]]:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         return f"runs checkpoints on {device}; NA implementations here: {', '.join(available_backends())}"
 
+    def na_gpu_plan() -> str:
+        from tsjnet_sdk.ops import describe_gpu_choice
+
+        name, why = describe_gpu_choice(rpb=True)  # TSJNet's attention uses a relative position bias
+        return f"{name} ({why})"
+
     def trt_plan() -> str:
         found = []
         for name in FLAVOURS:
@@ -77,5 +83,5 @@ def collect_report() -> dict[str, dict[str, str]]:
     return {
         "versions": versions,
         "hardware": {"gpu": _probe(gpu)},
-        "backends": {"torch": _probe(torch_plan), "onnxruntime": _probe(ort_providers), "tensorrt": _probe(trt_plan)},
+        "backends": {"torch": _probe(torch_plan), "na on a gpu": _probe(na_gpu_plan), "onnxruntime": _probe(ort_providers), "tensorrt": _probe(trt_plan)},
     }
