@@ -135,6 +135,15 @@ def find_tensorrt_headers(explicit: str | os.PathLike | None = None) -> TensorRT
     )
 
 
+def cuda_include_dir(nvcc: str) -> Path | None:
+    """The CUDA toolkit's include folder (cuda_runtime_api.h): beside ``nvcc``, ``$CUDA_HOME``, /usr/local/cuda."""
+    roots = [Path(nvcc).resolve().parents[1]] + [Path(os.environ[v]) for v in ("CUDA_HOME", "CUDA_PATH") if os.environ.get(v)]
+    for root in roots + [Path("/usr/local/cuda")]:
+        if (root / "include" / "cuda_runtime_api.h").is_file():
+            return root / "include"
+    return None
+
+
 def default_archs() -> tuple[str, ...]:
     """The visible GPU's ``sm_XY`` (through cuda-python), else the machine's usual targets."""
     try:

@@ -19,8 +19,9 @@ contract keeps one op type with an optional 4th input; :func:`prepare_onnx_for_t
 before the ONNX parser sees the model.
 
 Not available: under ``tensorrt_rtx`` (TensorRT-RTX has no custom plugins) and TensorRT < 10.9 (no AOT
-Python plugins; JetPack 6 ships 10.3): :func:`register_na_plugin` raises :class:`PluginUnavailable`
-saying to export with ``--na decomposed``. This module imports without TensorRT, and
+Python plugins; JetPack 6 ships 10.3): :func:`register_na_plugin` raises :class:`PluginUnavailable`.
+There the compiled IPluginV3 library (na2d_trt_plugin.cpp, ``tsjnet build-plugin``) serves instead;
+kernels/trt_plugin_lib.py decides which of the two an engine build uses. This module imports without TensorRT, and
 :func:`describe_plugin` works without it.
 
 Status: written against the tensorrt.plugin API as documented for 10.9+; it has NOT been run under a

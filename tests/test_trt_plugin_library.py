@@ -125,7 +125,7 @@ def test_real_library_builds_exports_the_entry_points_and_drives(tmp_path):
     exported = _run(["nm", "-D", "--defined-only", str(lib)]).stdout
     assert sorted(line.split()[-1] for line in exported.splitlines() if " T " in line) == ["getCreators", "setLoggerFinder"]
     assert "nvinfer" not in _run(["readelf", "-d", str(lib)]).stdout  # no libnvinfer needed at link time
-    include = ["-isystem", str(headers.include), "-isystem", str(Path(find_nvcc()).parents[1] / "include")]
+    include = ["-isystem", str(headers.include), "-isystem", str(bp.cuda_include_dir(find_nvcc()))]
     _drive(include, lib, tmp_path, fake=False)  # enqueue fails cleanly: no GPU
     _drive(include, _fake_library(include, tmp_path), tmp_path, fake=True)
 
