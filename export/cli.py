@@ -30,6 +30,9 @@ def export_command(  # noqa: PLR0913 - one option per export setting, as users e
     trt: Optional[str] = typer.Option(None, "--trt", help="Engine: tensorrt | tensorrt_rtx (default: the installed one)."),  # noqa: UP007
     compute_capability: Optional[str] = typer.Option(None, "--compute-capability", help="tensorrt_rtx: targets, e.g. 8.6,8.9."),  # noqa: UP007
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Engine: timing cache file, reused across builds."),  # noqa: UP007
+    plugin_lib: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "--plugin-lib", help="Engine, --na plugin: compiled plugin library (tsjnet build-plugin; default $TSJNET_TRT_PLUGIN)."
+    ),
 ) -> None:
     """Export a checkpoint to ONNX or to a TensorRT engine, with a parity report."""
     if format not in ("onnx", "engine"):
@@ -59,7 +62,7 @@ def export_command(  # noqa: PLR0913 - one option per export setting, as users e
                 checkpoint, output, fp16=fp16, na=na, min_shape=(1, *min_hw), opt_shape=(1, *opt_hw),
                 max_shape=(batch, *max_hw), workspace_gb=workspace, flavour=trt,
                 compute_capabilities=compute_capability.split(",") if compute_capability else None,
-                timing_cache=timing_cache, opset=opset, parity=parity, parity_pair=parity_pair, progress=say,
+                timing_cache=timing_cache, plugin_library=plugin_lib, opset=opset, parity=parity, parity_pair=parity_pair, progress=say,
             )
     except ExportError as e:
         console.print(f"[red]error:[/red] {e}", highlight=False)

@@ -3,7 +3,10 @@
 Works with whichever TensorRT is importable (or the one asked for):
 
 * ``tensorrt`` 10.x (servers, Jetson): weakly typed; ``--fp16`` sets the FP16 builder flag on the
-  fp32 ONNX. With ``--na plugin`` the kernels/ plugin is registered before parsing.
+  fp32 ONNX. With ``--na plugin`` the NA plugin is registered before parsing: the compiled library
+  (``tsjnet build-plugin``; TensorRT >= 10.0, so JetPack 6.1/6.2) when one is given or TensorRT < 10.9,
+  else the ahead-of-time Python plugin (kernels/trt_plugin_lib.py decides); the engine header records
+  which, and the library's SHA-256.
 * ``tensorrt`` >= 11: strongly typed only (no FP16 flag): ``--fp16`` builds from the FP16 ONNX.
 * ``tensorrt_rtx`` (RTX GPUs): strongly typed, no plugins (``--na decomposed`` only). It can build
   without a GPU for a chosen compute capability (``compute_capabilities``), which is what CI does.
@@ -113,6 +116,7 @@ def build_engine(
     flavour: str | None = None,
     compute_capabilities: Sequence[str] | None = None,
     timing_cache: str | os.PathLike | None = None,
+    plugin_library: str | os.PathLike | None = None,
     opset: int | None = None,
     parity: bool = True,
     parity_pair: tuple[str | os.PathLike, str | os.PathLike] | None = None,
@@ -131,6 +135,9 @@ def build_engine(
         compute_capabilities: RTX only, e.g. ("8.6", "8.9"): targets to build for (default: the GPU
             present, or 8.9 on a machine without one).
         timing_cache: file to load/save the builder's timing cache.
+        plugin_library: ``--na plugin``: the compiled plugin library to use (default ``$TSJNET_TRT_PLUGIN``;
+            without either, TensorRT >= 10.9 uses the Python AOT plugin and 10.0-10.8 the library at
+            its default location).
         opset, parity, parity_pair: passed to the ONNX export (parity runs on the ONNX; running the
             engine itself needs a GPU: ``tsjnet bench``).
         progress: called with one line per step.
@@ -149,6 +156,7 @@ def build_engine(
             "tensorrt_rtx takes no custom plugins, so --na plugin cannot build there; use --na decomposed "
             "(standard ONNX ops, same result)"
         )
+    plugin = _choose_plugin(trt, na, plugin_library)
     strongly_typed = is_strongly_typed(trt, flavour)
     out_path = Path(output) if output is not None else ckpt.with_name(f"{ckpt.stem}{'_fp16' if fp16 else ''}.engine")
     t0 = time.perf_counter()
@@ -163,12 +171,12 @@ def build_engine(
         if na == "plugin":
             import onnx
 
-            from tsjnet_sdk.kernels.trt_plugin import prepare_onnx_for_tensorrt, register_na_plugin
+            from tsjnet_sdk.kernels.trt_plugin import prepare_onnx_for_tensorrt
 
-            register_na_plugin(flavour)
-            # The parser finds plugins by op type + namespace: point the NA nodes at the plugin variants.
+            _register_plugin(trt, flavour, plugin)
+            # The parser finds plugins by op type + namespace: point the NA nodes at the plugin.
             proto = onnx.load(str(onnx_result.path))
-            prepare_onnx_for_tensorrt(proto)
+            prepare_onnx_for_tensorrt(proto, implementation=plugin.implementation)
             onnx_for_trt = Path(tmpdir) / "model_trt.onnx"
             onnx.save(proto, str(onnx_for_trt))
         _say(progress, f"building the {flavour} {trt.__version__} engine ({'fp16' if fp16 else 'fp32'}, profile "
@@ -218,6 +226,7 @@ def build_engine(
         "precision": "fp16" if fp16 else "fp32",
         "strongly_typed": strongly_typed,
         "na_mode": na,
+        **({"na_plugin": plugin.header()} if plugin is not None else {}),
         "profile": profile,
         "compute_capabilities": capabilities,
         "inputs": list(INPUT_NAMES),
@@ -237,6 +246,34 @@ def build_engine(
             tmp.write_text(json.dumps(report, indent=2) + "\n")
     _say(progress, f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB) in {result.timings_s['total']:.0f} s")
     return result
+
+
+def _choose_plugin(trt: Any, na: str, library: str | os.PathLike | None) -> Any:
+    """The NA plugin implementation for ``--na plugin`` (None otherwise), as an ExportError when unavailable."""
+    if na != "plugin":
+        if library is not None:
+            raise ExportError("--plugin-lib is for --na plugin engines; drop it, or add --na plugin")
+        return None
+    from tsjnet_sdk.kernels.trt_plugin import PluginUnavailable
+    from tsjnet_sdk.kernels.trt_plugin_lib import choose_plugin
+
+    try:
+        return choose_plugin(trt.__version__, library)
+    except PluginUnavailable as e:
+        raise ExportError(str(e)) from None
+
+
+def _register_plugin(trt: Any, flavour: str, plugin: Any) -> None:
+    from tsjnet_sdk.kernels.trt_plugin import PluginUnavailable, register_na_plugin
+    from tsjnet_sdk.kernels.trt_plugin_lib import load_library
+
+    try:
+        if plugin.implementation == "library":
+            load_library(trt, plugin.library)
+        else:
+            register_na_plugin(flavour)
+    except PluginUnavailable as e:
+        raise ExportError(str(e)) from None
 
 
 def _set_compute_capabilities(trt: Any, config: Any, flavour: str, wanted: Sequence[str] | None) -> list[str]:

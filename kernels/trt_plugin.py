@@ -19,8 +19,9 @@ contract keeps one op type with an optional 4th input; :func:`prepare_onnx_for_t
 before the ONNX parser sees the model.
 
 Not available: under ``tensorrt_rtx`` (TensorRT-RTX has no custom plugins) and TensorRT < 10.9 (no AOT
-Python plugins; JetPack 6 ships 10.3): :func:`register_na_plugin` raises :class:`PluginUnavailable`
-saying to export with ``--na decomposed``. This module imports without TensorRT, and
+Python plugins; JetPack 6 ships 10.3): :func:`register_na_plugin` raises :class:`PluginUnavailable`.
+There the compiled IPluginV3 library (na2d_trt_plugin.cpp, ``tsjnet build-plugin``) serves instead;
+kernels/trt_plugin_lib.py decides which of the two an engine build uses. This module imports without TensorRT, and
 :func:`describe_plugin` works without it.
 
 Status: written against the tensorrt.plugin API as documented for 10.9+; it has NOT been run under a
@@ -256,16 +257,25 @@ def _define(trt: Any, trtp: Any) -> None:
 # ---------------------------------------------------------------------------------------------------
 # ONNX model preparation for TensorRT's parser
 # ---------------------------------------------------------------------------------------------------
-def prepare_onnx_for_tensorrt(model: Any) -> int:
-    """Point every ``tsjnet::NeighborhoodAttention2D`` node of an ``onnx.ModelProto`` at a plugin variant.
+def prepare_onnx_for_tensorrt(model: Any, implementation: str = "qdp") -> int:
+    """Point every ``tsjnet::NeighborhoodAttention2D`` node of an ``onnx.ModelProto`` at the TensorRT plugin.
 
-    In place: a node with a (non-empty) 4th input becomes ``NeighborhoodAttention2DWithRPB``; an empty
-    4th input (an omitted optional) is dropped; every such node gets ``plugin_namespace = "tsjnet"``
-    and ``aot = 1`` unless it has them, which is how TensorRT's ONNX parser finds a namespaced plugin
-    and picks its AOT implementation. Returns the number of nodes seen. Needs the ``onnx`` package.
+    In place, for the implementation chosen by kernels/trt_plugin_lib.py:
+
+    * ``"qdp"`` (this module's AOT plugins): a node with a (non-empty) 4th input becomes
+      ``NeighborhoodAttention2DWithRPB``; every node gets ``aot = 1`` (pick the AOT implementation);
+    * ``"library"`` (the compiled IPluginV3 library, one plugin for both forms): the op type stays
+      ``NeighborhoodAttention2D`` (a ``...WithRPB`` node is renamed back); no ``aot`` attribute.
+
+    Both: an empty 4th input (an omitted optional) is dropped, and every such node gets
+    ``plugin_namespace = "tsjnet"`` unless it has it, which is how TensorRT's ONNX parser (10.3 included,
+    which does not read the node domain) finds a namespaced plugin. Returns the number of nodes seen.
+    Needs the ``onnx`` package.
     """
     from onnx import helper
 
+    if implementation not in ("qdp", "library"):
+        raise ValueError(f"implementation must be 'qdp' or 'library', got {implementation!r}")
     count = 0
     graphs = [model.graph]
     while graphs:
@@ -279,10 +289,16 @@ def prepare_onnx_for_tensorrt(model: Any) -> int:
                 del node.input[3]
             if len(node.input) not in (3, 4):
                 raise ValueError(f"node {node.name!r}: {node.op_type} takes 3 or 4 inputs, got {len(node.input)}")
-            node.op_type = RPB_NAME if len(node.input) == 4 else NAME
             present = {a.name for a in node.attribute}
+            if implementation == "library":
+                node.op_type = NAME
+                for i in reversed(range(len(node.attribute))):
+                    if node.attribute[i].name == "aot":
+                        del node.attribute[i]
+            else:
+                node.op_type = RPB_NAME if len(node.input) == 4 else NAME
+                if "aot" not in present:
+                    node.attribute.append(helper.make_attribute("aot", 1))
             if "plugin_namespace" not in present:
                 node.attribute.append(helper.make_attribute("plugin_namespace", NAMESPACE))
-            if "aot" not in present:
-                node.attribute.append(helper.make_attribute("aot", 1))
     return count

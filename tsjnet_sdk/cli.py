@@ -183,6 +183,33 @@ def doctor() -> None:
             typer.echo(f"  {key:<22} {value}")
 
 
+@app.command("build-plugin")
+def build_plugin_command(
+    output: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "-o", "--output", help="Library path (default $TSJNET_TRT_PLUGIN, else ~/.cache/tsjnet_sdk/trt_plugin/)."
+    ),
+    trt_include: Optional[Path] = typer.Option(  # noqa: UP007
+        None, "--trt-include", help="Folder holding NvInferRuntime.h (default: $TSJNET_TRT_INCLUDE, $TRT_INCLUDE_DIR, "
+        "$TENSORRT_ROOT/include, /usr/include/<arch>-linux-gnu, ...)."
+    ),
+    arch: Optional[list[str]] = typer.Option(  # noqa: UP007
+        None, "--arch", help="GPU target, repeatable: sm_87 (Orin), sm_86/sm_89 (RTX 30/40), sm_90 (default: this GPU)."
+    ),
+    tsjnet_only: bool = typer.Option(False, "--tsjnet-only", help="Only TSJNet's kernels (kernel 7, head_dim 32): faster build."),
+) -> None:
+    """Compile the TensorRT NA plugin library (TensorRT >= 10.0, e.g. JetPack 6.1/6.2) for --na plugin engines."""
+    from tsjnet_sdk.kernels.build_plugin import PluginBuildError, build_plugin
+
+    console.print("compiling the TensorRT plugin library (nvcc; about a minute per GPU target for all kernels)")
+    try:
+        path = build_plugin(output, trt_include=trt_include, archs=arch, tsjnet_only=tsjnet_only, verbose=True)
+    except PluginBuildError as e:
+        raise _fail(str(e)) from None
+    from tsjnet_sdk.kernels.trt_plugin_lib import file_sha256
+
+    typer.echo(f"built {path} (sha256 {file_sha256(path)[:16]}...)")
+
+
 app.command("eval")(eval_command)
 app.command("export")(export_command)
 app.command("bench")(bench_command)

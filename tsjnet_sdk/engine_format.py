@@ -12,7 +12,8 @@ a loader can tell a tsjnet engine from a bare trtexec plan and from a newer head
 
 Metadata keys written by ``tsjnet export --format engine``: sdk_version, config_name, trt_flavour
 (``tensorrt`` | ``tensorrt_rtx``), trt_version, precision, na_mode, profile ({min, opt, max} as
-[N, 1, H, W]), compute_capability ("8.9") or compute_capabilities for RTX builds, source_onnx_sha256,
+[N, 1, H, W]), na_plugin (``--na plugin`` only: {implementation: ``library`` | ``qdp``, library: file
+name, library_sha256}; the runtime loads a library with that hash before deserialising), compute_capability ("8.9") or compute_capabilities for RTX builds, source_onnx_sha256,
 input/output names. Imports nothing beyond the standard library: the runtime reads headers on
 machines without TensorRT.
 """

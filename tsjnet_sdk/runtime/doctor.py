@@ -24,6 +24,24 @@ def _probe(fn: Any) -> str:
         return f"unavailable ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
 
 
+def na_plugin_status() -> str:
+    """What ``--na plugin`` engines would use with the installed ``tensorrt``, or why they cannot run."""
+    try:
+        trt = importlib.import_module("tensorrt")
+    except ImportError:
+        return "--na plugin engines: unavailable (needs tensorrt; tensorrt_rtx takes no plugins)"
+    from tsjnet_sdk.kernels.trt_plugin import PluginUnavailable
+    from tsjnet_sdk.kernels.trt_plugin_lib import choose_plugin
+
+    try:
+        choice = choose_plugin(str(getattr(trt, "__version__", "0")))
+    except PluginUnavailable as e:
+        return f"--na plugin engines: unavailable ({e})"
+    if choice.implementation == "qdp":
+        return "--na plugin engines: Python AOT plugin (tensorrt.plugin), or a library given by $TSJNET_TRT_PLUGIN"
+    return f"--na plugin engines: plugin library {choice.library} (sha256 {choice.sha256[:12]}...)"
+
+
 def collect_report() -> dict[str, dict[str, str]]:
     from tsjnet_sdk._version import __version__
     from tsjnet_sdk.runtime.backends.tensorrt_backend import FLAVOURS, gpu_compute_capability
@@ -76,9 +94,10 @@ def collect_report() -> dict[str, dict[str, str]]:
                 continue
         if not found:
             return "not installed: engines cannot run here"
+        plugin = na_plugin_status()
         if gpu_compute_capability() is None:
-            return f"{', '.join(found)} installed, but no GPU: engines can be built (tensorrt_rtx) but not run"
-        return f"runs engines with {', '.join(found)}"
+            return f"{', '.join(found)} installed, but no GPU: engines can be built (tensorrt_rtx) but not run; {plugin}"
+        return f"runs engines with {', '.join(found)}; {plugin}"
 
     return {
         "versions": versions,

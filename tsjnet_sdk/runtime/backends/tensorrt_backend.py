@@ -1,7 +1,11 @@
 """TensorRT backend: runs a tsjnet engine file (header + serialized engine) with `tensorrt` or
 `tensorrt_rtx`, memory through cuda-python (one stream, pinned host buffers reused across calls).
 
-Needs an NVIDIA GPU; on other machines loading fails with a clear BackendUnavailable.
+Needs an NVIDIA GPU; on other machines loading fails with a clear BackendUnavailable. Engines built with
+``--na plugin`` need their NA plugin registered before deserialisation: the compiled library recorded in
+the header (given as ``plugin_library``, or ``$TSJNET_TRT_PLUGIN``, or at ``tsjnet build-plugin``'s
+default location; its SHA-256 must match the header) or the Python AOT plugin. A missing or different
+library makes the backend unavailable with the reason, before TensorRT sees the engine.
 """
 
 from __future__ import annotations
@@ -41,6 +45,35 @@ def import_tensorrt(flavour: str | None = None, purpose: str = "running a Tensor
             return module
     wanted = flavour or " or ".join(FLAVOURS)
     raise BackendUnavailable(f"{purpose} needs TensorRT ({wanted}), which is not installed: {INSTALL_HINT}")
+
+
+def prepare_plugin(trt: Any, header: dict[str, Any], path: Path, library: str | Path | None = None) -> Path | None:
+    """Register the NA plugin an engine needs (none for ``--na decomposed``); the library loaded, if any.
+
+    Raises:
+        BackendUnavailable: the plugin cannot be provided (library missing, a different build of it,
+            TensorRT refused it, or the AOT plugin unavailable), with the reason and the fix.
+    """
+    if header.get("na_mode") != "plugin":
+        return None
+    try:
+        from tsjnet_sdk.kernels.trt_plugin import PluginUnavailable, register_na_plugin
+        from tsjnet_sdk.kernels.trt_plugin_lib import load_library, runtime_library
+    except ImportError:
+        raise BackendUnavailable(
+            f"{path}: the engine uses the tsjnet NeighborhoodAttention2D plugin, whose support (tsjnet_sdk.kernels) "
+            "is not in this install; reinstall tsjnet-sdk, or rebuild the engine with --na decomposed"
+        ) from None
+    plugin = header.get("na_plugin") or {"implementation": "qdp"}  # engines from before the library: QDP
+    try:
+        if plugin.get("implementation") == "library":
+            lib = runtime_library(plugin, library)
+            load_library(trt, lib)
+            return lib
+        register_na_plugin(header.get("trt_flavour"))
+        return None
+    except PluginUnavailable as e:
+        raise BackendUnavailable(f"{path}: NA plugin unavailable: {e}") from None
 
 
 def _cuda_check(result: tuple, what: str) -> Any:
@@ -95,7 +128,7 @@ class _DeviceBuffer:
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, path: Path, device: str = "auto") -> None:
+    def __init__(self, path: Path, device: str = "auto", plugin_library: str | Path | None = None) -> None:
         from tsjnet_sdk.engine_format import EngineIncompatibleError, check_engine_compatible, read_engine_file
 
         if device == "cpu":
@@ -106,21 +139,14 @@ class TensorRTBackend(Backend):
         # Version first (needs no GPU), then the GPU itself and its compute capability.
         try:
             check_engine_compatible(header, flavour, trt.__version__, None)
+            # The plugin before the GPU: a missing library is reported on any machine.
+            self.plugin_library = prepare_plugin(trt, header, path, plugin_library)
             capability = gpu_compute_capability(int(device.split(":")[1]) if ":" in device else 0)
             if capability is None:
                 raise BackendUnavailable(f"{path}: no usable NVIDIA GPU/driver found; TensorRT engines need one")
             check_engine_compatible(header, flavour, trt.__version__, capability)
         except EngineIncompatibleError as e:
             raise BackendUnavailable(f"{path}: {e}") from None
-        if header.get("na_mode") == "plugin":
-            try:
-                from tsjnet_sdk.kernels.trt_plugin import register_na_plugin
-            except ImportError:
-                raise BackendUnavailable(
-                    f"{path}: the engine uses the tsjnet NeighborhoodAttention2D plugin, which is not built in this "
-                    "install; rebuild the engine with --na decomposed"
-                ) from None
-            register_na_plugin()
         from cuda.bindings import runtime as cudart
 
         super().__init__(path, device if device != "auto" else "cuda")
@@ -165,6 +191,7 @@ class TensorRTBackend(Backend):
             "trt": f"{self.header.get('trt_flavour')} {self.trt_version}",
             "precision": self.header.get("precision"),
             "na_mode": self.header.get("na_mode"),
+            **({"na_plugin": str(self.plugin_library)} if self.plugin_library else {}),
             "profile": self.header.get("profile"),
         }
 
