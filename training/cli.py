@@ -68,3 +68,18 @@ def train_command(
         )
     else:
         typer.echo(f"done: {summary['steps']} step(s); checkpoint {summary['last']}")
+
+
+def select_command(
+    config: Path = typer.Argument(..., help="The run's training config (its out_dir holds val_log.csv and step_N.safetensors)."),
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Override run.out_dir."),  # noqa: UP007
+) -> None:
+    """Choose a checkpoint of a run on its validation pairs, next to the classical baselines' scores."""
+    from tsjnet_sdk.training.config import ConfigError
+    from tsjnet_sdk.training.select import main
+
+    try:
+        main(str(config), str(out_dir) if out_dir else None)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(1) from None

@@ -251,6 +251,7 @@ class RunConfig:
     amp_dtype: str = "float16"               # float16 (with GradScaler) | bfloat16
     log_every: int = 10                      # CSV row (means over the interval) every N steps
     checkpoint_every: int = 0                # steps; 0 = at the end of every epoch (and always at the end)
+    keep_checkpoints: bool = False           # also keep OUT_DIR/step_N.safetensors at every checkpoint
     progress: Union[str, bool] = "auto"      # rich progress bar: auto = when stderr is a terminal
     tensorboard: Union[str, bool] = "auto"   # auto = when torch.utils.tensorboard is importable
     dist_backend: str = "auto"               # auto: nccl on CUDA, gloo on CPU

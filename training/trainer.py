@@ -947,6 +947,9 @@ class Trainer:
             step = self.pos["step"]
             save_checkpoint(self.model, self.out_dir / "last.safetensors",
                             extra_metadata={"training_step": str(step), "stage": self.pos["stage"], "kind": "last"})
+            if self.cfg.run.keep_checkpoints:   # every checkpoint kept, for selection on validation (training/select.py)
+                save_checkpoint(self.model, self.out_dir / f"step_{step:07d}.safetensors",
+                                extra_metadata={"training_step": str(step), "stage": self.pos["stage"], "kind": "step"})
             state = {
                 "format": STATE_FORMAT, "version": STATE_VERSION,
                 "config": self.cfg.to_dict(),

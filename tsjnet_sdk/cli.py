@@ -16,7 +16,7 @@ from tsjnet_sdk.benchmarks.quality import quality_command
 from tsjnet_sdk.demo import demo_command
 from tsjnet_sdk.export.cli import export_command
 from tsjnet_sdk.metrics.cli import eval_command
-from tsjnet_sdk.training.cli import train_command
+from tsjnet_sdk.training.cli import select_command, train_command
 
 app = typer.Typer(
     name="tsjnet",
@@ -217,6 +217,7 @@ app.command("gpu-verify")(gpu_verify_command)
 app.command("quality")(quality_command)
 app.command("demo")(demo_command)
 app.command("train")(train_command)
+app.command("select")(select_command)
 
 
 if __name__ == "__main__":
