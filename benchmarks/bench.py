@@ -42,11 +42,10 @@ from typing import Any
 
 import numpy as np
 
-from tsjnet_sdk.runtime.backends.base import Backend
-from tsjnet_sdk.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend, static_shape_of
+from tsjnet_sdk.runtime import Backend
 
 from . import SHARED_DATA
-from .machine import describe_machine, usable_cores
+from .machine import describe_machine
 
 SCHEMA = "tsjnet-bench/1"
 REFERENCE_ROW = "torch-eager-fp32"
@@ -82,7 +81,7 @@ class BenchSettings:
     onnx: Path | None = None                   # a given fp32 ONNX (used instead of exporting)
     engine: Path | None = None                 # a given TensorRT engine
     seed: int = 0
-    ort_threads: int | None = None             # tuned row: intra-op threads (None: usable cores)
+    ort_threads: int | None = None             # tuned row: intra-op threads (None: the SDK default, usable cores)
     compile_timeout_s: float = 600.0           # torch.compile row: build + warm-up + runs, in a subprocess
     row_timeout_s: float = 3600.0              # other isolated rows (int8 static: quantisation + runs)
     torch_threads: int | None = None
@@ -307,76 +306,7 @@ def _quantize(fp32: Path, out: Path, shape: Shape, mode: str, calib_frames: Sequ
     pre.unlink(missing_ok=True)
 
 
-# -- backends the SDK does not ship (bench-only settings) -------------------------------------------
-
-
-class TunedOrtBackend(OnnxRuntimeBackend):
-    """ONNX Runtime on the CPU with explicit threading and an offline-optimised graph.
-
-    The SDK's OnnxRuntimeBackend uses ORT's defaults (all graph optimisations, default threads); this
-    one pins intra-op threads to the usable cores, one inter-op thread, sequential execution, flushes
-    denormals and loads the graph ORT itself optimised and saved once (so session creation skips it).
-    """
-
-    name = "onnxruntime"
-
-    def __init__(self, path: Path, threads: int, optimised: Path) -> None:  # noqa: PLW0231 - own session set-up
-        import onnxruntime as ort
-
-        Backend.__init__(self, path, "cpu")
-        opts = self._options(threads)
-        if not optimised.is_file():
-            opts.optimized_model_filepath = str(optimised)
-            ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            opts = self._options(threads)
-        # The saved graph is already optimised; basic passes only, so nothing is redone at load.
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        self.session = ort.InferenceSession(str(optimised), opts, providers=["CPUExecutionProvider"])
-        self.settings = {"intra_op_num_threads": threads, "inter_op_num_threads": 1, "execution_mode": "sequential",
-                         "graph": "ORT_ENABLE_ALL, optimised offline", "denormal_as_zero": True}
-        self._static = static_shape_of(self.session)
-
-    @staticmethod
-    def _options(threads: int) -> Any:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.add_session_config_entry("session.set_denormal_as_zero", "1")
-        return opts
-
-    def describe(self) -> dict[str, Any]:
-        return {**Backend.describe(self), "provider": "CPUExecutionProvider", **self.settings}
-
-    def close(self) -> None:
-        self.session = None  # frees the session (and its arena) now, not at garbage collection
-
-
-class HalfTorchBackend(Backend):
-    """PyTorch eager fp16 on CUDA (the SDK's torch backend is fp32): float32 in, half inside, float32 out."""
-
-    name = "torch"
-
-    def __init__(self, checkpoint: Path, device: str = "cuda") -> None:
-        import torch
-
-        from tsjnet_sdk.models import load_checkpoint
-
-        super().__init__(checkpoint, device)
-        self.model = load_checkpoint(checkpoint).to(device).half().eval()
-        self._torch = torch
-
-    def run(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        torch = self._torch
-        with torch.inference_mode():
-            fused = self.model.fuse(torch.from_numpy(ir).to(self.device).half(), torch.from_numpy(vis).to(self.device).half())
-        return fused.float().cpu().numpy()
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "precision": "fp16"}
+# -- the timing wrapper ---------------------------------------------------------------------------
 
 
 class TimedRunner(Backend):
@@ -412,17 +342,11 @@ class TimedRunner(Backend):
 
 
 def fuser_for(runner: Backend) -> Any:
-    """A ``Fuser`` around an already-open backend (tuned sessions, fp16 torch...).
+    """A ``Fuser`` around an already-open backend: the public API's ready-backend form, so every row runs
+    the Fuser's own pre/post-processing and tiling."""
+    from tsjnet_sdk.runtime import Fuser
 
-    ``Fuser`` opens backends from paths itself; handing it ``runner`` through its ``open_backend`` hook
-    keeps every line of its own set-up (static-shape tiling, formats) instead of copying it here.
-    """
-    from unittest import mock
-
-    import tsjnet_sdk.runtime.fuser as fuser_module
-
-    with mock.patch.object(fuser_module, "open_backend", lambda *_a, **_k: runner):
-        return fuser_module.Fuser("<bench>", backend="auto", device="auto")
+    return Fuser(runner)
 
 
 # -- rows -------------------------------------------------------------------------------------------
@@ -502,18 +426,16 @@ def _no_compile(_settings: BenchSettings) -> str | None:
     return None if hasattr(torch, "compile") else "this torch has no torch.compile"
 
 
-def _build_torch(ctx: RowContext, _shape: Shape, device: str = "cpu") -> Backend:
-    from tsjnet_sdk.runtime.backends.torch_backend import TorchBackend
+def _build_torch(ctx: RowContext, _shape: Shape, device: str = "cpu", dtype: str = "fp32") -> Backend:
+    from tsjnet_sdk.runtime import TorchOptions, open_backend
 
-    return TorchBackend(ctx.checkpoint, device)
+    return open_backend(ctx.checkpoint, "torch", device, TorchOptions(dtype=dtype))
 
 
-def _build_torch_compile(ctx: RowContext, _shape: Shape) -> Backend:
+def _build_torch_compile(ctx: RowContext, shape: Shape) -> Backend:
     import torch
 
-    from tsjnet_sdk.runtime.backends.torch_backend import TorchBackend
-
-    backend = TorchBackend(ctx.checkpoint, "cpu")
+    backend = _build_torch(ctx, shape)
     # Compile the method the backend calls; the instance attribute shadows TSJNet.fuse. dynamic=False:
     # one static shape per row, the best case for inductor. Compilation happens on the first call.
     backend.model.fuse = torch.compile(backend.model.fuse, dynamic=False)
@@ -527,65 +449,50 @@ def _build_torch_na_kernel(ctx: RowContext, shape: Shape) -> Backend:
     return _build_torch(ctx, shape, "cuda")
 
 
-def _build_ort(ctx: RowContext, shape: Shape, device: str = "cpu") -> Backend:
+#: ONNX Runtime with its own defaults (what an app gets from a bare InferenceSession): threads from
+#: ORT's count of physical cores, no denormal flush, optimisation at every load.
+ORT_OWN_DEFAULTS = dict(intra_op_threads=0, inter_op_threads=0, denormal_as_zero=False)
 
-    return OnnxRuntimeBackend(ensure_onnx(ctx.settings, ctx.checkpoint, shape, ctx.progress), device)
+
+def _build_ort(ctx: RowContext, shape: Shape, device: str = "cpu") -> Backend:
+    from tsjnet_sdk.runtime import OrtOptions, open_backend
+
+    path = ensure_onnx(ctx.settings, ctx.checkpoint, shape, ctx.progress)
+    return open_backend(path, "onnxruntime", device, OrtOptions(**ORT_OWN_DEFAULTS))
+
+
+def tuned_ort_options(settings: BenchSettings, threads: int | None = None) -> Any:
+    """The tuned row's options: the SDK's defaults (OrtOptions()) plus the optimised-graph cache, i.e.
+    exactly what an app gets from ``Fuser(path, options=OrtOptions(optimized_model_cache=...))``."""
+    from tsjnet_sdk.runtime import OrtOptions
+
+    return OrtOptions(intra_op_threads=threads, optimized_model_cache=Path(settings.work_dir) / "ort-optimised")
 
 
 def _build_ort_tuned(ctx: RowContext, shape: Shape) -> Backend:
+    from tsjnet_sdk.runtime import open_backend
+
     onnx_path = ensure_onnx(ctx.settings, ctx.checkpoint, shape, ctx.progress)
-    digest = file_digest(onnx_path)[:12]
-
-    def open_with(threads: int) -> TunedOrtBackend:
-        optimised = _cache_path(ctx.settings, ctx.checkpoint, shape, f"ortopt-t{threads}-{digest}", ".onnx")
-        optimised.parent.mkdir(parents=True, exist_ok=True)
-        return TunedOrtBackend(onnx_path, threads, optimised)
-
-    if ctx.settings.ort_threads:
-        backend = open_with(ctx.settings.ort_threads)
-        backend.settings["threads_from"] = "--ort-threads"
-        return backend
-    # Sweep: on a shared or small machine fewer threads can win (OpenMP-style spinning against other
-    # processes), so try 1 thread and all usable cores (1 warm-up + 3 calls each) and keep the faster.
-    zeros = np.zeros((shape[0], 1, shape[1], shape[2]), np.float32)
-    sweep: dict[int, float] = {}
-    best: TunedOrtBackend | None = None
-    for threads in sorted({1, usable_cores()}):
-        _say(ctx.progress, f"ort-tuned-fp32: trying {threads} intra-op thread(s)")
-        candidate = open_with(threads)
-        candidate.run(zeros, zeros)
-        times = []
-        for _ in range(3):
-            t = time.perf_counter()
-            candidate.run(zeros, zeros)
-            times.append(time.perf_counter() - t)
-        sweep[threads] = float(np.median(times) * 1e3)
-        if best is None or sweep[threads] < min(v for k, v in sweep.items() if k != threads):
-            if best is not None:
-                best.close()
-            best = candidate
-        else:
-            candidate.close()
-    assert best is not None
-    best.settings["thread_sweep_median_ms"] = {str(k): round(v, 3) for k, v in sweep.items()}
-    return best
+    return open_backend(onnx_path, "onnxruntime", "cpu", tuned_ort_options(ctx.settings, ctx.settings.ort_threads))
 
 
 def _build_ort_int8(mode: str) -> Callable[[RowContext, Shape], Backend]:
     def build(ctx: RowContext, shape: Shape) -> Backend:
 
+        from tsjnet_sdk.runtime import open_backend
+
         calib = ctx.calib_frames if mode == "static" else []
-        return OnnxRuntimeBackend(ensure_int8(ctx.settings, ctx.checkpoint, shape, mode, calib, ctx.progress), "cpu")
+        return open_backend(ensure_int8(ctx.settings, ctx.checkpoint, shape, mode, calib, ctx.progress), "onnxruntime", "cpu")
 
     return build
 
 
 def _build_tensorrt(fp16: bool) -> Callable[[RowContext, Shape], Backend]:
     def build(ctx: RowContext, shape: Shape) -> Backend:
-        from tsjnet_sdk.runtime.backends.tensorrt_backend import TensorRTBackend
+        from tsjnet_sdk.runtime import open_backend
 
         if ctx.settings.engine is not None:
-            return TensorRTBackend(Path(ctx.settings.engine), "cuda")
+            return open_backend(Path(ctx.settings.engine), "tensorrt", "cuda")
         out = _cache_path(ctx.settings, ctx.checkpoint, shape, "fp16" if fp16 else "fp32", ".engine")
         if not out.is_file():
             from tsjnet_sdk.export import build_engine
@@ -594,7 +501,7 @@ def _build_tensorrt(fp16: bool) -> Callable[[RowContext, Shape], Backend]:
             out.parent.mkdir(parents=True, exist_ok=True)
             build_engine(ctx.checkpoint, out, fp16=fp16, min_shape=shape, opt_shape=shape, max_shape=shape,
                          parity=False, progress=ctx.progress)
-        return TensorRTBackend(out, "cuda")
+        return open_backend(out, "tensorrt", "cuda")
 
     return build
 
@@ -603,9 +510,9 @@ ROWS: tuple[RowSpec, ...] = (
     RowSpec(REFERENCE_ROW, "PyTorch eager fp32 (reference)", "torch", "fp32", "cpu", _build_torch),
     RowSpec("torch-compile-fp32", "PyTorch torch.compile (inductor) fp32", "torch", "fp32", "cpu",
             _build_torch_compile, _no_compile, isolate=True, timeout_setting="compile_timeout_s", warmup_min=1),
-    RowSpec("ort-fp32", "ONNX Runtime fp32 (SDK defaults)", "onnxruntime", "fp32", "cpu", _build_ort),
-    RowSpec("ort-tuned-fp32", "ONNX Runtime fp32 (tuned threads, offline-optimised graph)", "onnxruntime", "fp32",
-            "cpu", _build_ort_tuned),
+    RowSpec("ort-fp32", "ONNX Runtime fp32 (ORT's own defaults)", "onnxruntime", "fp32", "cpu", _build_ort),
+    RowSpec("ort-tuned-fp32", "ONNX Runtime fp32 (SDK defaults, OrtOptions(), cached optimised graph)", "onnxruntime",
+            "fp32", "cpu", _build_ort_tuned),
     RowSpec("ort-int8-dynamic", "ONNX Runtime int8 (dynamic quantisation)", "onnxruntime", "int8", "cpu",
             _build_ort_int8("dynamic")),
     RowSpec("ort-int8-static", "ONNX Runtime int8 (static QDQ, calibrated on real pairs)", "onnxruntime", "int8",
@@ -613,7 +520,7 @@ ROWS: tuple[RowSpec, ...] = (
     RowSpec("torch-cuda-fp32", "PyTorch eager fp32 CUDA", "torch", "fp32", "cuda",
             lambda ctx, shape: _build_torch(ctx, shape, "cuda"), _no_cuda_torch),
     RowSpec("torch-cuda-fp16", "PyTorch eager fp16 CUDA", "torch", "fp16", "cuda",
-            lambda ctx, _shape: HalfTorchBackend(ctx.checkpoint), _no_cuda_torch),
+            lambda ctx, shape: _build_torch(ctx, shape, "cuda", "fp16"), _no_cuda_torch),
     RowSpec("torch-cuda-na-kernel", "PyTorch fp32 CUDA + SDK NA kernel", "torch", "fp32", "cuda",
             _build_torch_na_kernel, _no_na_kernel, isolate=True),
     RowSpec("ort-cuda-fp32", "ONNX Runtime CUDA EP fp32", "onnxruntime", "fp32", "cuda",

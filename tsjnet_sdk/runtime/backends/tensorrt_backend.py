@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
+from tsjnet_sdk.runtime.options import TensorRTOptions
 
 FLAVOURS = ("tensorrt", "tensorrt_rtx")
 
@@ -95,7 +96,7 @@ class _DeviceBuffer:
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, path: Path, device: str = "auto") -> None:
+    def __init__(self, path: Path, device: str = "auto", options: TensorRTOptions | None = None) -> None:
         from tsjnet_sdk.engine_format import EngineIncompatibleError, check_engine_compatible, read_engine_file
 
         if device == "cpu":
@@ -133,6 +134,14 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable(f"{path}: TensorRT could not deserialize the engine (see the TensorRT log above)")
         self.context = self.engine.create_execution_context()
         self.stream = _cuda_check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        self.options = options or TensorRTOptions()
+        if self.options.profile_index:
+            if self.options.profile_index >= self.engine.num_optimization_profiles:
+                raise BackendUnavailable(
+                    f"{path}: TensorRTOptions(profile_index={self.options.profile_index}) but the engine has "
+                    f"{self.engine.num_optimization_profiles} optimisation profile(s)"
+                )
+            self.context.set_optimization_profile_async(self.options.profile_index, int(self.stream))
         self.buffers = {name: _DeviceBuffer(cudart) for name in ("ir", "vis", "fused")}
         self.trt_version = trt.__version__
 
