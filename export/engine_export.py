@@ -14,6 +14,7 @@ atomically. A timing cache (``timing_cache=PATH``) is loaded before and saved af
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tsjnet_sdk._version import __version__
+from tsjnet_sdk.artifact_metadata import ArtifactMetadata
 from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
 from tsjnet_sdk.engine_format import write_engine_file
 from tsjnet_sdk.export.onnx_export import (
@@ -209,24 +211,21 @@ def build_engine(
             write_bytes_atomic(timing_cache, bytes(cache.serialize()))
         onnx_sha = file_sha256(onnx_result.path)
 
-    metadata = {
-        "sdk_version": __version__,
-        "config_name": onnx_result.metadata["config_name"],
-        "config": onnx_result.metadata["config"],
-        "trt_flavour": flavour,
-        "trt_version": trt.__version__,
-        "precision": "fp16" if fp16 else "fp32",
-        "strongly_typed": strongly_typed,
-        "na_mode": na,
-        "profile": profile,
-        "compute_capabilities": capabilities,
-        "inputs": list(INPUT_NAMES),
-        "output": OUTPUT_NAME,
-        "input_convention": onnx_result.metadata["inputs"],
-        "colour": onnx_result.metadata["colour"],
-        "source_checkpoint_sha256": onnx_result.metadata["source_checkpoint_sha256"],
-        "source_onnx_sha256": onnx_sha,
-    }
+    # The ONNX's metadata (config, conventions, precision, hashes) plus what only an engine has.
+    metadata = dataclasses.replace(
+        ArtifactMetadata.from_props(onnx_result.metadata),
+        sdk_version=__version__,
+        trt_flavour=flavour,
+        trt_version=trt.__version__,
+        precision="fp16" if fp16 else "fp32",
+        strongly_typed=strongly_typed,
+        na_mode=na,
+        profile=profile,
+        compute_capabilities=capabilities,
+        inputs=list(INPUT_NAMES),
+        output=OUTPUT_NAME,
+        source_onnx_sha256=onnx_sha,
+    ).to_header()
     write_engine_file(out_path, metadata, bytes(serialized))
     result = ExportResult(path=out_path, metadata={k: str(v) for k, v in metadata.items()}, parity=onnx_result.parity)
     result.timings_s = {**onnx_result.timings_s, "engine_build": build_s, "total": time.perf_counter() - t0}

@@ -28,7 +28,7 @@ from tsjnet_sdk.models import load_checkpoint
 
 runner = CliRunner()
 METADATA_KEYS = {
-    "sdk_version", "config_name", "config", "inputs", "colour", "na_mode", "precision", "kept_float32",
+    "sdk_version", "config_name", "config", "input_convention", "colour", "na_mode", "precision", "kept_float32",
     "opset", "shapes", "source_checkpoint_sha256",
 }
 

@@ -16,6 +16,7 @@ from tsjnet_sdk.benchmarks.quality import quality_command
 from tsjnet_sdk.demo import demo_command
 from tsjnet_sdk.export.cli import export_command
 from tsjnet_sdk.metrics.cli import eval_command
+from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
 from tsjnet_sdk.training.cli import train_command
 
 app = typer.Typer(
@@ -48,7 +49,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend: str, device: str, gray: bool, tile: Optional[int]):  # noqa: UP007
+def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend: str, device: str, gray: bool, tile: Optional[int],  # noqa: UP007
+                options: Optional[list] = None):  # noqa: UP007
     """A Fuser for --model; else for a randomly initialised --config; else for the shipped tsjnet-edge
     weights (or, when a stripped install lacks them, a random tsjnet-edge with a warning)."""
     from tsjnet_sdk.demo import FALLBACK_CONFIG, SHIPPED_WEIGHTS
@@ -62,7 +64,7 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
             else:
                 config = FALLBACK_CONFIG
         if model is not None:
-            return Fuser(model, backend=backend, device=device, gray=gray, tile=tile)
+            return Fuser(model, backend=backend, device=device, gray=gray, tile=tile, options=options)
         import torch
 
         from tsjnet_sdk.models import create_model
@@ -72,7 +74,7 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
             f"[yellow]warning:[/yellow] no --model given: config {config!r} with RANDOM weights (seed {seed}); "
             "the output is not a real fusion"
         )
-        return Fuser(create_model(config).eval(), backend=backend, device=device, gray=gray, tile=tile)
+        return Fuser(create_model(config).eval(), backend=backend, device=device, gray=gray, tile=tile, options=options)
     except (ModelFileError, BackendUnavailable, FileNotFoundError, ValueError, KeyError) as e:
         raise _fail(str(e).strip("'\"")) from None
 
@@ -109,6 +111,12 @@ def fuse(
     gray: bool = typer.Option(False, "--gray", help="Write the fused luminance only, even for colour visible images."),
     tile: Optional[int] = typer.Option(None, help="Fuse in overlapping tiles of this size (large frames)."),  # noqa: UP007
     seed: int = typer.Option(0, help="Seed for the random weights (without --model)."),
+    ort_threads: Optional[int] = typer.Option(None, help=FLAG_HELP["ort_threads"]),  # noqa: UP007
+    ort_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["ort_cache"]),  # noqa: UP007
+    providers: Optional[str] = typer.Option(None, help=FLAG_HELP["providers"]),  # noqa: UP007
+    trt_ep_fp16: bool = typer.Option(False, "--trt-ep-fp16", help=FLAG_HELP["trt_ep_fp16"]),
+    trt_ep_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["trt_ep_cache"]),  # noqa: UP007
+    dtype: str = typer.Option("fp32", help=FLAG_HELP["dtype"]),
 ) -> None:
     """Fuse an IR/visible pair, or two folders of pairs, and write the fused images."""
     from rich.progress import Progress
@@ -129,7 +137,11 @@ def fuse(
     else:
         unpaired, jobs = [], [(ir.stem, ir, vis, output or Path("fused.png"))]
 
-    fuser = _open_fuser(model, config, seed, backend, device, gray, tile)
+    try:
+        options = options_from_flags(ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    fuser = _open_fuser(model, config, seed, backend, device, gray, tile, options)
     console.print(f"{fuser!r}")
     failures: list[str] = []
     start = time.perf_counter()

@@ -44,6 +44,7 @@ from rich.table import Table
 
 from tsjnet_sdk.atomic import write_bytes_atomic
 from tsjnet_sdk.baselines import BASELINES
+from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
 from tsjnet_sdk.imaging import (
     IMAGE_SUFFIXES,
     ImageError,
@@ -245,6 +246,7 @@ def run_demo(
     device: str = "auto",
     threads: int | None = None,
     quiet: bool = False,
+    options: Any = None,
 ) -> dict[str, Any]:
     """Fuse the demo pairs with TSJNet (via :class:`tsjnet_sdk.Fuser`) and the baselines; write images,
     panels and metrics under ``out_dir``.
@@ -253,7 +255,8 @@ def run_demo(
         model: checkpoint / ONNX / engine path; None: shipped weights, else random tsjnet-edge (warned).
         ir, vis: image files or folders (paired by stem); both None: ``count`` procedural scenes of
             ``size`` = (H, W).
-        backend, device: passed to :class:`~tsjnet_sdk.Fuser`.
+        backend, device, options: passed to :class:`~tsjnet_sdk.Fuser` (options: OrtOptions /
+            TorchOptions / TensorRTOptions or a list of them, tsjnet_sdk.runtime.options).
         threads: CPU threads for PyTorch during the demo (restored afterwards); None keeps torch's
             setting. On a machine whose cores are busy with other work, 1 can be several times faster
             than the default (OpenMP threads waiting on each other).
@@ -266,7 +269,7 @@ def run_demo(
         metrics, total} and ``fuse_seconds_per_pair``.
     """
     if threads is None:
-        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet)
+        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet, options)
     if threads < 1:
         raise DemoError(f"threads must be >= 1, got {threads}")
     import torch
@@ -274,7 +277,7 @@ def run_demo(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet)
+        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet, options)
     finally:
         torch.set_num_threads(previous)
 
@@ -289,6 +292,7 @@ def _run_demo(
     backend: str,
     device: str,
     quiet: bool,
+    options: Any = None,
 ) -> dict[str, Any]:
     from tsjnet_sdk.metrics import evaluate_many
     from tsjnet_sdk.runtime import Fuser
@@ -297,7 +301,7 @@ def _run_demo(
     out = Path(out_dir)
     pairs, procedural = load_pairs(ir, vis, count, size)
     net, model_desc, trained = resolve_model(model)
-    fuser = Fuser(net, backend=backend, device=device)
+    fuser = Fuser(net, backend=backend, device=device, options=options)
     seconds = {"fuse": 0.0, "baselines": 0.0, "metrics": 0.0}
     fuse_times: list[float] = []
     results: list[dict[str, Any]] = []
@@ -434,10 +438,20 @@ def demo_command(
     threads: Optional[int] = typer.Option(  # noqa: UP007
         None, help="PyTorch CPU threads (default: torch's); 1 is often faster on a CPU busy with other work."
     ),
+    ort_threads: Optional[int] = typer.Option(None, help=FLAG_HELP["ort_threads"]),  # noqa: UP007
+    ort_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["ort_cache"]),  # noqa: UP007
+    providers: Optional[str] = typer.Option(None, help=FLAG_HELP["providers"]),  # noqa: UP007
+    trt_ep_fp16: bool = typer.Option(False, "--trt-ep-fp16", help=FLAG_HELP["trt_ep_fp16"]),
+    trt_ep_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["trt_ep_cache"]),  # noqa: UP007
+    dtype: str = typer.Option("fp32", help=FLAG_HELP["dtype"]),
 ) -> None:
     """Fuse sample pairs with TSJNet and classical baselines; write images, panels and metrics."""
+    from tsjnet_sdk.runtime import BackendUnavailable, ModelFileError
+
     try:
-        run_demo(model, ir, vis, out_dir, count, (height, width), backend=backend, device=device, threads=threads)
-    except (DemoError, ImageError, FileNotFoundError) as e:
+        options = options_from_flags(ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
+        run_demo(model, ir, vis, out_dir, count, (height, width), backend=backend, device=device, threads=threads,
+                 options=options)
+    except (DemoError, ImageError, FileNotFoundError, ValueError, BackendUnavailable, ModelFileError) as e:
         _console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None

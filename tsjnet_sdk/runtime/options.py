@@ -162,3 +162,32 @@ def options_for(backend: str, options: BackendOptions | Sequence[BackendOptions]
             f"pass {type(options).__name__} only for {options.backend} models (or a list with one options object per backend)"
         )
     return None
+
+
+def options_from_flags(
+    ort_threads: int | None = None,
+    ort_cache: str | os.PathLike | None = None,
+    providers: str | None = None,
+    trt_ep_fp16: bool = False,
+    trt_ep_cache: str | os.PathLike | None = None,
+    dtype: str = "fp32",
+) -> list[BackendOptions]:
+    """The command line's runtime flags (``tsjnet fuse`` / ``tsjnet demo``) -> one options object per
+    backend, for ``Fuser(options=...)``. ``providers`` is comma-separated, best first."""
+    names = tuple(p.strip() for p in providers.split(",") if p.strip()) if providers else None
+    return [
+        OrtOptions(intra_op_threads=ort_threads, optimized_model_cache=ort_cache, providers=names,
+                   trt_fp16=trt_ep_fp16, trt_engine_cache=trt_ep_cache),
+        TorchOptions(dtype=dtype),
+    ]
+
+
+#: Help texts of those flags, shared by the commands that take them.
+FLAG_HELP = {
+    "ort_threads": "ONNX Runtime intra-op threads (default: the cores this process may use).",
+    "ort_cache": "Folder for ONNX Runtime's optimised graph (saved once, then loaded without re-optimising).",
+    "providers": "ONNX Runtime execution providers, comma-separated, best first (default: by --device).",
+    "trt_ep_fp16": "ONNX Runtime's TensorRT EP: allow fp16 kernels (opt-in).",
+    "trt_ep_cache": "ONNX Runtime's TensorRT EP: engine cache folder.",
+    "dtype": "PyTorch backend precision: fp32 | fp16 | bf16 (fp16/bf16 on CUDA only).",
+}

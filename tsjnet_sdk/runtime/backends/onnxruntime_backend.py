@@ -160,9 +160,12 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailable(f"{path}: inputs are {sorted(names)}, expected 'ir' and 'vis' (a tsjnet export)")
         self.provider = self.session.get_providers()[0]
         super().__init__(path, "cuda" if self.provider in GPU_PROVIDERS else "cpu")
-        self.metadata = {
-            k[len("tsjnet."):]: v for k, v in self.session.get_modelmeta().custom_metadata_map.items() if k.startswith("tsjnet.")
-        }
+        from tsjnet_sdk.artifact_metadata import ArtifactMetadata, ArtifactMetadataError
+
+        try:
+            self.metadata = ArtifactMetadata.from_props(self.session.get_modelmeta().custom_metadata_map, f"{path}")
+        except ArtifactMetadataError as e:
+            raise BackendUnavailable(str(e)) from None
         self._static = static_shape_of(self.session)
 
     def run(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
@@ -177,9 +180,9 @@ class OnnxRuntimeBackend(Backend):
         return {
             **super().describe(),
             "provider": self.provider,
-            "config": self.metadata.get("config_name"),
-            "precision": self.metadata.get("precision"),
-            "na_mode": self.metadata.get("na_mode"),
+            "config": self.metadata.config_name,
+            "precision": self.metadata.precision,
+            "na_mode": self.metadata.na_mode,
             "intra_op_threads": self.options.threads(),
             "execution_mode": self.options.execution_mode,
             "graph_optimization": self.options.graph_optimization

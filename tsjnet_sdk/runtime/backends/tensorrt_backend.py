@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from tsjnet_sdk.artifact_metadata import ArtifactMetadata
 from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
 from tsjnet_sdk.runtime.options import TensorRTOptions
 
@@ -126,6 +127,7 @@ class TensorRTBackend(Backend):
 
         super().__init__(path, device if device != "auto" else "cuda")
         self.header = header
+        self.metadata = ArtifactMetadata.from_header(header, str(path))
         self.cudart = cudart
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
@@ -172,9 +174,9 @@ class TensorRTBackend(Backend):
         return {
             **super().describe(),
             "trt": f"{self.header.get('trt_flavour')} {self.trt_version}",
-            "precision": self.header.get("precision"),
-            "na_mode": self.header.get("na_mode"),
-            "profile": self.header.get("profile"),
+            "precision": self.metadata.precision,
+            "na_mode": self.metadata.na_mode,
+            "profile": self.metadata.profile,
         }
 
     def close(self) -> None:
