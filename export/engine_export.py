@@ -146,10 +146,11 @@ def build_engine(
     if not ckpt.is_file():
         raise ExportError(f"checkpoint not found: {ckpt}")
     trt, flavour = import_tensorrt(flavour)
-    if flavour == "tensorrt_rtx" and na == "plugin":
+    from tsjnet_sdk.runtime.backends.tensorrt_backend import NO_PLUGINS, plugins_supported
+
+    if na == "plugin" and not plugins_supported(flavour):
         raise ExportError(
-            "tensorrt_rtx takes no custom plugins, so --na plugin cannot build there; use --na decomposed "
-            "(standard ONNX ops, same result)"
+            NO_PLUGINS
         )
     strongly_typed = is_strongly_typed(trt, flavour)
     out_path = Path(output) if output is not None else ckpt.with_name(f"{ckpt.stem}{'_fp16' if fp16 else ''}.engine")

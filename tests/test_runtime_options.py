@@ -44,8 +44,8 @@ def _frames(h: int = 40, w: int = 48) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_ort_options_reach_the_session(mean_onnx: Path) -> None:
-    backend = open_backend(mean_onnx, "onnxruntime", "cpu", OrtOptions(intra_op_threads=1, execution_mode="parallel",
-                                                                        inter_op_threads=2, graph_optimization="basic"))
+    backend = open_backend(mean_onnx, "onnxruntime", "cpu", OrtOptions(
+        intra_op_threads=1, execution_mode="parallel", inter_op_threads=2, graph_optimization="basic", denormal_as_zero=True))
     got = backend.session.get_session_options()
     assert got.intra_op_num_threads == 1 and got.inter_op_num_threads == 2
     assert got.execution_mode == ort.ExecutionMode.ORT_PARALLEL
@@ -56,6 +56,7 @@ def test_ort_options_reach_the_session(mean_onnx: Path) -> None:
     assert default.intra_op_num_threads == usable_cores() and default.inter_op_num_threads == 1
     assert default.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
     assert default.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert default.get_session_config_entry("session.set_denormal_as_zero") != "1"
 
 
 def test_optimised_graph_cache_is_written_once_and_used(mean_onnx: Path, tmp_path: Path) -> None:

@@ -79,20 +79,6 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
         raise _fail(str(e).strip("'\"")) from None
 
 
-def _pair_folders(ir_dir: Path, vis_dir: Path) -> tuple[list[tuple[str, Path, Path]], list[str]]:
-    """Pairs (name, ir, vis) matched by file stem, and the names found on one side only."""
-    from tsjnet_sdk.imaging import IMAGE_SUFFIXES
-
-    def index(folder: Path) -> dict[str, Path]:
-        return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-
-    irs, viss = index(ir_dir), index(vis_dir)
-    pairs = [(name, irs[name], viss[name]) for name in sorted(irs.keys() & viss.keys())]
-    unpaired = [f"{name} (ir only)" for name in sorted(irs.keys() - viss.keys())]
-    unpaired += [f"{name} (visible only)" for name in sorted(viss.keys() - irs.keys())]
-    return pairs, unpaired
-
-
 @app.command()
 def fuse(
     ir: Path = typer.Argument(..., help="Infrared image, or a folder of them (paired with VIS by file name)."),
@@ -127,7 +113,13 @@ def fuse(
     if folders and not (ir.is_dir() and vis.is_dir()):
         raise _fail(f"IR and VIS must both be files or both be folders ({ir}, {vis})")
     if folders:
-        pairs, unpaired = _pair_folders(ir, vis)
+        from tsjnet_sdk.pairing import PairingError, pair_folders
+
+        try:
+            matched = pair_folders(ir, vis)
+        except PairingError as e:
+            raise _fail(str(e)) from None
+        pairs, unpaired = matched.rows, matched.unpaired_labels(("ir", "visible"))
         if not pairs:
             raise _fail(f"no pairs: no file names in common between {ir} and {vis}")
         out_dir = output or Path("fused")

@@ -44,9 +44,9 @@ from rich.table import Table
 
 from tsjnet_sdk.atomic import write_bytes_atomic
 from tsjnet_sdk.baselines import BASELINES
+from tsjnet_sdk.pairing import PairingError, pair_folders
 from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
 from tsjnet_sdk.imaging import (
-    IMAGE_SUFFIXES,
     ImageError,
     compose_output,
     default_font,
@@ -81,10 +81,6 @@ class DemoError(ValueError):
 # -- inputs ---------------------------------------------------------------------------------------
 
 
-def _image_files(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
-
-
 def load_pairs(ir: str | os.PathLike | None, vis: str | os.PathLike | None, count: int, size: tuple[int, int]) -> tuple[list[Pair], bool]:
     """The demo's pairs and whether they are the procedural scenes.
 
@@ -111,13 +107,15 @@ def load_pairs(ir: str | os.PathLike | None, vis: str | os.PathLike | None, coun
         raise DemoError(f"--ir and --vis must both be files or both be folders ({ir_path}, {vis_path})")
     if not ir_path.is_dir():
         return [(ir_path.stem, read_image(ir_path), read_image(vis_path))], False
-    irs, viss = _image_files(ir_path), _image_files(vis_path)
-    names = sorted(irs.keys() & viss.keys())
-    if not names:
+    try:
+        matched = pair_folders(ir_path, vis_path)
+    except PairingError as e:
+        raise DemoError(str(e)) from None
+    if not matched.rows:
         raise DemoError(f"no pairs: no image file names in common between {ir_path} and {vis_path}")
-    for name in sorted(irs.keys() ^ viss.keys()):
-        _console.print(f"[yellow]unpaired, skipped:[/yellow] {name}")
-    return [(name, read_image(irs[name]), read_image(viss[name])) for name in names], False
+    for label in matched.unpaired_labels(("ir", "visible")):
+        _console.print(f"[yellow]unpaired, skipped:[/yellow] {label}")
+    return [(name, read_image(i), read_image(v)) for name, i, v in matched.rows], False
 
 
 # -- model ----------------------------------------------------------------------------------------

@@ -89,6 +89,18 @@ def session_options(options: OrtOptions, level: str | None = None) -> Any:
     return opts
 
 
+def _cpu_name() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return f"{platform.machine()} {platform.processor()}"
+
+
 def optimized_model(path: Path, options: OrtOptions, providers: Sequence[str]) -> Path:
     """The cached ORT-optimised graph of ``path`` (built now if missing) in ``options.optimized_model_cache``.
 
@@ -107,8 +119,9 @@ def optimized_model(path: Path, options: OrtOptions, providers: Sequence[str]) -
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
+    # ORT's "all" level bakes CPU-specific layouts (NCHWc) into the saved graph: the CPU is in the key too.
     key = hashlib.sha256(
-        f"{h.hexdigest()}|{ort.__version__}|{options.graph_optimization}|{','.join(providers)}".encode()
+        f"{h.hexdigest()}|{ort.__version__}|{options.graph_optimization}|{','.join(providers)}|{_cpu_name()}".encode()
     ).hexdigest()[:16]
     cache_dir = options.cache_dir()
     assert cache_dir is not None
@@ -118,6 +131,7 @@ def optimized_model(path: Path, options: OrtOptions, providers: Sequence[str]) -
         with atomic_path(out) as tmp:
             opts = session_options(options)
             opts.optimized_model_filepath = os.fspath(tmp)
+            opts.log_severity_level = 3  # the "hardware specific optimizations" warning: the key covers it
             ort.InferenceSession(str(path), opts, providers=list(providers))
     return out
 

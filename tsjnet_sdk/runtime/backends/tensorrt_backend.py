@@ -18,6 +18,24 @@ from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
 from tsjnet_sdk.runtime.options import TensorRTOptions
 
 FLAVOURS = ("tensorrt", "tensorrt_rtx")
+#: Flavours that load custom plugins: TensorRT-RTX has no plugin API (the one statement of that rule).
+PLUGIN_FLAVOURS = ("tensorrt",)
+NO_PLUGINS = (
+    "TensorRT-RTX (tensorrt_rtx) takes no custom plugins, so the NeighborhoodAttention2D plugin (--na plugin) "
+    "cannot be used with it: export with --na decomposed (standard ONNX ops, same result)"
+)
+
+
+def plugins_supported(flavour: str) -> bool:
+    """Whether engines of this TensorRT flavour can use the tsjnet NA plugin."""
+    return flavour in PLUGIN_FLAVOURS
+
+
+def tensorrt_installed() -> list[str]:
+    """The TensorRT flavours whose module is installed (found, not imported: cheap, no CUDA start-up)."""
+    import importlib.util
+
+    return [name for name in FLAVOURS if importlib.util.find_spec(name) is not None]
 
 
 INSTALL_HINT = (
