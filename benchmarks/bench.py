@@ -44,13 +44,13 @@ import numpy as np
 
 from tsjnet_sdk.runtime import Backend
 
-from . import SHARED_DATA
+from tsjnet_sdk.results import data_root
 from .machine import describe_machine
 
 SCHEMA = "tsjnet-bench/1"
 REFERENCE_ROW = "torch-eager-fp32"
 DEFAULT_SIZES = ("640x480",)
-DEFAULT_DATA = SHARED_DATA / "msrs" / "test"
+DEFAULT_DATA = data_root() / "msrs" / "test"
 
 Progress = Callable[[str], None]
 Shape = tuple[int, int, int]  # (N, H, W)

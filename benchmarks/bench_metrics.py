@@ -20,13 +20,13 @@ import time
 
 import numpy as np
 
-from tsjnet_sdk.benchmarks import SHARED_DATA
+from tsjnet_sdk.results import data_root
 
 
 def _load(pair: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from tsjnet_sdk.metrics.folder import read_image
 
-    root = SHARED_DATA / "msrs" / "test"
+    root = data_root() / "msrs" / "test"
     ir_path, vis_path = root / "ir" / f"{pair}.png", root / "vi" / f"{pair}.png"
     if not ir_path.is_file():
         raise SystemExit(f"needs the MSRS test pair {ir_path} (../shared/data beside the checkout)")

@@ -12,7 +12,10 @@ from typing import Optional
 
 import typer
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+from tsjnet_sdk.results import results_dir
+
+#: benchmarks/results in a source checkout, ./tsjnet-results/bench for an installed package
+DEFAULT_OUT = results_dir("bench", "benchmarks/results")
 
 
 def _split(values: Optional[list[str]]) -> list[str]:

@@ -237,24 +237,13 @@ def draw_chart(results: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _jsonable(obj: Any) -> Any:
-    """inf/nan are not JSON: written as strings "inf"/"nan" so the file stays strict JSON."""
-    if isinstance(obj, float) and (math.isinf(obj) or math.isnan(obj)):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
-
-
 def write_results(results: dict[str, Any], out_dir: Path, stem: str | None = None) -> dict[str, Path]:
     """Write ``<stem>.json``, ``<stem>.md`` and (with model rows) ``<stem>.png`` into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or results_stem(results)
     paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md"}
-    write_bytes_atomic(paths["json"], (json.dumps(_jsonable(results), indent=1, allow_nan=False) + "\n").encode("utf-8"))
+    write_json(paths["json"], results, indent=1)
     write_bytes_atomic(paths["markdown"], to_markdown(results).encode("utf-8"))
     if results.get("configs"):
         paths["png"] = draw_chart(results, out_dir / f"{stem}.png")

@@ -5,7 +5,7 @@
 Loads the checkpoint, stores its floating-point tensors as float16 (half the file; the model card
 records what that costs: ``tsjnet_sdk/weights/README.md``) and adds provenance to the metadata: the
 training config, the step, and the SHA-256 of the source checkpoint. The file is written atomically,
-by default to :data:`tsjnet_sdk.demo.SHIPPED_WEIGHTS`.
+by default to :data:`tsjnet_sdk.shipped.SHIPPED_WEIGHTS`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tsjnet_sdk.demo import SHIPPED_WEIGHTS
+from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
 from tsjnet_sdk.models.checkpoint import file_sha256, load_checkpoint, read_checkpoint_metadata, save_checkpoint
 
 

@@ -53,16 +53,14 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
                 options: Optional[list] = None):  # noqa: UP007
     """A Fuser for --model; else for a randomly initialised --config; else for the shipped tsjnet-edge
     weights (or, when a stripped install lacks them, a random tsjnet-edge with a warning)."""
-    from tsjnet_sdk.demo import FALLBACK_CONFIG, SHIPPED_WEIGHTS
+    from tsjnet_sdk import shipped
     from tsjnet_sdk.runtime import BackendUnavailable, Fuser, ModelFileError
 
     try:
         if model is None and config is None:
-            if SHIPPED_WEIGHTS.exists():
-                console.print(f"model: the shipped trained {FALLBACK_CONFIG} weights ({SHIPPED_WEIGHTS.name})")
-                model = SHIPPED_WEIGHTS
-            else:
-                config = FALLBACK_CONFIG
+            net, description, trained = shipped.resolve_model(None)
+            console.print(f"model: {description}" if trained else f"[yellow]warning:[/yellow] {shipped.missing_weights_warning()}")
+            return Fuser(net, backend=backend, device=device, gray=gray, tile=tile, options=options)
         if model is not None:
             return Fuser(model, backend=backend, device=device, gray=gray, tile=tile, options=options)
         import torch

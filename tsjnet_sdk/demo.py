@@ -9,9 +9,9 @@ panels and the quality metrics, and say where they are.
     from tsjnet_sdk.demo import run_demo
     summary = run_demo(count=1, size=(240, 320))  # dict: paths, metrics, timings
 
-Model: ``--model`` if given; else the shipped trained ``tsjnet-edge`` weights :data:`SHIPPED_WEIGHTS`
-(model card: ``tsjnet_sdk/weights/README.md``); if that file is missing (a stripped install), a randomly
-initialised ``tsjnet-edge`` (seed 0), with a loud warning that the output is not a real fusion.
+Model: the rule of :mod:`tsjnet_sdk.shipped`: ``--model`` if given; else the shipped trained
+``tsjnet-edge`` weights; else (a stripped install) a randomly initialised ``tsjnet-edge`` (seed 0), with
+a loud warning that the output is not a real fusion.
 
 Output folder (default ``outputs/demo``)::
 
@@ -43,8 +43,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from tsjnet_sdk.atomic import write_bytes_atomic
+from tsjnet_sdk import shipped
 from tsjnet_sdk.baselines import BASELINES
 from tsjnet_sdk.pairing import PairingError, pair_folders
+from tsjnet_sdk.results import write_json
 from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
 from tsjnet_sdk.imaging import (
     ImageError,
@@ -56,11 +58,6 @@ from tsjnet_sdk.imaging import (
     write_image,
 )
 
-#: Trained tsjnet-edge weights shipped inside the package (float16 safetensors, ~5.6 MB; model card next to it).
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "tsjnet-edge.safetensors"
-#: Config (and seed) used when there is neither --model nor shipped weights.
-FALLBACK_CONFIG = "tsjnet-edge"
-FALLBACK_SEED = 0
 #: Metric preset of the demo's quality table (tsjnet_sdk.metrics).
 PRESET = "paper"
 #: The network's method name in the outputs, then the baselines in their table order.
@@ -122,32 +119,16 @@ def load_pairs(ir: str | os.PathLike | None, vis: str | os.PathLike | None, coun
 
 
 def resolve_model(model: str | os.PathLike | None) -> tuple[Any, str, bool]:
-    """(what to give Fuser, a description, whether the weights are trained).
-
-    Order: an explicit ``model`` path; the shipped weights; a random ``tsjnet-edge`` (seed 0) with a
-    warning. An explicit path is taken to be trained (the demo cannot tell).
-    """
-    if model is not None:
-        path = Path(model)
-        if not path.exists():
-            raise DemoError(f"--model {path} does not exist")
-        return path, str(path), True
-    if SHIPPED_WEIGHTS.exists():
-        return SHIPPED_WEIGHTS, f"shipped weights {SHIPPED_WEIGHTS.name}", True
-    import torch
-
-    from tsjnet_sdk.models import create_model
-
-    # fork_rng: seed the init without changing the caller's global torch RNG state.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(FALLBACK_SEED)
-        net = create_model(FALLBACK_CONFIG).eval()
-    _console.print(
-        f"[bold yellow]WARNING:[/bold yellow] the shipped weights {SHIPPED_WEIGHTS} are missing (reinstall "
-        f"tsjnet-sdk) and no --model was given: using a RANDOMLY INITIALISED {FALLBACK_CONFIG} (seed {FALLBACK_SEED}). "
-        "Its 'tsjnet' output is NOT a real fusion; the baselines and metrics are real."
-    )
-    return net, f"{FALLBACK_CONFIG} with random weights (seed {FALLBACK_SEED})", False
+    """(what to give Fuser, a description, whether the weights are trained): the rule of
+    :mod:`tsjnet_sdk.shipped`, with the demo's errors and its loud warning for random weights."""
+    try:
+        net, description, trained = shipped.resolve_model(model)
+    except FileNotFoundError:
+        raise DemoError(f"--model {model} does not exist") from None
+    if not trained:
+        _console.print(f"[bold yellow]WARNING:[/bold yellow] {shipped.missing_weights_warning()}. "
+                       "The baselines and metrics are real.")
+    return net, description, trained
 
 
 # -- panels ---------------------------------------------------------------------------------------
@@ -180,18 +161,6 @@ def make_panel(tiles: list[tuple[str, np.ndarray]], columns: int = 3) -> np.ndar
 # -- metrics files --------------------------------------------------------------------------------
 
 
-def finite_or_none(obj: Any) -> Any:
-    """``obj`` with every NaN / inf float (at any depth of dicts, lists, tuples) replaced by None, so that
-    it is strict JSON (undefined metric values are null in the demo's and ``tsjnet quality``'s files)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite_or_none(v) for v in obj]
-    return obj
-
-
 def _write_text(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
@@ -222,10 +191,10 @@ def write_metrics(out_dir: Path, per_pair: dict[str, dict[str, dict[str, float]]
         "preset": PRESET,
         "methods": list(METHODS),
         "note": "undefined values (e.g. MS_SSIM below 161 px) are null",
-        "pairs": finite_or_none(per_pair),
-        "mean": finite_or_none(mean),
+        "pairs": per_pair,
+        "mean": mean,
     }
-    _write_text(json_path, json.dumps(doc, indent=2) + "\n")
+    write_json(json_path, doc)
     return csv_path, json_path
 
 
