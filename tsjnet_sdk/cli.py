@@ -11,13 +11,14 @@ import typer
 from rich.console import Console
 
 from tsjnet_sdk._version import __version__
-from tsjnet_sdk.benchmarks.cli import bench_command
+from tsjnet_sdk.benchmarks.cli import bench_command, flops_command, metrics_speed_command, report_command
 from tsjnet_sdk.benchmarks.quality import quality_command
 from tsjnet_sdk.demo import demo_command
 from tsjnet_sdk.export.cli import export_command
 from tsjnet_sdk.metrics.cli import eval_command
 from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
-from tsjnet_sdk.training.cli import train_command
+from tsjnet_sdk.kernels.cli import build_kernels_command
+from tsjnet_sdk.training.cli import plot_command, ship_command, train_command
 
 app = typer.Typer(
     name="tsjnet",
@@ -191,6 +192,12 @@ app.command("bench")(bench_command)
 app.command("quality")(quality_command)
 app.command("demo")(demo_command)
 app.command("train")(train_command)
+app.command("ship")(ship_command)
+app.command("plot-log")(plot_command)
+app.command("bench-report")(report_command)
+app.command("flops")(flops_command)
+app.command("bench-metrics")(metrics_speed_command)
+app.command("build-kernels")(build_kernels_command)
 
 
 if __name__ == "__main__":
