@@ -53,8 +53,11 @@ def test_kernel_cli_lists_match_build() -> None:
 
 
 def test_bench_report_rerenders_atomically(tmp_path: Path) -> None:
-    doc = {"schema": "tsjnet-bench/1", "created": "2026-12-01T00:00:00Z", "machine": {"cpu": "x", "cores": 1},
-           "model": {"name": "m"}, "settings": {}, "configs": [], "notes": []}
+    from tsjnet_sdk.benchmarks.machine import describe_machine
+
+    doc = {"schema": "tsjnet-bench/1", "created": "2026-12-01T00:00:00Z", "duration_s": 1.0,
+           "machine": describe_machine(), "model": {"name": None}, "settings": {"warmup": 1, "runs": 1},
+           "configs": [], "notes": []}
     path = tmp_path / "r.json"
     path.write_text(json.dumps(doc))
     result = runner.invoke(app, ["bench-report", str(path)])
