@@ -22,7 +22,6 @@ data-set images, which the project does not redistribute, so they stay out of th
 from __future__ import annotations
 
 import datetime
-import json
 import math
 from pathlib import Path
 from typing import Any, Optional
