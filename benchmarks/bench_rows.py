@@ -3,7 +3,6 @@ runtime API (``open_backend`` with OrtOptions / TorchOptions), and why a row can
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -72,8 +71,6 @@ def _no_na_kernel(settings: BenchSettings) -> str | None:
         return reason
     from tsjnet_sdk.ops import available_backends
 
-    with contextlib.suppress(ImportError):
-        import tsjnet_sdk.kernels.torch_binding  # noqa: F401 - registers the kernel when built
     return None if "cuda" in available_backends() else "the SDK's CUDA NA kernel is not built (see kernels/)"
 
 
