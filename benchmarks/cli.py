@@ -25,7 +25,7 @@ def _split(values: Optional[list[str]]) -> list[str]:
 
 def bench_command(
     model: str = typer.Option("tsjnet", "--model", "-m",
-                              help="config name (random init, seeded; no trained weights exist) or a checkpoint"),
+                              help="checkpoint (e.g. the shipped tsjnet_sdk/weights/tsjnet-edge.safetensors) or a config name (random init, seeded)"),
     size: Optional[list[str]] = typer.Option(None, "--size", "-s",
                                              help="W x H, repeatable (default 640x480; also e.g. 512x512, 1024x768)"),
     batch: Optional[list[str]] = typer.Option(None, "--batch", "-b", help="batch sizes, repeatable (default 1)"),
