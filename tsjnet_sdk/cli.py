@@ -59,8 +59,11 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
 
     try:
         if model is None and config is None:
-            net, description, trained = shipped.resolve_model(None)
-            console.print(f"model: {description}" if trained else f"[yellow]warning:[/yellow] {shipped.missing_weights_warning()}")
+            net, _, trained = shipped.resolve_model(None)
+            if trained:
+                console.print(f"model: the shipped trained {shipped.FALLBACK_CONFIG} weights ({shipped.SHIPPED_WEIGHTS.name})")
+            else:
+                console.print(f"[yellow]warning:[/yellow] {shipped.missing_weights_warning()}")
             return Fuser(net, backend=backend, device=device, gray=gray, tile=tile, options=options)
         if model is not None:
             return Fuser(model, backend=backend, device=device, gray=gray, tile=tile, options=options)

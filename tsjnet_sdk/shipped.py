@@ -39,7 +39,7 @@ def resolve_model(model: str | os.PathLike | None = None) -> tuple[Any, str, boo
             raise FileNotFoundError(f"model {path} does not exist")
         return path, str(path), True
     if SHIPPED_WEIGHTS.exists():
-        return SHIPPED_WEIGHTS, f"the shipped trained {FALLBACK_CONFIG} weights ({SHIPPED_WEIGHTS.name})", True
+        return SHIPPED_WEIGHTS, f"shipped weights {SHIPPED_WEIGHTS.name}", True
     import torch
 
     from tsjnet_sdk.models import create_model
