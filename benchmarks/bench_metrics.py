@@ -4,7 +4,7 @@ Real MSRS pair (../shared/data/msrs/test, IR grey + visible RGB) with a syntheti
 (the average of the visible image and the IR replicated to RGB), so that the ``vifb`` preset also
 exercises its per-RGB-channel path. Not a test; run it by hand:
 
-    .venv/bin/python benchmarks/bench_metrics.py [--repeat 3] [--pair 00004N]
+    tsjnet bench-metrics [--repeat 3] [--pair 00004N]
 
 Prints, for each preset, the best-of-N wall time of every metric alone (each in a fresh
 ``evaluate`` call, so shared intermediates are not reused) and of the whole preset set in one
@@ -13,20 +13,19 @@ Prints, for each preset, the best-of-N wall time of every metric alone (each in 
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import time
 
 import numpy as np
 
-from tsjnet_sdk.benchmarks import SHARED_DATA
+from tsjnet_sdk.results import data_root
 
 
 def _load(pair: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     from tsjnet_sdk.metrics.folder import read_image
 
-    root = SHARED_DATA / "msrs" / "test"
+    root = data_root() / "msrs" / "test"
     ir_path, vis_path = root / "ir" / f"{pair}.png", root / "vi" / f"{pair}.png"
     if not ir_path.is_file():
         raise SystemExit(f"needs the MSRS test pair {ir_path} (../shared/data beside the checkout)")
@@ -46,31 +45,34 @@ def _best(fn, repeat: int) -> float:
     return best
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--repeat", type=int, default=3, help="best of N runs (default 3)")
-    ap.add_argument("--pair", default="00004N", help="MSRS test pair name (default 00004N)")
-    ap.add_argument("--presets", default="paper,vifb,cdd")
-    args = ap.parse_args()
-
+def time_metrics(repeat: int = 3, pair: str = "00004N", presets: list[str] | None = None) -> None:
+    """Print the timings (see the module docstring)."""
     from tsjnet_sdk.metrics import PRESETS, evaluate
 
-    ir, vis, fused = _load(args.pair)
-    print(f"MSRS {args.pair}: ir {ir.shape} {ir.dtype}, vis {vis.shape}, fused {fused.shape} (average)")
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, best of {args.repeat}")
+    ir, vis, fused = _load(pair)
+    print(f"MSRS {pair}: ir {ir.shape} {ir.dtype}, vis {vis.shape}, fused {fused.shape} (average)")
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, numpy {np.__version__}, best of {repeat}")
     evaluate(ir, vis, fused, "paper", metrics=["SSIM"])  # warm-up (imports, FFT plans)
-    for name in args.presets.split(","):
+    for name in presets or ["paper", "vifb", "cdd"]:
         preset = PRESETS[name]
         print(f"\npreset {name!r} ({len(preset.metrics)} metrics; colour: {preset.colour})")
         total_alone = 0.0
         for key in preset.metrics:
-            dt = _best(lambda k=key: evaluate(ir, vis, fused, preset, metrics=[k]), args.repeat)
+            dt = _best(lambda k=key: evaluate(ir, vis, fused, preset, metrics=[k]), repeat)
             total_alone += dt
             print(f"  {key:8s} {dt * 1000:8.1f} ms")
-        dt = _best(lambda: evaluate(ir, vis, fused, preset), args.repeat)
+        dt = _best(lambda: evaluate(ir, vis, fused, preset), repeat)
         print(f"  {'sum':8s} {total_alone * 1000:8.1f} ms (each metric alone)")
         print(f"  {'TOTAL':8s} {dt * 1000:8.1f} ms (whole set in one evaluate call)")
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tsjnet_sdk.benchmarks.bench_metrics``: the same command as ``tsjnet bench-metrics``."""
+    from tsjnet_sdk.benchmarks.cli import metrics_speed_command
+    from tsjnet_sdk.cli_support import run_command
+
+    return run_command(metrics_speed_command, argv, "python -m tsjnet_sdk.benchmarks.bench_metrics")
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

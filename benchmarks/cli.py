@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+from tsjnet_sdk.results import results_dir
+
+#: benchmarks/results in a source checkout, ./tsjnet-results/bench for an installed package
+DEFAULT_OUT = results_dir("bench", "benchmarks/results")
 
 
 def _split(values: Optional[list[str]]) -> list[str]:
@@ -22,7 +25,7 @@ def _split(values: Optional[list[str]]) -> list[str]:
 
 def bench_command(
     model: str = typer.Option("tsjnet", "--model", "-m",
-                              help="config name (random init, seeded; no trained weights exist) or a checkpoint"),
+                              help="checkpoint (e.g. the shipped tsjnet_sdk/weights/tsjnet-edge.safetensors) or a config name (random init, seeded)"),
     size: Optional[list[str]] = typer.Option(None, "--size", "-s",
                                              help="W x H, repeatable (default 640x480; also e.g. 512x512, 1024x768)"),
     batch: Optional[list[str]] = typer.Option(None, "--batch", "-b", help="batch sizes, repeatable (default 1)"),
@@ -151,3 +154,46 @@ def gpu_verify_command(
     code = main(argv)
     if code:
         raise typer.Exit(code)
+
+
+def report_command(
+    results: List[Path] = typer.Argument(..., help="Results JSON file(s) written by `tsjnet bench`."),  # noqa: UP006
+) -> None:
+    """Re-render the markdown and PNG of saved `tsjnet bench` results (atomically, next to each JSON)."""
+    from tsjnet_sdk.benchmarks.report import rerender
+
+    for path in results:
+        typer.echo(f"rendered {rerender(path)}")
+
+
+def flops_command(
+    config: Optional[List[str]] = typer.Option(None, "--config", help="Config name, repeatable (default tsjnet and tsjnet-edge)."),  # noqa: UP006, UP007
+    height: int = typer.Option(480, help="Input height."),
+    width: int = typer.Option(640, help="Input width."),
+    top: int = typer.Option(8, help="Most expensive layers listed per config."),
+    write: Optional[Path] = typer.Option(None, help="Also write the markdown table to this file."),  # noqa: UP007
+) -> None:
+    """FLOPs of one fusion forward per module and per part (counted on the meta device, seconds)."""
+    import torch
+
+    from tsjnet_sdk.atomic import write_bytes_atomic
+    from tsjnet_sdk.benchmarks.flops import count_flops, markdown_table
+
+    torch.set_num_threads(1)  # meta tensors do no arithmetic; threads would only add start-up cost
+    reports = [count_flops(name, height, width) for name in (config or ["tsjnet", "tsjnet-edge"])]
+    text = markdown_table(reports, top)
+    typer.echo(text, nl=False)
+    if write:
+        write_bytes_atomic(write, text.encode("utf-8"))
+        typer.echo(f"wrote {write}")
+
+
+def metrics_speed_command(
+    repeat: int = typer.Option(3, help="Best of N runs."),
+    pair: str = typer.Option("00004N", help="MSRS test pair name."),
+    presets: str = typer.Option("paper,vifb,cdd", help="Metric presets, comma-separated."),
+) -> None:
+    """Time the fusion-quality metrics on one 640 x 480 MSRS triple, per preset and per metric."""
+    from tsjnet_sdk.benchmarks.bench_metrics import time_metrics
+
+    time_metrics(repeat, pair, [p for p in presets.split(",") if p])

@@ -1,8 +1,8 @@
 """Where a TSJNet's compute goes: FLOPs per module and per top-level part, at a given input size.
 
-    python -m tsjnet_sdk.benchmarks.flops                       # tsjnet vs tsjnet-edge at 640x480
-    python -m tsjnet_sdk.benchmarks.flops --config tsjnet-small --height 256 --width 256
-    python -m tsjnet_sdk.benchmarks.flops --write benchmarks/results/flops.md
+    tsjnet flops                                       # tsjnet vs tsjnet-edge at 640x480
+    tsjnet flops --config tsjnet-small --height 256 --width 256
+    tsjnet flops --write benchmarks/results/flops.md   (python -m tsjnet_sdk.benchmarks.flops: the same)
 
     from tsjnet_sdk.benchmarks.flops import count_flops
     report = count_flops("tsjnet", 480, 640)   # FlopReport; report.total, report.groups()
@@ -29,12 +29,10 @@ decoder once (no training reconstructions).
 
 from __future__ import annotations
 
-import argparse
 import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 #: Top-level parts of a TSJNet, as (label, module-name prefixes); first match wins.
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -186,7 +184,7 @@ def markdown_table(reports: Sequence[FlopReport], top: int = 8) -> str:
     lines = [
         f"FLOPs of one fusion forward (IR + visible -> fused) at {ref.width}x{ref.height} (W x H), batch 1; "
         "FLOPs = 2 x multiply-adds of convolutions, linears and neighborhood attention "
-        "(`python -m tsjnet_sdk.benchmarks.flops`).",
+        "(`tsjnet flops`).",
         "",
         "| config | params | GFLOPs | vs " + ref.config + " | full-res layers |",
         "|---|---:|---:|---:|---:|",
@@ -211,28 +209,11 @@ def markdown_table(reports: Sequence[FlopReport], top: int = 8) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tsjnet_sdk.benchmarks.flops", description=__doc__.split("\n")[0])
-    parser.add_argument("--config", action="append", help="config name (repeatable); default tsjnet and tsjnet-edge")
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--top", type=int, default=8, help="most expensive layers listed per config")
-    parser.add_argument("--write", type=Path, help="also write the markdown table to this file")
-    args = parser.parse_args(argv)
+    """``python -m tsjnet_sdk.benchmarks.flops``: the same command as ``tsjnet flops``."""
+    from tsjnet_sdk.benchmarks.cli import flops_command
+    from tsjnet_sdk.cli_support import run_command
 
-    import torch
-
-    torch.set_num_threads(1)  # meta tensors do no arithmetic; threads would only add start-up cost
-    reports = [count_flops(name, args.height, args.width) for name in (args.config or ["tsjnet", "tsjnet-edge"])]
-    text = markdown_table(reports, args.top)
-    print(text, end="")
-    if args.write:
-        from tsjnet_sdk.atomic import atomic_path
-
-        args.write.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(args.write) as tmp:
-            Path(tmp).write_text(text)
-        print(f"wrote {args.write}")
-    return 0
+    return run_command(flops_command, argv, "python -m tsjnet_sdk.benchmarks.flops")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from tsjnet_sdk.runtime.options import usable_cores
+
 #: distributions whose versions are recorded (read from metadata: nothing is imported)
 VERSIONED = ("tsjnet-sdk", "torch", "onnxruntime", "onnxruntime-gpu", "onnx", "onnxslim", "numpy", "natten",
              "tensorrt", "tensorrt_rtx", "pillow", "scipy")
@@ -25,14 +27,6 @@ def cpu_model() -> str:
     """The CPU's marketing name (``/proc/cpuinfo`` on Linux, else platform's guess)."""
     match = re.search(r"^model name\s*:\s*(.+)$", _read("/proc/cpuinfo"), re.MULTILINE)
     return match.group(1).strip() if match else (platform.processor() or platform.machine())
-
-
-def usable_cores() -> int:
-    """CPUs this process may run on (the affinity mask; a container's share, not the host's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def memory_gib() -> float | None:

@@ -22,7 +22,6 @@ data-set images, which the project does not redistribute, so they stay out of th
 from __future__ import annotations
 
 import datetime
-import json
 import math
 from pathlib import Path
 from typing import Any, Optional
@@ -30,12 +29,11 @@ from typing import Any, Optional
 import typer
 
 from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
-from tsjnet_sdk.benchmarks import SHARED_DATA
-from tsjnet_sdk.demo import finite_or_none
+from tsjnet_sdk.results import data_root, results_dir, write_json
 from tsjnet_sdk.imaging import default_font
 
-DEFAULT_DATA = SHARED_DATA
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+DEFAULT_DATA = data_root()
+DEFAULT_OUT = results_dir("quality", "benchmarks/results")
 
 #: evaluation set name -> folder under the data root holding ir/ and vi/ (paired by file name)
 EVAL_SETS: dict[str, str] = {
@@ -263,7 +261,7 @@ def draw_chart(results: dict[str, Any], path: Path) -> Path:
 def write_results(results: dict[str, Any], out_dir: Path, stem: str) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{stem}.json", "md": out_dir / f"{stem}.md", "png": out_dir / f"{stem}.png"}
-    write_bytes_atomic(paths["json"], (json.dumps(finite_or_none(results), indent=2) + "\n").encode("utf-8"))
+    write_json(paths["json"], results)
     write_bytes_atomic(paths["md"], to_markdown(results).encode("utf-8"))
     draw_chart(results, paths["png"])
     return paths
@@ -286,7 +284,7 @@ def quality_command(
     """Fusion-quality table (Table 1 metrics + EN, SD, SF, AG, MI, Qabf) of a model vs classical baselines."""
     from rich.console import Console
 
-    from tsjnet_sdk.demo import SHIPPED_WEIGHTS
+    from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
 
     console = Console(stderr=True, soft_wrap=True)
     if model is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
+from tsjnet_sdk.results import write_json
 
 from .machine import machine_slug
 
@@ -237,42 +238,37 @@ def draw_chart(results: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def _jsonable(obj: Any) -> Any:
-    """inf/nan are not JSON: written as strings "inf"/"nan" so the file stays strict JSON."""
-    if isinstance(obj, float) and (math.isinf(obj) or math.isnan(obj)):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
-
-
 def write_results(results: dict[str, Any], out_dir: Path, stem: str | None = None) -> dict[str, Path]:
     """Write ``<stem>.json``, ``<stem>.md`` and (with model rows) ``<stem>.png`` into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem or results_stem(results)
     paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md"}
-    write_bytes_atomic(paths["json"], (json.dumps(_jsonable(results), indent=1, allow_nan=False) + "\n").encode("utf-8"))
+    write_json(paths["json"], results, indent=1)
     write_bytes_atomic(paths["markdown"], to_markdown(results).encode("utf-8"))
     if results.get("configs"):
         paths["png"] = draw_chart(results, out_dir / f"{stem}.png")
     return paths
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Re-render the markdown and PNG of saved results: ``python -m tsjnet_sdk.benchmarks.report FILE.json``."""
-    import sys
+def rerender(json_path: str | Path) -> Path:
+    """Re-render ``<stem>.md`` (and ``<stem>.png``) beside saved results, atomically; returns the markdown path."""
+    path = Path(json_path)
+    results = json.loads(path.read_text())
+    markdown = path.with_suffix(".md")
+    write_bytes_atomic(markdown, to_markdown(results).encode("utf-8"))
+    if results.get("configs"):
+        draw_chart(results, path.with_suffix(".png"))
+    return markdown
 
-    for name in argv if argv is not None else sys.argv[1:]:
-        path = Path(name)
-        results = json.loads(path.read_text())
-        path.with_suffix(".md").write_text(to_markdown(results))
-        if results.get("configs"):
-            draw_chart(results, path.with_suffix(".png"))
-        print(f"rendered {path.with_suffix('.md')}")
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tsjnet_sdk.benchmarks.report FILE.json``: the same command as ``tsjnet bench-report``."""
+    from tsjnet_sdk.benchmarks.cli import report_command
+    from tsjnet_sdk.cli_support import run_command
+
+    return run_command(report_command, argv, "python -m tsjnet_sdk.benchmarks.report")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -17,6 +17,7 @@ atomically. A timing cache (``timing_cache=PATH``) is loaded before and saved af
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tsjnet_sdk._version import __version__
+from tsjnet_sdk.artifact_metadata import ArtifactMetadata
 from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
 from tsjnet_sdk.engine_format import write_engine_file
 from tsjnet_sdk.export.onnx_export import (
@@ -151,11 +153,10 @@ def build_engine(
     if not ckpt.is_file():
         raise ExportError(f"checkpoint not found: {ckpt}")
     trt, flavour = import_tensorrt(flavour)
-    if flavour == "tensorrt_rtx" and na == "plugin":
-        raise ExportError(
-            "tensorrt_rtx takes no custom plugins, so --na plugin cannot build there; use --na decomposed "
-            "(standard ONNX ops, same result)"
-        )
+    from tsjnet_sdk.runtime.backends.tensorrt_backend import NO_PLUGINS, plugins_supported
+
+    if na == "plugin" and not plugins_supported(flavour):
+        raise ExportError(NO_PLUGINS)
     plugin = _choose_plugin(trt, na, plugin_library)
     strongly_typed = is_strongly_typed(trt, flavour)
     out_path = Path(output) if output is not None else ckpt.with_name(f"{ckpt.stem}{'_fp16' if fp16 else ''}.engine")
@@ -217,25 +218,22 @@ def build_engine(
             write_bytes_atomic(timing_cache, bytes(cache.serialize()))
         onnx_sha = file_sha256(onnx_result.path)
 
-    metadata = {
-        "sdk_version": __version__,
-        "config_name": onnx_result.metadata["config_name"],
-        "config": onnx_result.metadata["config"],
-        "trt_flavour": flavour,
-        "trt_version": trt.__version__,
-        "precision": "fp16" if fp16 else "fp32",
-        "strongly_typed": strongly_typed,
-        "na_mode": na,
-        **({"na_plugin": plugin.header()} if plugin is not None else {}),
-        "profile": profile,
-        "compute_capabilities": capabilities,
-        "inputs": list(INPUT_NAMES),
-        "output": OUTPUT_NAME,
-        "input_convention": onnx_result.metadata["inputs"],
-        "colour": onnx_result.metadata["colour"],
-        "source_checkpoint_sha256": onnx_result.metadata["source_checkpoint_sha256"],
-        "source_onnx_sha256": onnx_sha,
-    }
+    # The ONNX's metadata (config, conventions, precision, hashes) plus what only an engine has.
+    metadata = dataclasses.replace(
+        ArtifactMetadata.from_props(onnx_result.metadata),
+        sdk_version=__version__,
+        trt_flavour=flavour,
+        trt_version=trt.__version__,
+        precision="fp16" if fp16 else "fp32",
+        strongly_typed=strongly_typed,
+        na_mode=na,
+        na_plugin=plugin.header() if plugin is not None else None,
+        profile=profile,
+        compute_capabilities=capabilities,
+        inputs=list(INPUT_NAMES),
+        output=OUTPUT_NAME,
+        source_onnx_sha256=onnx_sha,
+    ).to_header()
     write_engine_file(out_path, metadata, bytes(serialized))
     result = ExportResult(path=out_path, metadata={k: str(v) for k, v in metadata.items()}, parity=onnx_result.parity)
     result.timings_s = {**onnx_result.timings_s, "engine_build": build_s, "total": time.perf_counter() - t0}

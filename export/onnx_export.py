@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from tsjnet_sdk._version import __version__
+from tsjnet_sdk.artifact_metadata import ArtifactMetadata
 from tsjnet_sdk.atomic import atomic_path
 from tsjnet_sdk.models.checkpoint import CheckpointError, file_sha256, load_checkpoint
 from tsjnet_sdk.export.parity import FP16_PSNR_DB, FP32_PSNR_DB
@@ -210,19 +211,19 @@ def export_onnx(
         proto = _simplify(proto)
         timings["simplify"] = time.perf_counter() - t
 
-    metadata = {
-        "sdk_version": __version__,
-        "config_name": cfg.name,
-        "config": cfg.to_json(),
-        "inputs": INPUT_CONVENTION,
-        "colour": COLOUR_HANDLING,
-        "na_mode": na,
-        "precision": "fp16" if fp16 else "fp32",
-        "kept_float32": ",".join(KEPT_FLOAT32) if fp16 else "all",
-        "opset": str(opset),
-        "shapes": "dynamic" if static is None else f"{static[0]}x1x{static[1]}x{static[2]}",
-        "source_checkpoint_sha256": file_sha256(checkpoint),
-    }
+    metadata = ArtifactMetadata(
+        sdk_version=__version__,
+        config_name=cfg.name,
+        config=json.loads(cfg.to_json()),
+        input_convention=INPUT_CONVENTION,
+        colour=COLOUR_HANDLING,
+        na_mode=na,
+        precision="fp16" if fp16 else "fp32",
+        kept_float32=tuple(KEPT_FLOAT32) if fp16 else (),
+        opset=opset,
+        shapes="dynamic" if static is None else f"{static[0]}x1x{static[1]}x{static[2]}",
+        source_checkpoint_sha256=file_sha256(checkpoint),
+    ).to_props()
     _set_metadata(proto, metadata)
     try:
         onnx.checker.check_model(proto, full_check=False)

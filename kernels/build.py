@@ -48,7 +48,6 @@ to site-packages.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -507,21 +506,11 @@ def plugin_ptx(instance: Instance, out_dir: str | os.PathLike | None = None, bui
 # CLI
 # ---------------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tsjnet_sdk.kernels.build", description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: $TSJNET_KERNELS_DIR or ~/.cache/tsjnet_sdk/kernels/<source hash>)")
-    parser.add_argument("--profile", choices=PROFILES, default="full")
-    parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated sm_XY list")
-    parser.add_argument("--jobs", type=int, default=None, help="parallel compiler processes (default: CPU count)")
-    parser.add_argument("--no-plugin", action="store_true", help="skip the TensorRT plugin PTX")
-    args = parser.parse_args(argv)
-    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
-    try:
-        build(args.out, args.profile, targets, args.jobs, plugin=not args.no_plugin)
-    except KernelBuildError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    """``python -m tsjnet_sdk.kernels.build``: the same command as ``tsjnet build-kernels`` (kernels/cli.py)."""
+    from tsjnet_sdk.cli_support import run_command
+    from tsjnet_sdk.kernels.cli import build_kernels_command
+
+    return run_command(build_kernels_command, argv, "python -m tsjnet_sdk.kernels.build")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,8 @@
 """PyTorch binding of the CUDA neighborhood-attention kernel (forward only), through cuda-python.
 
-Importing this module registers :data:`cuda_kernel` with
-``tsjnet_sdk.ops.neighborhood_attention.register_cuda_kernel`` when cuda-python is installed (the
-``auto`` backend imports it lazily for CUDA tensors). Import never touches the GPU: the driver is
-initialised, and the kernel image loaded, on the first launch.
+``tsjnet_sdk.ops`` asks this module for :data:`cuda_kernel` through :func:`provide` the first time a
+CUDA NA call needs it (one-way: nothing here imports the ops). Import never touches the GPU: the driver
+is initialised, and the kernel image loaded, on the first launch.
 
 Per launch: pick the image for the tensor's device (:func:`tsjnet_sdk.kernels.build.ensure_image`: the
 device's cubin, a binary-compatible cubin, or PTX for the driver to JIT; compiled with nvcc on first use
@@ -305,14 +304,9 @@ class CudaKernel:
 cuda_kernel = CudaKernel()
 
 
-def register() -> bool:
-    """Register :data:`cuda_kernel` as the ops' CUDA kernel; False (nothing registered) without cuda-python."""
+def provide() -> CudaKernel | None:
+    """The kernel for ``tsjnet_sdk.ops`` (which calls this; the link is one-way), or None without
+    cuda-python. Touches no driver: the GPU is initialised on the first launch."""
     if importlib.util.find_spec("cuda") is None or importlib.util.find_spec("cuda.bindings") is None:
-        return False
-    from tsjnet_sdk.ops.neighborhood_attention import register_cuda_kernel
-
-    register_cuda_kernel(cuda_kernel)
-    return True
-
-
-register()
+        return None
+    return cuda_kernel

@@ -33,7 +33,6 @@ the registration code against a stand-in of the decorator API and checks the lau
 # decorated functions as objects (trtp.TensorDesc, int, float), not strings.
 
 import importlib
-import importlib.util
 import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -126,17 +125,16 @@ def _version_tuple(version: str) -> Tuple[int, ...]:
 
 
 def _import_tensorrt(flavour: Optional[str]) -> Any:
-    if flavour == "tensorrt_rtx":
-        raise PluginUnavailable(
-            "TensorRT-RTX (tensorrt_rtx) does not support custom plugins, so the NeighborhoodAttention2D plugin "
-            "cannot be used with it: export with --na decomposed (standard ONNX ops) for TensorRT-RTX"
-        )
-    if flavour not in (None, "tensorrt"):
-        raise ValueError(f"unknown TensorRT flavour {flavour!r}; expected 'tensorrt' or 'tensorrt_rtx'")
+    from tsjnet_sdk.runtime.backends.tensorrt_backend import FLAVOURS, NO_PLUGINS, plugins_supported, tensorrt_installed
+
+    if flavour not in (None, *FLAVOURS):
+        raise ValueError(f"unknown TensorRT flavour {flavour!r}; expected one of {', '.join(FLAVOURS)}")
+    if flavour is not None and not plugins_supported(flavour):
+        raise PluginUnavailable(NO_PLUGINS)
     try:
         trt = importlib.import_module("tensorrt")
     except ImportError:
-        if importlib.util.find_spec("tensorrt_rtx") is not None:
+        if "tensorrt_rtx" in tensorrt_installed():
             raise PluginUnavailable(
                 "only TensorRT-RTX (tensorrt_rtx) is installed, and it does not support custom plugins: export "
                 "with --na decomposed, or install TensorRT >= 10.9 (pip install tensorrt) for the plugin"

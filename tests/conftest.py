@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from tsjnet_sdk.results import data_root
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_DATA = data_root()  # $TSJNET_DATA, else ../shared/data beside the checkout
 
 
 def require_shared_data(*parts: str) -> Path:

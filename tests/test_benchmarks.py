@@ -85,6 +85,11 @@ def test_bench_command_writes_results(tmp_path: Path) -> None:
         assert row["speedup_vs_reference"]["end_to_end"] > 0
         assert "EN" in row["fusion_metrics_delta"]
 
+    # The tuned row is the public API: OrtOptions with the optimised-graph cache (what an app passes to Fuser).
+    tuned = by_id["ort-tuned-fp32"]["backend_info"]
+    assert "cached offline" in tuned["graph_optimization"] and tuned["intra_op_threads"] >= 1
+    assert by_id["ort-fp32"]["backend_info"]["intra_op_threads"] == 0  # ORT's own defaults
+
     gpu = by_id["tensorrt-fp16"]
     if gpu["status"] != "ok":  # no GPU here: kept, with the reason
         assert gpu["status"] in ("skipped", "failed") and gpu["reason"]

@@ -47,7 +47,7 @@ def test_fuse_gray_and_checkpoint(tmp_path, synthetic_pair):
 
 
 def test_fuse_defaults_to_the_shipped_weights(tmp_path, synthetic_pair):
-    from tsjnet_sdk.demo import SHIPPED_WEIGHTS
+    from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
 
     if not SHIPPED_WEIGHTS.exists():
         pytest.skip(f"no shipped weights at {SHIPPED_WEIGHTS}")

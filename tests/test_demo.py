@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from tsjnet_sdk import demo
+from tsjnet_sdk import demo, shipped
 from tsjnet_sdk.demo import METHODS, DemoError, make_panel, run_demo
 from tsjnet_sdk.imaging import prepare_pair, read_image, rgb_to_ycbcr, to_unit_float, write_image
 from tsjnet_sdk.metrics import PRESETS
@@ -86,7 +86,7 @@ def test_demo_input_errors(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_fallback_is_random_edge_with_a_warning(monkeypatch, tmp_path: Path, capsys) -> None:
-    monkeypatch.setattr(demo, "SHIPPED_WEIGHTS", tmp_path / "not-there.safetensors")
+    monkeypatch.setattr(shipped, "SHIPPED_WEIGHTS", tmp_path / "not-there.safetensors")
     state = torch.random.get_rng_state()
     net, description, trained = demo.resolve_model(None)
     assert not trained and "random" in description
@@ -98,7 +98,7 @@ def test_fallback_is_random_edge_with_a_warning(monkeypatch, tmp_path: Path, cap
 
 
 def test_shipped_weights_are_preferred(monkeypatch, tiny_model: Path) -> None:
-    monkeypatch.setattr(demo, "SHIPPED_WEIGHTS", tiny_model)
+    monkeypatch.setattr(shipped, "SHIPPED_WEIGHTS", tiny_model)
     model, description, trained = demo.resolve_model(None)
     assert model == tiny_model and trained and "shipped" in description
 

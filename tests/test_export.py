@@ -28,7 +28,7 @@ from tsjnet_sdk.models import load_checkpoint
 
 runner = CliRunner()
 METADATA_KEYS = {
-    "sdk_version", "config_name", "config", "inputs", "colour", "na_mode", "precision", "kept_float32",
+    "sdk_version", "config_name", "config", "input_convention", "colour", "na_mode", "precision", "kept_float32",
     "opset", "shapes", "source_checkpoint_sha256",
 }
 
@@ -133,7 +133,7 @@ def test_export_errors_are_one_line_and_leave_no_file(tiny_checkpoint, tmp_path)
     ]
     if _has_tensorrt_rtx():
         cases.append((["export", str(tiny_checkpoint), "--format", "engine", "--trt", "tensorrt_rtx", "--na", "plugin"],
-                      "tensorrt_rtx takes no custom plugins"))
+                      "takes no custom plugins"))
     before = set(tiny_checkpoint.parent.iterdir())
     for args, message in cases:
         result = runner.invoke(app, args)

@@ -1,14 +1,15 @@
 """kernels/torch_binding.py without a GPU: import, registration, the ``auto`` hook, input validation,
 stride handling and the launch plan. The launch itself is in tests/test_kernels_gpu.py.
 
-Importing the binding registers it with the ops module; the ``tb`` fixture undoes that after each test
-so that other test files (tests/test_na_op.py expects no registered kernel) see the state they expect.
+The ops module loads the binding's kernel on first use (one-way); the ``tb`` fixture restores the ops
+module's state after each test so that other test files (tests/test_na_op.py expects no kernel) see it.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,10 +32,14 @@ def qkv(shape=(1, 6, 7, 2, 32), dtype=torch.float32, requires_grad=False):
     return [torch.randn(shape, generator=g, dtype=dtype, requires_grad=requires_grad) for _ in range(3)]
 
 
-def test_import_registers_without_touching_the_driver(tb, monkeypatch):
+def test_ops_load_the_kernel_without_touching_the_driver(tb, monkeypatch):
     monkeypatch.setattr(na_mod, "_cuda_kernel", None)
-    assert tb.register() is True  # cuda-python is installed in this environment
-    assert na_mod._cuda_kernel is tb.cuda_kernel
+    monkeypatch.setattr(na_mod, "_cuda_binding_tried", False)
+    assert tb.provide() is tb.cuda_kernel  # cuda-python is installed in this environment
+    assert na_mod._load_cuda_kernel() is tb.cuda_kernel
+    # One-way link: the kernels package never imports the ops back.
+    source = Path(tb.__file__).read_text()
+    assert "from tsjnet_sdk.ops" not in source and "import tsjnet_sdk.ops" not in source
     assert tb._driver_module is None and not tb._contexts  # lazy: nothing initialised by import/registration
     if not torch.cuda.is_available():
         assert "cuda" not in na_mod.available_backends()

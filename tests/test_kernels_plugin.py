@@ -47,7 +47,7 @@ def test_describe_plugin_agrees_with_the_onnx_contract():
 
 def test_tensorrt_rtx_is_refused_with_the_reason(monkeypatch):
     monkeypatch.setattr(trt_plugin, "_registered", False)
-    with pytest.raises(trt_plugin.PluginUnavailable, match="does not support custom plugins.*--na decomposed"):
+    with pytest.raises(trt_plugin.PluginUnavailable, match="takes no custom plugins.*--na decomposed"):
         trt_plugin.register_na_plugin("tensorrt_rtx")
 
 

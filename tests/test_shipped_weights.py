@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tsjnet_sdk.demo import SHIPPED_WEIGHTS, run_demo
+from tsjnet_sdk.demo import run_demo
+from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
 from tsjnet_sdk.models.checkpoint import checkpoint_config, file_sha256, read_checkpoint_metadata
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -83,3 +83,33 @@ def select_command(
     except (ConfigError, ValueError, FileNotFoundError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
+
+
+def ship_command(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by `tsjnet train`."),
+    config: Path = typer.Argument(..., help="The training config of that run (recorded in the metadata)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: the package's shipped weights)."),  # noqa: UP007
+) -> None:
+    """Turn a training checkpoint into the SDK's shipped weights (float16, provenance in the metadata)."""
+    from tsjnet_sdk.models.checkpoint import file_sha256
+    from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
+    from tsjnet_sdk.training.ship import ship
+
+    try:
+        path = ship(checkpoint, config, out or SHIPPED_WEIGHTS)
+    except (FileNotFoundError, ValueError) as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, sha256 {file_sha256(path)})")
+
+
+def plot_command(
+    log: Path = typer.Argument(..., help="A training log (train_log.csv)."),
+    out: Path = typer.Argument(..., help="The PNG to write."),
+) -> None:
+    """Plot the loss curves of a training log."""
+    from tsjnet_sdk.training.plot import PLOTTED, plot_curves, read_curves
+
+    curves = read_curves(log)
+    plot_curves(curves, out, title=f"{log}", keys=[k for k in PLOTTED if k in curves])
+    typer.echo(f"wrote {out}")

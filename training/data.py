@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from tsjnet_sdk.imaging import IMAGE_SUFFIXES, ImageError, prepare_pair, read_image
+from tsjnet_sdk.imaging import ImageError, prepare_pair, read_image
+from tsjnet_sdk.pairing import PairingError, index_images
 from tsjnet_sdk.training.config import CLASS_TABLES, DatasetConfig
 
 MODALITIES = ("fused", "ir", "vi")
@@ -259,15 +260,11 @@ class ScanReport:
 
 
 def _index_images(folder: Path) -> dict[str, Path]:
-    if not folder.is_dir():
-        raise DataError(f"image folder not found: {folder}")
-    out: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-            if p.stem in out:
-                raise DataError(f"{folder}: two images share the name {p.stem!r} ({out[p.stem].name}, {p.name})")
-            out[p.stem] = p
-    return out
+    """Images by stem, name order: the SDK's one pairing rule (tsjnet_sdk.pairing), errors as DataError."""
+    try:
+        return index_images(folder)
+    except PairingError as e:
+        raise DataError(str(e)) from None
 
 
 def _image_size(path: Path) -> tuple[int, int]:

@@ -1,17 +1,18 @@
 """Loss curves from a run's ``train_log.csv`` as a PNG, drawn with Pillow (matplotlib is not a dependency).
 
-    python -m tsjnet_sdk.training.plot outputs/train/tiny_cpu/train_log.csv training/results/tiny_cpu_loss.png
+    tsjnet plot-log outputs/train/tiny_cpu/train_log.csv training/results/tiny_cpu_loss.png
 """
 
 from __future__ import annotations
 
 import csv
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 
+#: The loss columns plotted, in legend order (those present in the log).
+PLOTTED = ("loss", "ssim", "diversity", "recon_ir", "recon_vis", "intensity", "gradient", "det_fused", "seg")
 COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (23, 190, 207)]
 
 
@@ -88,15 +89,13 @@ def _nice(v: float) -> float:
     return 10 * e
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 2:
-        raise SystemExit("usage: python -m tsjnet_sdk.training.plot TRAIN_LOG.csv OUT.png")
-    curves = read_curves(args[0])
-    plot_curves(curves, args[1], title=f"{args[0]}", keys=[k for k in ("loss", "ssim", "diversity", "recon_ir", "recon_vis",
-                                                                      "intensity", "gradient", "det_fused", "seg") if k in curves])
-    print(f"wrote {args[1]}")
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tsjnet_sdk.training.plot``: the same command as ``tsjnet plot-log``."""
+    from tsjnet_sdk.cli_support import run_command
+    from tsjnet_sdk.training.cli import plot_command
+
+    return run_command(plot_command, argv, "python -m tsjnet_sdk.training.plot")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,19 +1,19 @@
 """Turn a training run's checkpoint into the SDK's shipped weights (``tsjnet_sdk/weights/``).
 
-    python -m tsjnet_sdk.training.ship outputs/train/edge/last.safetensors training/configs/edge.toml
+    tsjnet ship outputs/train/edge/last.safetensors training/configs/edge.toml
+    (or python -m tsjnet_sdk.training.ship ..., the same command)
 
 Loads the checkpoint, stores its floating-point tensors as float16 (half the file; the model card
 records what that costs: ``tsjnet_sdk/weights/README.md``) and adds provenance to the metadata: the
 training config, the step, and the SHA-256 of the source checkpoint. The file is written atomically,
-by default to :data:`tsjnet_sdk.demo.SHIPPED_WEIGHTS`.
+by default to :data:`tsjnet_sdk.shipped.SHIPPED_WEIGHTS`.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from tsjnet_sdk.demo import SHIPPED_WEIGHTS
+from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
 from tsjnet_sdk.models.checkpoint import file_sha256, load_checkpoint, read_checkpoint_metadata, save_checkpoint
 
 
@@ -37,15 +37,13 @@ def ship(checkpoint: str | Path, config: str | Path, out: str | Path = SHIPPED_W
     return save_checkpoint(model, out, extra_metadata=provenance, dtype=torch.float16)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path, help="a checkpoint written by `tsjnet train`")
-    parser.add_argument("config", type=Path, help="the training config of that run (recorded in the metadata)")
-    parser.add_argument("--out", type=Path, default=SHIPPED_WEIGHTS, help=f"default {SHIPPED_WEIGHTS}")
-    args = parser.parse_args(argv)
-    path = ship(args.checkpoint, args.config, args.out)
-    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB, sha256 {file_sha256(path)})")
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tsjnet_sdk.training.ship``: the same command as ``tsjnet ship``."""
+    from tsjnet_sdk.cli_support import run_command
+    from tsjnet_sdk.training.cli import ship_command
+
+    return run_command(ship_command, argv, "python -m tsjnet_sdk.training.ship")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -11,12 +11,14 @@ import typer
 from rich.console import Console
 
 from tsjnet_sdk._version import __version__
-from tsjnet_sdk.benchmarks.cli import bench_command, gpu_verify_command
+from tsjnet_sdk.benchmarks.cli import bench_command, flops_command, gpu_verify_command, metrics_speed_command, report_command
 from tsjnet_sdk.benchmarks.quality import quality_command
 from tsjnet_sdk.demo import demo_command
 from tsjnet_sdk.export.cli import export_command
 from tsjnet_sdk.metrics.cli import eval_command
-from tsjnet_sdk.training.cli import select_command, train_command
+from tsjnet_sdk.kernels.cli import build_kernels_command
+from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
+from tsjnet_sdk.training.cli import plot_command, select_command, ship_command, train_command
 
 app = typer.Typer(
     name="tsjnet",
@@ -48,21 +50,23 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend: str, device: str, gray: bool, tile: Optional[int]):  # noqa: UP007
+def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend: str, device: str, gray: bool, tile: Optional[int],  # noqa: UP007
+                options: Optional[list] = None):  # noqa: UP007
     """A Fuser for --model; else for a randomly initialised --config; else for the shipped tsjnet-edge
     weights (or, when a stripped install lacks them, a random tsjnet-edge with a warning)."""
-    from tsjnet_sdk.demo import FALLBACK_CONFIG, SHIPPED_WEIGHTS
+    from tsjnet_sdk import shipped
     from tsjnet_sdk.runtime import BackendUnavailable, Fuser, ModelFileError
 
     try:
         if model is None and config is None:
-            if SHIPPED_WEIGHTS.exists():
-                console.print(f"model: the shipped trained {FALLBACK_CONFIG} weights ({SHIPPED_WEIGHTS.name})")
-                model = SHIPPED_WEIGHTS
+            net, _, trained = shipped.resolve_model(None)
+            if trained:
+                console.print(f"model: the shipped trained {shipped.FALLBACK_CONFIG} weights ({shipped.SHIPPED_WEIGHTS.name})")
             else:
-                config = FALLBACK_CONFIG
+                console.print(f"[yellow]warning:[/yellow] {shipped.missing_weights_warning()}")
+            return Fuser(net, backend=backend, device=device, gray=gray, tile=tile, options=options)
         if model is not None:
-            return Fuser(model, backend=backend, device=device, gray=gray, tile=tile)
+            return Fuser(model, backend=backend, device=device, gray=gray, tile=tile, options=options)
         import torch
 
         from tsjnet_sdk.models import create_model
@@ -72,23 +76,9 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
             f"[yellow]warning:[/yellow] no --model given: config {config!r} with RANDOM weights (seed {seed}); "
             "the output is not a real fusion"
         )
-        return Fuser(create_model(config).eval(), backend=backend, device=device, gray=gray, tile=tile)
+        return Fuser(create_model(config).eval(), backend=backend, device=device, gray=gray, tile=tile, options=options)
     except (ModelFileError, BackendUnavailable, FileNotFoundError, ValueError, KeyError) as e:
         raise _fail(str(e).strip("'\"")) from None
-
-
-def _pair_folders(ir_dir: Path, vis_dir: Path) -> tuple[list[tuple[str, Path, Path]], list[str]]:
-    """Pairs (name, ir, vis) matched by file stem, and the names found on one side only."""
-    from tsjnet_sdk.imaging import IMAGE_SUFFIXES
-
-    def index(folder: Path) -> dict[str, Path]:
-        return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
-
-    irs, viss = index(ir_dir), index(vis_dir)
-    pairs = [(name, irs[name], viss[name]) for name in sorted(irs.keys() & viss.keys())]
-    unpaired = [f"{name} (ir only)" for name in sorted(irs.keys() - viss.keys())]
-    unpaired += [f"{name} (visible only)" for name in sorted(viss.keys() - irs.keys())]
-    return pairs, unpaired
 
 
 @app.command()
@@ -109,6 +99,12 @@ def fuse(
     gray: bool = typer.Option(False, "--gray", help="Write the fused luminance only, even for colour visible images."),
     tile: Optional[int] = typer.Option(None, help="Fuse in overlapping tiles of this size (large frames)."),  # noqa: UP007
     seed: int = typer.Option(0, help="Seed for the random weights (without --model)."),
+    ort_threads: Optional[int] = typer.Option(None, help=FLAG_HELP["ort_threads"]),  # noqa: UP007
+    ort_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["ort_cache"]),  # noqa: UP007
+    providers: Optional[str] = typer.Option(None, help=FLAG_HELP["providers"]),  # noqa: UP007
+    trt_ep_fp16: bool = typer.Option(False, "--trt-ep-fp16", help=FLAG_HELP["trt_ep_fp16"]),
+    trt_ep_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["trt_ep_cache"]),  # noqa: UP007
+    dtype: str = typer.Option("fp32", help=FLAG_HELP["dtype"]),
 ) -> None:
     """Fuse an IR/visible pair, or two folders of pairs, and write the fused images."""
     from rich.progress import Progress
@@ -119,7 +115,13 @@ def fuse(
     if folders and not (ir.is_dir() and vis.is_dir()):
         raise _fail(f"IR and VIS must both be files or both be folders ({ir}, {vis})")
     if folders:
-        pairs, unpaired = _pair_folders(ir, vis)
+        from tsjnet_sdk.pairing import PairingError, pair_folders
+
+        try:
+            matched = pair_folders(ir, vis)
+        except PairingError as e:
+            raise _fail(str(e)) from None
+        pairs, unpaired = matched.rows, matched.unpaired_labels(("ir", "visible"))
         if not pairs:
             raise _fail(f"no pairs: no file names in common between {ir} and {vis}")
         out_dir = output or Path("fused")
@@ -129,7 +131,11 @@ def fuse(
     else:
         unpaired, jobs = [], [(ir.stem, ir, vis, output or Path("fused.png"))]
 
-    fuser = _open_fuser(model, config, seed, backend, device, gray, tile)
+    try:
+        options = options_from_flags(ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    fuser = _open_fuser(model, config, seed, backend, device, gray, tile, options)
     console.print(f"{fuser!r}")
     failures: list[str] = []
     start = time.perf_counter()
@@ -218,6 +224,12 @@ app.command("quality")(quality_command)
 app.command("demo")(demo_command)
 app.command("train")(train_command)
 app.command("select")(select_command)
+app.command("ship")(ship_command)
+app.command("plot-log")(plot_command)
+app.command("bench-report")(report_command)
+app.command("flops")(flops_command)
+app.command("bench-metrics")(metrics_speed_command)
+app.command("build-kernels")(build_kernels_command)
 
 
 if __name__ == "__main__":

@@ -9,9 +9,9 @@ panels and the quality metrics, and say where they are.
     from tsjnet_sdk.demo import run_demo
     summary = run_demo(count=1, size=(240, 320))  # dict: paths, metrics, timings
 
-Model: ``--model`` if given; else the shipped trained ``tsjnet-edge`` weights :data:`SHIPPED_WEIGHTS`
-(model card: ``tsjnet_sdk/weights/README.md``); if that file is missing (a stripped install), a randomly
-initialised ``tsjnet-edge`` (seed 0), with a loud warning that the output is not a real fusion.
+Model: the rule of :mod:`tsjnet_sdk.shipped`: ``--model`` if given; else the shipped trained
+``tsjnet-edge`` weights; else (a stripped install) a randomly initialised ``tsjnet-edge`` (seed 0), with
+a loud warning that the output is not a real fusion.
 
 Output folder (default ``outputs/demo``)::
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import time
@@ -43,9 +42,12 @@ from rich.progress import Progress
 from rich.table import Table
 
 from tsjnet_sdk.atomic import write_bytes_atomic
+from tsjnet_sdk import shipped
 from tsjnet_sdk.baselines import BASELINES
+from tsjnet_sdk.pairing import PairingError, pair_folders
+from tsjnet_sdk.results import write_json
+from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
 from tsjnet_sdk.imaging import (
-    IMAGE_SUFFIXES,
     ImageError,
     compose_output,
     default_font,
@@ -55,11 +57,6 @@ from tsjnet_sdk.imaging import (
     write_image,
 )
 
-#: Trained tsjnet-edge weights shipped inside the package (float16 safetensors, ~5.6 MB; model card next to it).
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "tsjnet-edge.safetensors"
-#: Config (and seed) used when there is neither --model nor shipped weights.
-FALLBACK_CONFIG = "tsjnet-edge"
-FALLBACK_SEED = 0
 #: Metric preset of the demo's quality table (tsjnet_sdk.metrics).
 PRESET = "paper"
 #: The network's method name in the outputs, then the baselines in their table order.
@@ -78,10 +75,6 @@ class DemoError(ValueError):
 
 
 # -- inputs ---------------------------------------------------------------------------------------
-
-
-def _image_files(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES}
 
 
 def load_pairs(ir: str | os.PathLike | None, vis: str | os.PathLike | None, count: int, size: tuple[int, int]) -> tuple[list[Pair], bool]:
@@ -110,45 +103,31 @@ def load_pairs(ir: str | os.PathLike | None, vis: str | os.PathLike | None, coun
         raise DemoError(f"--ir and --vis must both be files or both be folders ({ir_path}, {vis_path})")
     if not ir_path.is_dir():
         return [(ir_path.stem, read_image(ir_path), read_image(vis_path))], False
-    irs, viss = _image_files(ir_path), _image_files(vis_path)
-    names = sorted(irs.keys() & viss.keys())
-    if not names:
+    try:
+        matched = pair_folders(ir_path, vis_path)
+    except PairingError as e:
+        raise DemoError(str(e)) from None
+    if not matched.rows:
         raise DemoError(f"no pairs: no image file names in common between {ir_path} and {vis_path}")
-    for name in sorted(irs.keys() ^ viss.keys()):
-        _console.print(f"[yellow]unpaired, skipped:[/yellow] {name}")
-    return [(name, read_image(irs[name]), read_image(viss[name])) for name in names], False
+    for label in matched.unpaired_labels(("ir", "visible")):
+        _console.print(f"[yellow]unpaired, skipped:[/yellow] {label}")
+    return [(name, read_image(i), read_image(v)) for name, i, v in matched.rows], False
 
 
 # -- model ----------------------------------------------------------------------------------------
 
 
 def resolve_model(model: str | os.PathLike | None) -> tuple[Any, str, bool]:
-    """(what to give Fuser, a description, whether the weights are trained).
-
-    Order: an explicit ``model`` path; the shipped weights; a random ``tsjnet-edge`` (seed 0) with a
-    warning. An explicit path is taken to be trained (the demo cannot tell).
-    """
-    if model is not None:
-        path = Path(model)
-        if not path.exists():
-            raise DemoError(f"--model {path} does not exist")
-        return path, str(path), True
-    if SHIPPED_WEIGHTS.exists():
-        return SHIPPED_WEIGHTS, f"shipped weights {SHIPPED_WEIGHTS.name}", True
-    import torch
-
-    from tsjnet_sdk.models import create_model
-
-    # fork_rng: seed the init without changing the caller's global torch RNG state.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(FALLBACK_SEED)
-        net = create_model(FALLBACK_CONFIG).eval()
-    _console.print(
-        f"[bold yellow]WARNING:[/bold yellow] the shipped weights {SHIPPED_WEIGHTS} are missing (reinstall "
-        f"tsjnet-sdk) and no --model was given: using a RANDOMLY INITIALISED {FALLBACK_CONFIG} (seed {FALLBACK_SEED}). "
-        "Its 'tsjnet' output is NOT a real fusion; the baselines and metrics are real."
-    )
-    return net, f"{FALLBACK_CONFIG} with random weights (seed {FALLBACK_SEED})", False
+    """(what to give Fuser, a description, whether the weights are trained): the rule of
+    :mod:`tsjnet_sdk.shipped`, with the demo's errors and its loud warning for random weights."""
+    try:
+        net, description, trained = shipped.resolve_model(model)
+    except FileNotFoundError:
+        raise DemoError(f"--model {model} does not exist") from None
+    if not trained:
+        _console.print(f"[bold yellow]WARNING:[/bold yellow] {shipped.missing_weights_warning()}. "
+                       "The baselines and metrics are real.")
+    return net, description, trained
 
 
 # -- panels ---------------------------------------------------------------------------------------
@@ -181,18 +160,6 @@ def make_panel(tiles: list[tuple[str, np.ndarray]], columns: int = 3) -> np.ndar
 # -- metrics files --------------------------------------------------------------------------------
 
 
-def finite_or_none(obj: Any) -> Any:
-    """``obj`` with every NaN / inf float (at any depth of dicts, lists, tuples) replaced by None, so that
-    it is strict JSON (undefined metric values are null in the demo's and ``tsjnet quality``'s files)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [finite_or_none(v) for v in obj]
-    return obj
-
-
 def _write_text(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
@@ -223,10 +190,10 @@ def write_metrics(out_dir: Path, per_pair: dict[str, dict[str, dict[str, float]]
         "preset": PRESET,
         "methods": list(METHODS),
         "note": "undefined values (e.g. MS_SSIM below 161 px) are null",
-        "pairs": finite_or_none(per_pair),
-        "mean": finite_or_none(mean),
+        "pairs": per_pair,
+        "mean": mean,
     }
-    _write_text(json_path, json.dumps(doc, indent=2) + "\n")
+    write_json(json_path, doc)
     return csv_path, json_path
 
 
@@ -245,6 +212,7 @@ def run_demo(
     device: str = "auto",
     threads: int | None = None,
     quiet: bool = False,
+    options: Any = None,
 ) -> dict[str, Any]:
     """Fuse the demo pairs with TSJNet (via :class:`tsjnet_sdk.Fuser`) and the baselines; write images,
     panels and metrics under ``out_dir``.
@@ -253,7 +221,8 @@ def run_demo(
         model: checkpoint / ONNX / engine path; None: shipped weights, else random tsjnet-edge (warned).
         ir, vis: image files or folders (paired by stem); both None: ``count`` procedural scenes of
             ``size`` = (H, W).
-        backend, device: passed to :class:`~tsjnet_sdk.Fuser`.
+        backend, device, options: passed to :class:`~tsjnet_sdk.Fuser` (options: OrtOptions /
+            TorchOptions / TensorRTOptions or a list of them, tsjnet_sdk.runtime.options).
         threads: CPU threads for PyTorch during the demo (restored afterwards); None keeps torch's
             setting. On a machine whose cores are busy with other work, 1 can be several times faster
             than the default (OpenMP threads waiting on each other).
@@ -266,7 +235,7 @@ def run_demo(
         metrics, total} and ``fuse_seconds_per_pair``.
     """
     if threads is None:
-        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet)
+        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet, options)
     if threads < 1:
         raise DemoError(f"threads must be >= 1, got {threads}")
     import torch
@@ -274,7 +243,7 @@ def run_demo(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet)
+        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet, options)
     finally:
         torch.set_num_threads(previous)
 
@@ -289,6 +258,7 @@ def _run_demo(
     backend: str,
     device: str,
     quiet: bool,
+    options: Any = None,
 ) -> dict[str, Any]:
     from tsjnet_sdk.metrics import evaluate_many
     from tsjnet_sdk.runtime import Fuser
@@ -297,7 +267,7 @@ def _run_demo(
     out = Path(out_dir)
     pairs, procedural = load_pairs(ir, vis, count, size)
     net, model_desc, trained = resolve_model(model)
-    fuser = Fuser(net, backend=backend, device=device)
+    fuser = Fuser(net, backend=backend, device=device, options=options)
     seconds = {"fuse": 0.0, "baselines": 0.0, "metrics": 0.0}
     fuse_times: list[float] = []
     results: list[dict[str, Any]] = []
@@ -434,10 +404,20 @@ def demo_command(
     threads: Optional[int] = typer.Option(  # noqa: UP007
         None, help="PyTorch CPU threads (default: torch's); 1 is often faster on a CPU busy with other work."
     ),
+    ort_threads: Optional[int] = typer.Option(None, help=FLAG_HELP["ort_threads"]),  # noqa: UP007
+    ort_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["ort_cache"]),  # noqa: UP007
+    providers: Optional[str] = typer.Option(None, help=FLAG_HELP["providers"]),  # noqa: UP007
+    trt_ep_fp16: bool = typer.Option(False, "--trt-ep-fp16", help=FLAG_HELP["trt_ep_fp16"]),
+    trt_ep_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["trt_ep_cache"]),  # noqa: UP007
+    dtype: str = typer.Option("fp32", help=FLAG_HELP["dtype"]),
 ) -> None:
     """Fuse sample pairs with TSJNet and classical baselines; write images, panels and metrics."""
+    from tsjnet_sdk.runtime import BackendUnavailable, ModelFileError
+
     try:
-        run_demo(model, ir, vis, out_dir, count, (height, width), backend=backend, device=device, threads=threads)
-    except (DemoError, ImageError, FileNotFoundError) as e:
+        options = options_from_flags(ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
+        run_demo(model, ir, vis, out_dir, count, (height, width), backend=backend, device=device, threads=threads,
+                 options=options)
+    except (DemoError, ImageError, FileNotFoundError, ValueError, BackendUnavailable, ModelFileError) as e:
         _console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None

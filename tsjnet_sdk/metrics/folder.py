@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tsjnet_sdk.imaging import IMAGE_SUFFIXES
 from tsjnet_sdk.metrics.evaluate import evaluate, resolve_metrics
 from tsjnet_sdk.metrics.presets import Preset, get_preset
+from tsjnet_sdk.pairing import index_images, match_folders
 
 __all__ = ["IMAGE_SUFFIXES", "FolderReport", "evaluate_folders", "list_images", "match_triples", "read_image"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -37,41 +38,25 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def list_images(folder: str | os.PathLike) -> dict[str, Path]:
-    """Image files of a folder by stem (non-recursive, hidden files skipped).
+    """Image files of a folder by stem (the pairing rule of :mod:`tsjnet_sdk.pairing`).
 
     Raises:
         ValueError: the folder does not exist, or two files share a stem (``a.png`` and ``a.jpg``).
     """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ValueError(f"{folder}: not a folder")
-    out: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() not in IMAGE_SUFFIXES:
-            continue
-        if p.stem in out:
-            raise ValueError(
-                f"{folder}: two images share the name {p.stem!r} ({out[p.stem].name}, {p.name}); "
-                "keep one of them so that pairs can be matched by name"
-            )
-        out[p.stem] = p
-    return out
+    return index_images(folder)
 
 
 def match_triples(
     ir_dir: str | os.PathLike, vis_dir: str | os.PathLike, fused_dir: str | os.PathLike
 ) -> tuple[list[tuple[str, Path, Path, Path]], dict[str, list[str]]]:
-    """Match the three folders by file stem.
+    """Match the three folders by file stem (:func:`tsjnet_sdk.pairing.match_folders`).
 
     Returns:
         (matched, unmatched): ``matched`` is a sorted list of (stem, ir_path, vis_path, fused_path);
         ``unmatched`` maps 'ir' / 'vis' / 'fused' to the stems found there but not in all three.
     """
-    folders = {"ir": list_images(ir_dir), "vis": list_images(vis_dir), "fused": list_images(fused_dir)}
-    common = set(folders["ir"]) & set(folders["vis"]) & set(folders["fused"])
-    matched = [(s, folders["ir"][s], folders["vis"][s], folders["fused"][s]) for s in sorted(common)]
-    unmatched = {k: sorted(set(v) - common) for k, v in folders.items()}
-    return matched, unmatched
+    result = match_folders(ir_dir, vis_dir, fused_dir)
+    return result.rows, dict(zip(("ir", "vis", "fused"), result.unmatched))
 
 
 @dataclass

@@ -42,6 +42,7 @@ TensorRT plugin of kernels/ implements).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import os
 from collections.abc import Callable, Iterator
@@ -62,27 +63,29 @@ AUTO_KERNEL_ENV = "TSJNET_NA_KERNEL"
 _AUTO_KERNEL_VALUES = {"cuda": True, "": False, "reference": False, "off": False, "0": False}
 # None: follow the environment variable; True/False: set by set_auto_cuda_kernel (wins over the variable).
 _auto_cuda_opt_in: bool | None = None
-# Filled by the kernels package when it is built: fn(q, k, v, kernel_size, dilation, rpb, scale) -> Tensor.
+# The CUDA kernel: fn(q, k, v, kernel_size, dilation, rpb, scale) -> Tensor. The link is one-way: this
+# module asks kernels/torch_binding for it (``provide()``) the first time it is needed; the kernels
+# package never calls back. ``register_cuda_kernel`` remains for a kernel from outside the SDK.
 _cuda_kernel: Callable[..., Tensor] | None = None
 _cuda_binding_tried = False
 
 
-def _ensure_binding_imported() -> None:
-    """Import kernels/torch_binding once (it registers itself when cuda-python is installed)."""
-    global _cuda_binding_tried
+def _load_cuda_kernel() -> Callable[..., Tensor] | None:
+    """The registered kernel, else (once per process) the SDK's own from kernels/torch_binding, else None."""
+    global _cuda_kernel, _cuda_binding_tried
     if _cuda_kernel is None and not _cuda_binding_tried:
         _cuda_binding_tried = True
         with contextlib.suppress(ImportError):
-            import tsjnet_sdk.kernels.torch_binding  # noqa: F401
+            _cuda_kernel = importlib.import_module("tsjnet_sdk.kernels.torch_binding").provide()
+    return _cuda_kernel
 
 
 def _auto_cuda_kernel(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None) -> bool:
-    """Whether the registered kernel can run this call: import kernels/torch_binding once, then ask it
-    (``supports``, if it has one); it cannot when gradients are needed (forward only). The opt-in gate
-    is checked by the caller, :func:`_auto_choice`."""
-    _ensure_binding_imported()
-    supports = getattr(_cuda_kernel, "supports", None)
-    return _cuda_kernel is not None and (supports is None or supports(q, k, v, kernel_size, dilation, rpb))
+    """For ``auto``: load the CUDA kernel (once), then ask it (``supports``, if it has one) whether it can
+    run this call; it cannot when gradients are needed (forward only)."""
+    kernel = _load_cuda_kernel()
+    supports = getattr(kernel, "supports", None)
+    return kernel is not None and (supports is None or supports(q, k, v, kernel_size, dilation, rpb))
 
 
 def set_auto_cuda_kernel(enabled: bool | None) -> None:
@@ -115,8 +118,7 @@ def describe_gpu_choice(rpb: bool = True) -> tuple[str, str]:
     if _default_backend != "auto":
         return _default_backend, f"set explicitly (TSJNET_NA_BACKEND / set_na_backend: {_default_backend!r})"
     if auto_cuda_kernel_enabled():
-        _ensure_binding_imported()
-        if _cuda_kernel is not None:
+        if _load_cuda_kernel() is not None:
             return "cuda", (f"opted in ({AUTO_KERNEL_ENV}=cuda or set_auto_cuda_kernel(True)); falls back when the "
                             "kernel cannot run a call (gradients, unsupported shape, image not loadable)")
         fallback = "natten" if natten_available() and not rpb else "reference"
@@ -176,7 +178,8 @@ def _plugin_node(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: in
 
 
 def register_cuda_kernel(fn: Callable[..., Tensor] | None) -> None:
-    """Slot for the project's CUDA kernel (kernels/): ``fn(q, k, v, kernel_size, dilation, rpb, scale)``."""
+    """Use ``fn(q, k, v, kernel_size, dilation, rpb, scale)`` as the CUDA kernel (an out-of-tree kernel; the
+    SDK's own is found without registering, see :func:`_load_cuda_kernel`). None: back to the SDK's own."""
     global _cuda_kernel
     _cuda_kernel = fn
 
@@ -190,7 +193,7 @@ def available_backends() -> list[str]:
     names = ["reference"]
     if natten_available():
         names.append("natten")
-    if _cuda_kernel is not None and torch.cuda.is_available():
+    if torch.cuda.is_available() and _load_cuda_kernel() is not None:
         names.append("cuda")
     return names
 
@@ -291,7 +294,7 @@ def neighborhood_attention_2d(
 
         return natten.na2d(q, k, v, kernel_size=kernel_size, dilation=dilation, scale=scale)
     # name == "cuda"
-    if _cuda_kernel is None:
+    if _load_cuda_kernel() is None:
         raise RuntimeError("backend 'cuda' requested but the CUDA NA kernel is not built/registered (see kernels/)")
     if not q.is_cuda:
         raise ValueError("backend 'cuda' needs CUDA tensors; use backend='reference' for CPU tensors")

@@ -2,14 +2,20 @@
 
 from tsjnet_sdk.runtime.artifacts import ArtifactInfo, ModelFileError, detect_kind, inspect_artifact
 from tsjnet_sdk.runtime.backends import BACKEND_NAMES, BackendUnavailable, open_backend
+from tsjnet_sdk.runtime.backends.base import Backend
 from tsjnet_sdk.runtime.fuser import Fuser
+from tsjnet_sdk.runtime.options import OrtOptions, TensorRTOptions, TorchOptions
 
 __all__ = [
     "BACKEND_NAMES",
     "ArtifactInfo",
+    "Backend",
     "BackendUnavailable",
     "Fuser",
     "ModelFileError",
+    "OrtOptions",
+    "TensorRTOptions",
+    "TorchOptions",
     "detect_kind",
     "inspect_artifact",
     "open_backend",

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tsjnet_sdk.artifact_metadata import ArtifactMetadata, ArtifactMetadataError
+
 CHECKPOINT, ONNX, ENGINE = "checkpoint", "onnx", "engine"
 KINDS = (CHECKPOINT, ONNX, ENGINE)
 
@@ -19,14 +21,18 @@ class ModelFileError(ValueError):
 
 @dataclass
 class ArtifactInfo:
-    """What a model file is. ``metadata`` holds the tsjnet metadata of the artefact (config, precision, ...)."""
+    """What a model file is. ``metadata`` holds the tsjnet metadata of the artefact (config, precision, ...)
+    as display values; ``typed`` the parsed ArtifactMetadata of an ONNX file or engine (None for checkpoints)."""
 
     path: Path
     kind: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    typed: ArtifactMetadata | None = None
 
     @property
     def config_name(self) -> str | None:
+        if self.typed is not None and self.typed.config_name:
+            return self.typed.config_name
         cfg = self.metadata.get("config")
         if isinstance(cfg, str):
             try:
@@ -82,14 +88,20 @@ def inspect_artifact(path: str | os.PathLike) -> ArtifactInfo:
     if kind == CHECKPOINT:
         from tsjnet_sdk.models.checkpoint import read_checkpoint_metadata
 
-        meta: dict[str, Any] = dict(read_checkpoint_metadata(path))
-    elif kind == ENGINE:
-        from tsjnet_sdk.engine_format import read_engine_header
+        return ArtifactInfo(path=path, kind=kind, metadata=dict(read_checkpoint_metadata(path)))
+    try:
+        if kind == ENGINE:
+            from tsjnet_sdk.engine_format import read_engine_header
 
-        meta = dict(read_engine_header(path))
-    else:
-        meta = read_onnx_metadata(path)
-    return ArtifactInfo(path=path, kind=kind, metadata=meta)
+            header = dict(read_engine_header(path))
+            # Facts about the file, not metadata written by export: shown, not parsed into the schema.
+            facts = {k: header.pop(k) for k in ("header_version", "engine_bytes") if k in header}
+            typed = ArtifactMetadata.from_header(header, str(path))
+        else:
+            facts, typed = {}, ArtifactMetadata.from_props(read_onnx_metadata(path), str(path))
+    except ArtifactMetadataError as e:
+        raise ModelFileError(str(e)) from None
+    return ArtifactInfo(path=path, kind=kind, metadata={**typed.as_display(), **facts}, typed=typed)
 
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:

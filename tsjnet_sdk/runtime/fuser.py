@@ -20,6 +20,8 @@ import numpy as np
 from tsjnet_sdk.imaging import ImageError, compose_output, from_unit_float, prepare_pair, read_image
 from tsjnet_sdk.models.config import MIN_INPUT_SIZE
 from tsjnet_sdk.runtime.backends import open_backend
+from tsjnet_sdk.runtime.backends.base import Backend
+from tsjnet_sdk.runtime.options import BackendOptions
 
 ImageLike = Union[np.ndarray, str, os.PathLike, Any]  # Any: a PIL image
 
@@ -89,8 +91,10 @@ class Fuser:
     """Fuses infrared + visible frames with a TSJNet model file.
 
     Args:
-        model: a checkpoint (.safetensors), an ONNX file from `tsjnet export`, a tsjnet engine, or an
-            in-memory TSJNet module.
+        model: a checkpoint (.safetensors), an ONNX file from `tsjnet export`, a tsjnet engine, an
+            in-memory TSJNet module, or a ready backend object (a ``tsjnet_sdk.runtime.Backend``, e.g.
+            from ``open_backend`` or your own subclass wrapping a session; like Polygraphy's runners
+            built from a loader): the Fuser then adds only pre/post-processing and tiling.
         backend: ``auto`` (the fastest installed backend that fits the artefact), ``torch``,
             ``onnxruntime`` or ``tensorrt``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -98,6 +102,10 @@ class Fuser:
             tiles overlap by ``tile_overlap`` pixels and are blended with feathered weights.
         bgr: visible colour frames are BGR (OpenCV) instead of RGB; outputs follow the same order.
         gray: always return the fused luminance only.
+        options: backend settings: ``OrtOptions`` (threads, execution mode, graph optimisation and its
+            cache, providers and provider options), ``TorchOptions`` (dtype) or ``TensorRTOptions``
+            (profile), or a list with one per backend (tsjnet_sdk.runtime.options). None: the defaults,
+            which are the fastest measured safe settings (docs/edge.md).
 
     Inputs: IR as H x W (or H x W x 1/3 with grey content), uint8 / uint16 / float in [0, 1]; visible
     as H x W x 3 colour or H x W grey; numpy arrays, PIL images or paths; the same H x W (>= 32).
@@ -114,8 +122,17 @@ class Fuser:
         tile_overlap: int = 32,
         bgr: bool = False,
         gray: bool = False,
+        options: BackendOptions | Sequence[BackendOptions] | None = None,
     ) -> None:
-        self._runner = open_backend(model, backend, device)
+        if isinstance(model, Backend):
+            if backend != "auto" or device != "auto" or options is not None:
+                raise ValueError(
+                    "a ready backend object is already open: backend=, device= and options= do not apply to it; "
+                    "set them where the backend is built (open_backend(path, backend, device, options))"
+                )
+            self._runner = model
+        else:
+            self._runner = open_backend(model, backend, device, options)
         if isinstance(tile, int):
             tile = (tile, tile)
         static = self._runner.static_shape

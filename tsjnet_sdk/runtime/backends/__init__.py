@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from tsjnet_sdk.runtime.artifacts import CHECKPOINT, ENGINE, ONNX, detect_kind
 from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
+from tsjnet_sdk.runtime.options import BackendOptions, options_for
 
 BACKEND_NAMES = ("auto", "torch", "onnxruntime", "tensorrt")
 # Which backends can execute which artefact: a checkpoint needs torch, ONNX runs in onnxruntime,
@@ -15,11 +17,19 @@ BACKEND_NAMES = ("auto", "torch", "onnxruntime", "tensorrt")
 RUNS = {CHECKPOINT: "torch", ONNX: "onnxruntime", ENGINE: "tensorrt"}
 
 
-def open_backend(model: str | os.PathLike | Any, backend: str = "auto", device: str = "auto") -> Backend:
+def open_backend(
+    model: str | os.PathLike | Any,
+    backend: str = "auto",
+    device: str = "auto",
+    options: BackendOptions | Sequence[BackendOptions] | None = None,
+) -> Backend:
     """Load ``model`` (checkpoint / ONNX / engine path, or an in-memory TSJNet) on the right backend.
 
     ``auto`` picks the backend that fits the artefact (the fastest installed one for it); an explicit
     backend that cannot run the artefact raises with the fix (e.g. export the checkpoint first).
+    ``options``: an OrtOptions / TorchOptions / TensorRTOptions (tsjnet_sdk.runtime.options), or a
+    list with one per backend; the chosen backend takes its own (a lone object of another backend's
+    type raises, rather than being ignored).
     """
     if backend not in BACKEND_NAMES:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}")
@@ -28,7 +38,7 @@ def open_backend(model: str | os.PathLike | Any, backend: str = "auto", device: 
             raise ValueError(f"an in-memory model runs on the torch backend only, not {backend!r}")
         from tsjnet_sdk.runtime.backends.torch_backend import TorchBackend
 
-        return TorchBackend(None, device, model=model)
+        return TorchBackend(None, device, model=model, options=options_for("torch", options))
 
     path = Path(model)
     kind = detect_kind(path)
@@ -43,14 +53,14 @@ def open_backend(model: str | os.PathLike | Any, backend: str = "auto", device: 
     if wanted == "torch":
         from tsjnet_sdk.runtime.backends.torch_backend import TorchBackend
 
-        return TorchBackend(path, device)
+        return TorchBackend(path, device, options=options_for("torch", options))
     if wanted == "onnxruntime":
         from tsjnet_sdk.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, device)
+        return OnnxRuntimeBackend(path, device, options=options_for("onnxruntime", options))
     from tsjnet_sdk.runtime.backends.tensorrt_backend import TensorRTBackend
 
-    return TensorRTBackend(path, device)
+    return TensorRTBackend(path, device, options=options_for("tensorrt", options))
 
 
 __all__ = ["BACKEND_NAMES", "Backend", "BackendUnavailable", "open_backend"]

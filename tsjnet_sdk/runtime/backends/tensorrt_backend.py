@@ -17,9 +17,29 @@ from typing import Any
 
 import numpy as np
 
+from tsjnet_sdk.artifact_metadata import ArtifactMetadata
 from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
+from tsjnet_sdk.runtime.options import TensorRTOptions
 
 FLAVOURS = ("tensorrt", "tensorrt_rtx")
+#: Flavours that load custom plugins: TensorRT-RTX has no plugin API (the one statement of that rule).
+PLUGIN_FLAVOURS = ("tensorrt",)
+NO_PLUGINS = (
+    "TensorRT-RTX (tensorrt_rtx) takes no custom plugins, so the NeighborhoodAttention2D plugin (--na plugin) "
+    "cannot be used with it: export with --na decomposed (standard ONNX ops, same result)"
+)
+
+
+def plugins_supported(flavour: str) -> bool:
+    """Whether engines of this TensorRT flavour can use the tsjnet NA plugin."""
+    return flavour in PLUGIN_FLAVOURS
+
+
+def tensorrt_installed() -> list[str]:
+    """The TensorRT flavours whose module is installed (found, not imported: cheap, no CUDA start-up)."""
+    import importlib.util
+
+    return [name for name in FLAVOURS if importlib.util.find_spec(name) is not None]
 
 
 INSTALL_HINT = (
@@ -128,11 +148,14 @@ class _DeviceBuffer:
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, path: Path, device: str = "auto", plugin_library: str | Path | None = None) -> None:
+    def __init__(self, path: Path, device: str = "auto", options: TensorRTOptions | None = None,
+                 plugin_library: str | Path | None = None) -> None:
         from tsjnet_sdk.engine_format import EngineIncompatibleError, check_engine_compatible, read_engine_file
 
         if device == "cpu":
             raise BackendUnavailable("TensorRT engines run on NVIDIA GPUs only; use an ONNX file for device='cpu'")
+        self.options = options or TensorRTOptions()
+        plugin_library = plugin_library or self.options.plugin_library
         header, engine_bytes = read_engine_file(path)
         flavour = header.get("trt_flavour")
         trt = import_tensorrt(flavour)
@@ -151,6 +174,7 @@ class TensorRTBackend(Backend):
 
         super().__init__(path, device if device != "auto" else "cuda")
         self.header = header
+        self.metadata = ArtifactMetadata.from_header(header, str(path))
         self.cudart = cudart
         self.logger = trt.Logger(trt.Logger.WARNING)
         self.runtime = trt.Runtime(self.logger)
@@ -159,6 +183,13 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable(f"{path}: TensorRT could not deserialize the engine (see the TensorRT log above)")
         self.context = self.engine.create_execution_context()
         self.stream = _cuda_check(cudart.cudaStreamCreate(), "cudaStreamCreate")
+        if self.options.profile_index:
+            if self.options.profile_index >= self.engine.num_optimization_profiles:
+                raise BackendUnavailable(
+                    f"{path}: TensorRTOptions(profile_index={self.options.profile_index}) but the engine has "
+                    f"{self.engine.num_optimization_profiles} optimisation profile(s)"
+                )
+            self.context.set_optimization_profile_async(self.options.profile_index, int(self.stream))
         self.buffers = {name: _DeviceBuffer(cudart) for name in ("ir", "vis", "fused")}
         self.trt_version = trt.__version__
 
@@ -189,10 +220,10 @@ class TensorRTBackend(Backend):
         return {
             **super().describe(),
             "trt": f"{self.header.get('trt_flavour')} {self.trt_version}",
-            "precision": self.header.get("precision"),
-            "na_mode": self.header.get("na_mode"),
+            "precision": self.metadata.precision,
+            "na_mode": self.metadata.na_mode,
             **({"na_plugin": str(self.plugin_library)} if self.plugin_library else {}),
-            "profile": self.header.get("profile"),
+            "profile": self.metadata.profile,
         }
 
     def close(self) -> None:

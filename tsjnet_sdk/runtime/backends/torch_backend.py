@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
+from tsjnet_sdk.runtime.options import TorchOptions
 
 
 def torch_available() -> bool:
@@ -29,7 +30,8 @@ def resolve_torch_device(device: str) -> str:
 class TorchBackend(Backend):
     name = "torch"
 
-    def __init__(self, path: Path | None, device: str = "auto", model: Any = None) -> None:
+    def __init__(self, path: Path | None, device: str = "auto", model: Any = None,
+                 options: TorchOptions | None = None) -> None:
         if not torch_available():
             raise BackendUnavailable(
                 "the torch backend needs PyTorch: pip install 'tsjnet-sdk[torch]', or export the checkpoint to ONNX "
@@ -40,14 +42,23 @@ class TorchBackend(Backend):
         from tsjnet_sdk.models import load_checkpoint
 
         super().__init__(path, resolve_torch_device(device))
-        self.model = (model if model is not None else load_checkpoint(path)).to(self.device).eval()
+        self.options = options or TorchOptions()
+        if self.options.dtype != "fp32" and not self.device.startswith("cuda"):
+            raise BackendUnavailable(
+                f"TorchOptions(dtype={self.options.dtype!r}) runs on CUDA only (half precision is slower than fp32 on "
+                "the CPU); use device='cuda' or dtype='fp32'"
+            )
+        self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.options.dtype]
+        self.model = (model if model is not None else load_checkpoint(path)).to(self.device, self._dtype).eval()
         self._torch = torch
 
     def run(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
         torch = self._torch
         with torch.inference_mode():
-            fused = self.model.fuse(torch.from_numpy(ir).to(self.device), torch.from_numpy(vis).to(self.device))
+            # float32 in and out; the network itself runs in the options' dtype.
+            fused = self.model.fuse(torch.from_numpy(ir).to(self.device, self._dtype),
+                                    torch.from_numpy(vis).to(self.device, self._dtype))
         return fused.float().cpu().numpy()
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "config": self.model.config.name, "precision": "fp32"}
+        return {**super().describe(), "config": self.model.config.name, "precision": self.options.dtype}
