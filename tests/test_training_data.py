@@ -316,13 +316,16 @@ def test_resumable_sampler():
 # ----------------------------------------------------------------------------------------------
 # Config
 
-def test_config_defaults_are_the_paper():
+def test_config_defaults_paper_schedule_balanced_loss():
     cfg = TrainConfig.from_dict({"data": {"datasets": [{"root": "x"}]}})
     assert (cfg.optim.lr, cfg.run.epochs, cfg.data.batch_size) == (1e-3, 40, 2)
     assert (cfg.scheduler.name, cfg.scheduler.factor, cfg.scheduler.patience) == ("plateau", 0.1, 3)
+    assert cfg.run.amp == "auto" and cfg.loss.preset == "balanced" and cfg.model.batchnorm_mode() == "warmup"
     w = cfg.loss.resolved()
-    assert (w["diversity"], w["recon_ir"], w["recon_vis"], w["ssim"]) == (0.1, 6.0, 1.0, 1.0)
-    assert cfg.run.amp == "auto"
+    assert (w["intensity"], w["gradient"], w["ssim"], w["intensity_target"], w["blend_beta"]) == (10.0, 10.0, 5.0, "blend", 0.75)
+    # the paper's preset stays the paper's (alpha1 = 0.1, alpha2 = 6, alpha3 = 1)
+    paper = TrainConfig.from_dict({"data": {"datasets": [{"root": "x"}]}, "loss": {"preset": "paper"}}).loss.resolved()
+    assert (paper["diversity"], paper["recon_ir"], paper["recon_vis"], paper["ssim"], paper["intensity"]) == (0.1, 6.0, 1.0, 1.0, 0.0)
 
 
 def test_config_errors(tmp_path):
