@@ -31,7 +31,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 def test_demo_on_builtin_scenes(tiny_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    summary = run_demo(model=tiny_model, out_dir=out, count=1, size=(64, 96), quiet=True)
+    summary = run_demo(model=tiny_model, out_dir=out, count=1, size=(64, 96), quiet=True, real=False)
     assert summary["trained"] and summary["model"] == str(tiny_model)
     [pair] = summary["pairs"]
     assert pair["name"] == "night_00"
@@ -141,3 +141,27 @@ def test_demo_command_through_typer(tiny_model: Path, tmp_path: Path) -> None:
     assert torch.get_num_threads() == threads_before                         # --threads is restored afterwards
     bad = runner.invoke(app, ["demo", "--ir", str(tmp_path), "--out", str(out)])
     assert bad.exit_code == 2
+
+
+def _real_root(root: Path) -> Path:
+    """A data root with two of the demo's REAL_SAMPLES (small synthetic stand-ins) and one missing."""
+    for folder, stem, ext in (("msrs/test", "00004N", ".png"), ("tno", "01", ".png")):
+        ir, vis = night_scene(64, 96, seed=len(stem))
+        write_image(root / folder / "ir" / f"{stem}{ext}", ir)
+        write_image(root / folder / "vi" / f"{stem}{ext}", vis)
+    return root
+
+
+def test_real_sample_pairs_are_found_in_the_data_root(tmp_path: Path) -> None:
+    pairs, where = demo.real_sample_pairs(_real_root(tmp_path / "data"))
+    assert where == tmp_path / "data"
+    assert [name for name, _, _ in pairs] == ["msrs_00004N", "tno_01"]   # msrs_00055D is absent: left out
+    assert demo.real_sample_pairs(tmp_path / "nothing")[0] == []
+
+
+def test_builtin_demo_adds_real_pairs_from_tsjnet_data(tiny_model: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("TSJNET_DATA", str(_real_root(tmp_path / "data")))
+    summary = run_demo(model=tiny_model, out_dir=tmp_path / "out", count=1, size=(64, 96), quiet=True)
+    assert [p["name"] for p in summary["pairs"]] == ["night_00", "msrs_00004N", "tno_01"]
+    assert (tmp_path / "out" / "panels" / "msrs_00004N.png").is_file()
+    assert (tmp_path / "out" / "inputs" / "ir" / "tno_01.png").is_file()   # re-scorable with tsjnet eval

@@ -44,7 +44,7 @@ def test_demo_uses_the_shipped_weights_and_they_fuse(tmp_path: Path) -> None:
     import torch
 
     torch.set_num_threads(1)
-    summary = run_demo(out_dir=tmp_path, count=1, size=(120, 160), quiet=True)
+    summary = run_demo(out_dir=tmp_path, count=1, size=(120, 160), quiet=True, real=False)
     assert summary["trained"] and "shipped weights" in summary["model"]
     net, average = summary["mean"]["tsjnet"], summary["mean"]["average"]
     # A trained fusion carries the sources' contrast and edges, which the pixel average halves; random

@@ -1,7 +1,8 @@
 """``tsjnet demo``: fuse sample pairs with TSJNet and the classical baselines, write the images, side-by-side
 panels and the quality metrics, and say where they are.
 
-    tsjnet demo                                   # 3 procedural night scenes (tsjnet_sdk.samples), 640x480
+    tsjnet demo                                   # 3 procedural night scenes (tsjnet_sdk.samples), 640x480,
+                                                  # plus 3 real pairs when the data root has them (below)
     tsjnet demo --ir ir.png --vis vis.png         # one pair of your own
     tsjnet demo --ir ir_dir/ --vis vi_dir/        # folders, paired by file name
     tsjnet demo --model my.safetensors            # any checkpoint / ONNX / engine the Fuser opens
@@ -13,9 +14,16 @@ Model: the rule of :mod:`tsjnet_sdk.shipped`: ``--model`` if given; else the shi
 ``tsjnet-edge`` weights; else (a stripped install) a randomly initialised ``tsjnet-edge`` (seed 0), with
 a loud warning that the output is not a real fusion.
 
+Real pairs: no real infrared/visible pairs ship with the SDK. The public sets the project uses (MSRS,
+RoadScene, TNO, M3FD, LLVIP) either carry no licence file, are non-commercial (LLVIP), or are used here
+under the project's research-only terms (``../shared/data/README.md``), and no package on PyPI carries
+such pairs. So without ``--ir/--vis`` the demo adds :data:`REAL_SAMPLES` from the data root
+(``$TSJNET_DATA``, else ``../shared/data`` beside a source checkout: :func:`tsjnet_sdk.results.data_root`)
+when they are there, and says where it looked when they are not.
+
 Output folder (default ``outputs/demo``)::
 
-    inputs/ir/<name>.png, inputs/vis/<name>.png      (procedural scenes only: the inputs themselves)
+    inputs/ir/<name>.png, inputs/vis/<name>.png      (built-in runs: the inputs themselves)
     tsjnet/<name>.png                                the network's fusion (visible chroma, fused luminance)
     average/, max/, laplacian/<name>.png             the classical baselines (same colour handling)
     panels/<name>.png                                IR | visible | TSJNet / average | max | Laplacian
@@ -48,6 +56,7 @@ from tsjnet_sdk.pairing import PairingError, pair_folders
 from tsjnet_sdk.results import write_json
 from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
 from tsjnet_sdk.imaging import (
+    IMAGE_SUFFIXES,
     ImageError,
     compose_output,
     default_font,
@@ -68,6 +77,25 @@ SUMMARY_METRICS = ("EN", "SD", "SF", "AG", "MI", "VIF", "Qabf", "SSIM")
 _console = Console(stderr=True, soft_wrap=True)
 
 Pair = tuple[str, np.ndarray, np.ndarray]  # (name, ir H x W [x C], visible H x W x 3 or H x W)
+# Real pairs shown by the built-in run when the data root has them: (folder under the data root, stem).
+# A night and a day street scene (MSRS) and the classic TNO scene: what the edge model is used for.
+REAL_SAMPLES: tuple[tuple[str, str], ...] = (("msrs/test", "00004N"), ("msrs/test", "00055D"), ("tno", "01"))
+
+
+def real_sample_pairs(root: str | os.PathLike | None = None) -> tuple[list[Pair], Path]:
+    """The :data:`REAL_SAMPLES` found under ``root`` (default :func:`tsjnet_sdk.results.data_root`), named
+    ``<set>_<stem>``, and the root looked in. Missing files are left out (an empty list without data)."""
+    from tsjnet_sdk.results import data_root
+
+    base = Path(root) if root is not None else data_root()
+    pairs: list[Pair] = []
+    for folder, stem in REAL_SAMPLES:
+        found = [(base / folder / side / f"{stem}{ext}") for side in ("ir", "vi") for ext in IMAGE_SUFFIXES]
+        ir_path = next((f for f in found[: len(IMAGE_SUFFIXES)] if f.is_file()), None)
+        vis_path = next((f for f in found[len(IMAGE_SUFFIXES):] if f.is_file()), None)
+        if ir_path is not None and vis_path is not None:
+            pairs.append((f"{folder.split('/')[0]}_{stem}", read_image(ir_path), read_image(vis_path)))
+    return pairs, base
 
 
 class DemoError(ValueError):
@@ -77,10 +105,12 @@ class DemoError(ValueError):
 # -- inputs ---------------------------------------------------------------------------------------
 
 
-def load_pairs(ir: str | os.PathLike | None, vis: str | os.PathLike | None, count: int, size: tuple[int, int]) -> tuple[list[Pair], bool]:
-    """The demo's pairs and whether they are the procedural scenes.
+def load_pairs(ir: str | os.PathLike | None, vis: str | os.PathLike | None, count: int, size: tuple[int, int],
+               real: bool = True) -> tuple[list[Pair], bool]:
+    """The demo's pairs and whether they are the built-in ones (their inputs are written too).
 
-    ``ir``/``vis`` both None: ``count`` procedural night scenes of ``size`` (H, W). Both files: that pair.
+    ``ir``/``vis`` both None: ``count`` procedural night scenes of ``size`` (H, W), plus the real pairs of
+    :func:`real_sample_pairs` when ``real`` and the data root has them. Both files: that pair.
     Both folders: every pair of files with the same stem (names on one side only are reported and
     skipped). Images keep their own size and dtype.
     """
@@ -92,7 +122,16 @@ def load_pairs(ir: str | os.PathLike | None, vis: str | os.PathLike | None, coun
         height, width = size
         if min(height, width) < 32:
             raise DemoError(f"the demo scenes need H, W >= 32, got {height}x{width}")
-        return sample_pairs(count, height, width), True
+        pairs = sample_pairs(count, height, width)
+        if real:
+            found, where = real_sample_pairs()
+            if found:
+                _console.print(f"[dim]real pairs: {', '.join(n for n, _, _ in found)} from {where}[/dim]")
+            else:
+                _console.print(f"[dim]real pairs: none found under {where} (set TSJNET_DATA to a folder with "
+                               "msrs/test/{ir,vi} or tno/{ir,vi}); none ship with the SDK (licences)[/dim]")
+            pairs += found
+        return pairs, True
     if ir is None or vis is None:
         raise DemoError("give both --ir and --vis (or neither, for the built-in scenes)")
     ir_path, vis_path = Path(ir), Path(vis)
@@ -213,6 +252,7 @@ def run_demo(
     threads: int | None = None,
     quiet: bool = False,
     options: Any = None,
+    real: bool = True,
 ) -> dict[str, Any]:
     """Fuse the demo pairs with TSJNet (via :class:`tsjnet_sdk.Fuser`) and the baselines; write images,
     panels and metrics under ``out_dir``.
@@ -220,7 +260,7 @@ def run_demo(
     Args:
         model: checkpoint / ONNX / engine path; None: shipped weights, else random tsjnet-edge (warned).
         ir, vis: image files or folders (paired by stem); both None: ``count`` procedural scenes of
-            ``size`` = (H, W).
+            ``size`` = (H, W), plus the real pairs of :func:`real_sample_pairs` when ``real``.
         backend, device, options: passed to :class:`~tsjnet_sdk.Fuser` (options: OrtOptions /
             TorchOptions / TensorRTOptions or a list of them, tsjnet_sdk.runtime.options).
         threads: CPU threads for PyTorch during the demo (restored afterwards); None keeps torch's
@@ -235,7 +275,7 @@ def run_demo(
         metrics, total} and ``fuse_seconds_per_pair``.
     """
     if threads is None:
-        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet, options)
+        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet, options, real)
     if threads < 1:
         raise DemoError(f"threads must be >= 1, got {threads}")
     import torch
@@ -243,7 +283,7 @@ def run_demo(
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet, options)
+        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet, options, real)
     finally:
         torch.set_num_threads(previous)
 
@@ -259,13 +299,14 @@ def _run_demo(
     device: str,
     quiet: bool,
     options: Any = None,
+    real: bool = True,
 ) -> dict[str, Any]:
     from tsjnet_sdk.metrics import evaluate_many
     from tsjnet_sdk.runtime import Fuser
 
     start = time.perf_counter()
     out = Path(out_dir)
-    pairs, procedural = load_pairs(ir, vis, count, size)
+    pairs, procedural = load_pairs(ir, vis, count, size, real)
     net, model_desc, trained = resolve_model(model)
     fuser = Fuser(net, backend=backend, device=device, options=options)
     seconds = {"fuse": 0.0, "baselines": 0.0, "metrics": 0.0}
@@ -397,6 +438,7 @@ def demo_command(
     ),
     out_dir: Path = typer.Option(Path("outputs/demo"), "--out", "-o", help="Output folder."),
     count: int = typer.Option(3, help="Number of built-in scenes (without --ir/--vis)."),
+    real: bool = typer.Option(True, "--real/--no-real", help="Without --ir/--vis: add real pairs from the data root ($TSJNET_DATA or ../shared/data) when present."),
     height: int = typer.Option(480, help="Height of the built-in scenes."),
     width: int = typer.Option(640, help="Width of the built-in scenes."),
     backend: str = typer.Option("auto", help="auto | torch | onnxruntime | tensorrt."),
@@ -417,7 +459,7 @@ def demo_command(
     try:
         options = options_from_flags(ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
         run_demo(model, ir, vis, out_dir, count, (height, width), backend=backend, device=device, threads=threads,
-                 options=options)
+                 options=options, real=real)
     except (DemoError, ImageError, FileNotFoundError, ValueError, BackendUnavailable, ModelFileError) as e:
         _console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
