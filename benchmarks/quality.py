@@ -87,6 +87,29 @@ def trade_off(mean: dict[str, dict[str, float]], network: str = "tsjnet") -> dic
     }
 
 
+def brightness(summary: dict[str, Any], methods: tuple[str, ...] = ("tsjnet", "average", "max")) -> dict[str, Any]:
+    """Mean BT.601 luma (0-255) of each method's written fused images: over all pairs, and over the day
+    scenes (MSRS names ending in ``D``) when there are any. The acceptance asks the model's day-scene
+    mean not to exceed the max's (the previous weights were brighter than max(IR, VIS))."""
+    import numpy as np
+
+    from tsjnet_sdk.imaging import luma as bt601_luma
+    from tsjnet_sdk.imaging import read_image
+
+    def luma(path: str) -> float:
+        img = read_image(path).astype(np.float64)
+        return float((bt601_luma(img) if img.ndim == 3 and img.shape[2] == 3 else img).mean())
+
+    values = {m: {p["name"]: luma(p["images"][m]) for p in summary["pairs"]} for m in methods}
+    day = [p["name"] for p in summary["pairs"] if p["name"].endswith("D")]
+    out: dict[str, Any] = {"all": {m: float(np.mean(list(v.values()))) for m, v in values.items()}}
+    if day:
+        out["day"] = {m: float(np.mean([values[m][n] for n in day])) for m in methods}
+        out["day_pairs"] = len(day)
+        out["day_not_above_max"] = out["day"]["tsjnet"] <= out["day"]["max"]
+    return out
+
+
 def run_quality(
     model: str | Path,
     data_root: str | Path = DEFAULT_DATA,
@@ -133,6 +156,7 @@ def run_quality(
             "mean": summary["mean"],
             "fuse_seconds_median": sorted(per_pair_s)[len(per_pair_s) // 2],
             "trade_off": trade_off(summary["mean"]),
+            "brightness": brightness(summary),
         }
         say(f"{name}: {len(summary['pairs'])} pairs, {summary['seconds']['total']:.0f} s")
     return results
@@ -200,6 +224,13 @@ def to_markdown(results: dict[str, Any]) -> str:
             f"{ds['fuse_seconds_median']:.2f} s per pair.",
             "",
         ]
+        b = ds.get("brightness")
+        if b:
+            line = ("Mean brightness (BT.601 luma, 0-255): " + ", ".join(f"{m} {v:.1f}" for m, v in b["all"].items()))
+            if "day" in b:
+                line += (f"; day scenes ({b['day_pairs']}): " + ", ".join(f"{m} {v:.1f}" for m, v in b["day"].items())
+                         + f": the model is **{'not above' if b['day_not_above_max'] else 'above'}** the max")
+            lines += [line + ".", ""]
     for name, why in results["skipped"].items():
         lines.append(f"* {name}: not evaluated ({why})")
     return "\n".join(lines).rstrip() + "\n"

@@ -88,3 +88,22 @@ def test_real_run_on_two_roadscene_pairs(tiny_checkpoint: Path, tmp_path: Path) 
     assert ds["mean"]["average"]["MSE"] <= min(ds["mean"][m]["MSE"] for m in ds["mean"])
     assert len(results["model_sha256"]) == 64
     assert np.isfinite(ds["fuse_seconds_median"])
+
+
+def test_brightness_reports_day_scenes_against_the_max(tmp_path: Path) -> None:
+    from tsjnet_sdk.imaging import write_image
+
+    levels = {"tsjnet": {"00001D": 120, "00002N": 40}, "average": {"00001D": 80, "00002N": 20},
+              "max": {"00001D": 110, "00002N": 50}}
+    pairs = []
+    for name in ("00001D", "00002N"):
+        images = {}
+        for method, by_name in levels.items():
+            path = tmp_path / method / f"{name}.png"
+            write_image(path, np.full((8, 8, 3), by_name[name], np.uint8))   # grey RGB: luma = the level
+            images[method] = str(path)
+        pairs.append({"name": name, "images": images})
+    b = quality.brightness({"pairs": pairs})
+    assert b["all"]["tsjnet"] == pytest.approx(80.0, abs=0.01) and b["day_pairs"] == 1
+    assert b["day"]["tsjnet"] == pytest.approx(120.0, abs=0.01) and b["day_not_above_max"] is False
+    assert "day" not in quality.brightness({"pairs": pairs[1:]})   # no day scenes: no day check
