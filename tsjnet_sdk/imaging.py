@@ -27,24 +27,76 @@ class ImageError(ValueError):
     """An image that cannot be used, with the file (if any) and the fix in the message."""
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+# Largest frame (in pixels, W x H) the SDK decodes or fuses: 8192 x 8192 = 67 Mpx. A frame's float32
+# working copies (IR, visible Y/Cb/Cr, output) take about 40 bytes a pixel, so this caps one frame at
+# ~2.7 GB before the network runs; above it, images are refused from their header, before any pixel
+# memory is allocated. Change it here (tsjnet_sdk.imaging.MAX_PIXELS = ...), per Fuser (max_pixels=),
+# or per process with the TSJNET_MAX_PIXELS environment variable; pixel_limit() is the one place that
+# resolves them.
+MAX_PIXELS = 8192 * 8192
+MAX_PIXELS_ENV = "TSJNET_MAX_PIXELS"
+
+
+def pixel_limit(override: int | None = None) -> int:
+    """The frame size limit in pixels: ``override`` if given, else $TSJNET_MAX_PIXELS, else MAX_PIXELS."""
+    if override is not None:
+        limit = override
+    elif os.environ.get(MAX_PIXELS_ENV):
+        try:
+            limit = int(os.environ[MAX_PIXELS_ENV])
+        except ValueError:
+            raise ImageError(f"${MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not an integer pixel count") from None
+    else:
+        limit = MAX_PIXELS
+    if limit <= 0:
+        raise ImageError(f"the pixel limit must be positive, got {limit}")
+    return limit
+
+
+def check_frame_size(width: int, height: int, name: str = "image", max_pixels: int | None = None) -> None:
+    """Raise ImageError when a W x H frame is larger than the pixel limit (see :func:`pixel_limit`)."""
+    limit = pixel_limit(max_pixels)
+    if width * height > limit:
+        raise ImageError(
+            f"{name}: {width}x{height} (W x H) = {width * height / 1e6:.1f} Mpx is above the limit of "
+            f"{limit / 1e6:.1f} Mpx; refusing to decode it (a corrupt or hostile header, or a huge frame): "
+            f"downscale it, or raise the limit (Fuser(max_pixels=...), tsjnet_sdk.imaging.MAX_PIXELS or ${MAX_PIXELS_ENV})"
+        )
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as uint8 or uint16: H x W (grey) or H x W x 3 (RGB order).
 
-    16-bit grey PNG/TIFF (raw thermal) stays uint16; palette/alpha images become RGB.
+    16-bit grey PNG/TIFF (raw thermal) stays uint16; palette/alpha images become RGB. The size is read
+    from the header first: images above :func:`pixel_limit` (``max_pixels``) are refused before their
+    pixels are decoded. Every failure is an ImageError.
     """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return pil_to_array(im, str(path))
+        with warnings.catch_warnings():
+            # Our own limit (checked below, from the header) decides; Pillow's bomb warning would only repeat it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size  # from the header: nothing decoded yet
+                check_frame_size(width, height, str(path), max_pixels)
+                im.load()
+                return pil_to_array(im, str(path))
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image (unknown format or corrupt file)") from None
-    except (OSError, SyntaxError) as e:
-        raise ImageError(f"{path}: cannot decode image ({e}); the file is truncated or corrupt") from None
+    except Image.DecompressionBombError as e:
+        raise ImageError(f"{path}: refused by Pillow's decompression-bomb check ({e})") from None
+    except MemoryError:
+        raise ImageError(f"{path}: out of memory decoding this image; lower the pixel limit or downscale it") from None
+    except Exception as e:  # noqa: BLE001 - Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error, EOFError, ...
+        raise ImageError(f"{path}: cannot decode image ({type(e).__name__}: {e}); the file is truncated or corrupt") from None
 
 
 def pil_to_array(im: Any, name: str = "image") -> np.ndarray:

@@ -2,7 +2,7 @@
 
 from tsjnet_sdk.runtime.artifacts import ArtifactInfo, ModelFileError, detect_kind, inspect_artifact
 from tsjnet_sdk.runtime.backends import BACKEND_NAMES, BackendUnavailable, open_backend
-from tsjnet_sdk.runtime.fuser import Fuser
+from tsjnet_sdk.runtime.fuser import Fuser, ModelOutputError
 
 __all__ = [
     "BACKEND_NAMES",
@@ -10,6 +10,7 @@ __all__ = [
     "BackendUnavailable",
     "Fuser",
     "ModelFileError",
+    "ModelOutputError",
     "detect_kind",
     "inspect_artifact",
     "open_backend",
