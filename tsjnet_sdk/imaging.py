@@ -106,6 +106,10 @@ def pil_to_array(im: Any, name: str = "image") -> np.ndarray:
         return np.asarray(im, dtype=np.uint16).copy()
     if mode in ("I", "F"):
         arr = np.asarray(im)
+        if arr.size == 0:
+            raise ImageError(f"{name}: empty image (0 pixels)")
+        if not np.isfinite(arr).all():  # a float (F-mode) TIFF with NaN/inf would cast to garbage
+            raise ImageError(f"{name}: {mode}-mode image with NaN or inf values")
         if arr.min() < 0 or arr.max() > 65535:
             raise ImageError(f"{name}: {mode}-mode image with values outside 0..65535; save it as 8/16-bit")
         return arr.astype(np.uint16)
