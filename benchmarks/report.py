@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in argv if argv is not None else sys.argv[1:]:
         path = Path(name)
         results = json.loads(path.read_text())
-        path.with_suffix(".md").write_text(to_markdown(results))
+        write_bytes_atomic(path.with_suffix(".md"), to_markdown(results).encode("utf-8"))
         if results.get("configs"):
             draw_chart(results, path.with_suffix(".png"))
         print(f"rendered {path.with_suffix('.md')}")

@@ -27,10 +27,10 @@ class ImageError(ValueError):
     """An image that cannot be used, with the file (if any) and the fix in the message."""
 
 
-# Largest frame (in pixels, W x H) the SDK decodes or fuses: 8192 x 8192 = 67 Mpx. A frame's float32
-# working copies (IR, visible Y/Cb/Cr, output) take about 40 bytes a pixel, so this caps one frame at
-# ~2.7 GB before the network runs; above it, images are refused from their header, before any pixel
-# memory is allocated. Change it here (tsjnet_sdk.imaging.MAX_PIXELS = ...), per Fuser (max_pixels=),
+# Largest frame (in pixels, W x H) the SDK decodes or fuses: 8192 x 8192 = 67 Mpx. Fusing a colour
+# frame takes up to ~90 bytes a pixel outside the network (float copies of IR, visible Y/Cb/Cr, the
+# colour conversions and the output; measured in tests/test_reliability_limits.py), so this caps one
+# frame at ~6 GB; above it, images are refused from their header, before any pixel memory is allocated. Change it here (tsjnet_sdk.imaging.MAX_PIXELS = ...), per Fuser (max_pixels=),
 # or per process with the TSJNET_MAX_PIXELS environment variable; pixel_limit() is the one place that
 # resolves them.
 MAX_PIXELS = 8192 * 8192
@@ -57,11 +57,15 @@ def check_frame_size(width: int, height: int, name: str = "image", max_pixels: i
     """Raise ImageError when a W x H frame is larger than the pixel limit (see :func:`pixel_limit`)."""
     limit = pixel_limit(max_pixels)
     if width * height > limit:
-        raise ImageError(
-            f"{name}: {width}x{height} (W x H) = {width * height / 1e6:.1f} Mpx is above the limit of "
-            f"{limit / 1e6:.1f} Mpx; refusing to decode it (a corrupt or hostile header, or a huge frame): "
-            f"downscale it, or raise the limit (Fuser(max_pixels=...), tsjnet_sdk.imaging.MAX_PIXELS or ${MAX_PIXELS_ENV})"
-        )
+        raise ImageError(_too_large(f"{name}: {width}x{height} (W x H) =", width * height, limit))
+
+
+def _too_large(what: str, pixels: int, limit: int) -> str:
+    return (
+        f"{what} {pixels / 1e6:.1f} Mpx is above the limit of {limit / 1e6:.1f} Mpx; refusing to decode it (a corrupt "
+        f"or hostile header, or a huge frame): downscale it, or raise the limit (Fuser(max_pixels=...), "
+        f"tsjnet_sdk.imaging.MAX_PIXELS or ${MAX_PIXELS_ENV})"
+    )
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
@@ -92,7 +96,12 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.nda
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image (unknown format or corrupt file)") from None
     except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: refused by Pillow's decompression-bomb check ({e})") from None
+        # Pillow's own check fires in Image.open, before ours, for headers above 2 x its MAX_IMAGE_PIXELS.
+        import re
+
+        claimed = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = int(claimed.group(1)) if claimed else 0
+        raise ImageError(_too_large(f"{path}: the header claims", pixels, pixel_limit(max_pixels))) from None
     except MemoryError:
         raise ImageError(f"{path}: out of memory decoding this image; lower the pixel limit or downscale it") from None
     except Exception as e:  # noqa: BLE001 - Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error, EOFError, ...

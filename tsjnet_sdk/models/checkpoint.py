@@ -40,7 +40,7 @@ def save_checkpoint(
     (integer buffers such as BatchNorm's step count keep theirs); :func:`load_checkpoint` always builds a
     float32 model, so the stored type only rounds the weights once.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     config: TSJNetConfig = model.config  # type: ignore[assignment]
     metadata = {
@@ -57,8 +57,12 @@ def save_checkpoint(
         tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
         metadata["stored_dtype"] = str(dtype).removeprefix("torch.")
     path = Path(path)
+    # Serialized in memory and written from Python: safetensors' own file writer replaces the path it
+    # is given (so the atomic temporary file could not be tested for a full disk) and reports I/O
+    # errors as generic SafetensorError.
+    blob = save(tensors, metadata=metadata)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        tmp.write_bytes(blob)
     return path
 
 

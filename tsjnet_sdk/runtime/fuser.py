@@ -119,8 +119,8 @@ class Fuser:
     of the same calls made one by one.
 
     Memory: whole frames need the network's activations for the full frame. With ``tile``, the peak
-    is bounded by the frame's float32 copies (~40 bytes a pixel: inputs, chroma, accumulators,
-    output) plus one tile batch's activations, whatever the frame size.
+    is bounded by the frame's working copies (< 100 bytes a pixel: inputs, chroma, accumulators,
+    colour conversion, output) plus one tile batch's activations, whatever the frame size.
 
     Inputs: IR as H x W (or H x W x 1/3 with grey content), uint8 / uint16 / float in [0, 1]; visible
     as H x W x 3 colour or H x W grey; numpy arrays, PIL images or paths; the same H x W (>= 32).
