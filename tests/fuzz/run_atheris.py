@@ -17,7 +17,19 @@ import atheris
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# Coverage comes from the modules imported inside this block only, so import (before the first input)
+# everything the harnesses reach: the SDK's parsers and all of Pillow's format plugins.
 with atheris.instrument_imports(include=["tsjnet_sdk", "PIL", "harnesses"]):
+    from PIL import Image
+
+    Image.init()  # imports every format plugin now (Pillow loads them lazily otherwise)
+    import tsjnet_sdk.cli  # noqa: F401 - folder pairing
+    import tsjnet_sdk.engine_format  # noqa: F401
+    import tsjnet_sdk.imaging  # noqa: F401
+    import tsjnet_sdk.models.checkpoint  # noqa: F401
+    import tsjnet_sdk.models.config  # noqa: F401
+    import tsjnet_sdk.runtime.artifacts  # noqa: F401
+
     import harnesses  # noqa: E402
 
 
