@@ -118,3 +118,17 @@ def test_tiled_memory_is_bounded_by_the_frame_not_the_network(monkeypatch):
     assert out.shape == vis.shape
     assert set(backend.calls) == {(1, 1, 64, 64)}  # never more than one tile per backend call
     assert peak < 100 * h * w, f"{peak / (h * w):.1f} bytes a pixel"
+
+
+def test_tsjnet_fuse_skips_a_hostile_header(tmp_path):
+    from typer.testing import CliRunner
+
+    from tsjnet_sdk.cli import app
+
+    bomb = tmp_path / "ir.png"
+    bomb.write_bytes(png_header_only(100_000, 100_000))
+    vis = write_image(tmp_path / "vis.png", np.zeros((32, 32, 3), np.uint8))
+    result = CliRunner().invoke(app, ["fuse", str(bomb), str(vis), "-o", str(tmp_path / "f.png"), "--config", "tsjnet-tiny"])
+    assert result.exit_code == 1, result.output
+    assert "above the limit" in " ".join(result.output.split())
+    assert not (tmp_path / "f.png").exists()

@@ -273,3 +273,21 @@ def test_every_writer_goes_through_atomic_py():
             if str(path.relative_to(REPO)) not in _EXEMPT:
                 offenders += _unprotected_writes(path)
     assert not offenders, "file writes outside tsjnet_sdk.atomic:\n" + "\n".join(offenders)
+
+
+def test_tsjnet_fuse_on_a_full_disk_fails_cleanly(tmp_path, request):
+    from typer.testing import CliRunner
+
+    from tsjnet_sdk.cli import app
+    from tsjnet_sdk.imaging import write_image
+
+    rng = np.random.default_rng(0)
+    ir = write_image(tmp_path / "ir.png", rng.integers(0, 256, (32, 32), dtype=np.uint8))
+    vis = write_image(tmp_path / "vis.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    out = tmp_path / "fused.png"
+    out.write_bytes(b"previous fused image")
+    request.getfixturevalue("disk_full")
+    result = CliRunner().invoke(app, ["fuse", str(ir), str(vis), "-o", str(out), "--config", "tsjnet-tiny"])
+    assert result.exit_code == 2, result.output
+    assert "fused.png: disk full while writing" in " ".join(result.output.split())
+    assert out.read_bytes() == b"previous fused image"
