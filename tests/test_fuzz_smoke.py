@@ -81,7 +81,6 @@ def test_every_decoder_failure_is_an_image_error(tmp_path):
 
     rng = np.random.default_rng(0)
     seeds = harnesses.seeds("image")
-    kinds = set()
     for i in range(300):
         data = seeds[i % len(seeds)]
         for _ in range(3):
@@ -92,8 +91,8 @@ def test_every_decoder_failure_is_an_image_error(tmp_path):
             warnings.simplefilter("ignore")
             try:
                 read_image(path)
-            except ImageError as e:
-                kinds.add(str(e).split("(")[-1].split(":")[0])
+            except ImageError:
+                pass  # the only exception allowed
 
 
 @pytest.mark.skipif(importlib.util.find_spec("atheris") is None, reason="atheris not installed (pip install atheris)")
