@@ -147,6 +147,8 @@ def fuse(
             except ImageError as e:
                 failures.append(f"{name}: {e}")
                 console.print(f"[red]skipped[/red] {name}: {e}")
+            except (OSError, RuntimeError) as e:  # full disk (DiskFullError), corrupt weights (ModelOutputError)
+                raise _fail(f"{name}: {e}") from None
             progress.advance(task)
     elapsed = time.perf_counter() - start
     done = len(jobs) - len(failures)

@@ -27,24 +27,85 @@ class ImageError(ValueError):
     """An image that cannot be used, with the file (if any) and the fix in the message."""
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+# Largest frame (in pixels, W x H) the SDK decodes or fuses: 8192 x 8192 = 67 Mpx. Fusing a colour
+# frame takes up to ~90 bytes a pixel outside the network (float copies of IR, visible Y/Cb/Cr, the
+# colour conversions and the output; measured in tests/test_reliability_limits.py), so this caps one
+# frame at ~6 GB; above it, images are refused from their header, before any pixel memory is allocated. Change it here (tsjnet_sdk.imaging.MAX_PIXELS = ...), per Fuser (max_pixels=),
+# or per process with the TSJNET_MAX_PIXELS environment variable; pixel_limit() is the one place that
+# resolves them.
+MAX_PIXELS = 8192 * 8192
+MAX_PIXELS_ENV = "TSJNET_MAX_PIXELS"
+
+
+def pixel_limit(override: int | None = None) -> int:
+    """The frame size limit in pixels: ``override`` if given, else $TSJNET_MAX_PIXELS, else MAX_PIXELS."""
+    if override is not None:
+        limit = override
+    elif os.environ.get(MAX_PIXELS_ENV):
+        try:
+            limit = int(os.environ[MAX_PIXELS_ENV])
+        except ValueError:
+            raise ImageError(f"${MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r} is not an integer pixel count") from None
+    else:
+        limit = MAX_PIXELS
+    if limit <= 0:
+        raise ImageError(f"the pixel limit must be positive, got {limit}")
+    return limit
+
+
+def check_frame_size(width: int, height: int, name: str = "image", max_pixels: int | None = None) -> None:
+    """Raise ImageError when a W x H frame is larger than the pixel limit (see :func:`pixel_limit`)."""
+    limit = pixel_limit(max_pixels)
+    if width * height > limit:
+        raise ImageError(_too_large(f"{name}: {width}x{height} (W x H) =", width * height, limit))
+
+
+def _too_large(what: str, pixels: int, limit: int) -> str:
+    return (
+        f"{what} {pixels / 1e6:.1f} Mpx is above the limit of {limit / 1e6:.1f} Mpx; refusing to decode it (a corrupt "
+        f"or hostile header, or a huge frame): downscale it, or raise the limit (Fuser(max_pixels=...), "
+        f"tsjnet_sdk.imaging.MAX_PIXELS or ${MAX_PIXELS_ENV})"
+    )
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """Read an image file as uint8 or uint16: H x W (grey) or H x W x 3 (RGB order).
 
-    16-bit grey PNG/TIFF (raw thermal) stays uint16; palette/alpha images become RGB.
+    16-bit grey PNG/TIFF (raw thermal) stays uint16; palette/alpha images become RGB. The size is read
+    from the header first: images above :func:`pixel_limit` (``max_pixels``) are refused before their
+    pixels are decoded. Every failure is an ImageError.
     """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return pil_to_array(im, str(path))
+        with warnings.catch_warnings():
+            # Our own limit (checked below, from the header) decides; Pillow's bomb warning would only repeat it.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size  # from the header: nothing decoded yet
+                check_frame_size(width, height, str(path), max_pixels)
+                im.load()
+                return pil_to_array(im, str(path))
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not a readable image (unknown format or corrupt file)") from None
-    except (OSError, SyntaxError) as e:
-        raise ImageError(f"{path}: cannot decode image ({e}); the file is truncated or corrupt") from None
+    except Image.DecompressionBombError as e:
+        # Pillow's own check fires in Image.open, before ours, for headers above 2 x its MAX_IMAGE_PIXELS.
+        import re
+
+        claimed = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = int(claimed.group(1)) if claimed else 0
+        raise ImageError(_too_large(f"{path}: the header claims", pixels, pixel_limit(max_pixels))) from None
+    except MemoryError:
+        raise ImageError(f"{path}: out of memory decoding this image; lower the pixel limit or downscale it") from None
+    except Exception as e:  # noqa: BLE001 - Pillow's decoders raise OSError, SyntaxError, ValueError, struct.error, EOFError, ...
+        raise ImageError(f"{path}: cannot decode image ({type(e).__name__}: {e}); the file is truncated or corrupt") from None
 
 
 def pil_to_array(im: Any, name: str = "image") -> np.ndarray:
@@ -54,6 +115,10 @@ def pil_to_array(im: Any, name: str = "image") -> np.ndarray:
         return np.asarray(im, dtype=np.uint16).copy()
     if mode in ("I", "F"):
         arr = np.asarray(im)
+        if arr.size == 0:
+            raise ImageError(f"{name}: empty image (0 pixels)")
+        if not np.isfinite(arr).all():  # a float (F-mode) TIFF with NaN/inf would cast to garbage
+            raise ImageError(f"{name}: {mode}-mode image with NaN or inf values")
         if arr.min() < 0 or arr.max() > 65535:
             raise ImageError(f"{name}: {mode}-mode image with values outside 0..65535; save it as 8/16-bit")
         return arr.astype(np.uint16)

@@ -3,7 +3,7 @@
 from tsjnet_sdk.runtime.artifacts import ArtifactInfo, ModelFileError, detect_kind, inspect_artifact
 from tsjnet_sdk.runtime.backends import BACKEND_NAMES, BackendUnavailable, open_backend
 from tsjnet_sdk.runtime.backends.base import Backend
-from tsjnet_sdk.runtime.fuser import Fuser
+from tsjnet_sdk.runtime.fuser import Fuser, ModelOutputError
 from tsjnet_sdk.runtime.options import OrtOptions, TensorRTOptions, TorchOptions
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "BackendUnavailable",
     "Fuser",
     "ModelFileError",
+    "ModelOutputError",
     "OrtOptions",
     "TensorRTOptions",
     "TorchOptions",

@@ -117,7 +117,13 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
             props = _onnx_props(path)
     except ImportError:
         props = _onnx_props(path)
+    props = {_text(k): _text(v) for k, v in props.items()}
     return {k[len("tsjnet."):]: v for k, v in props.items() if k.startswith("tsjnet.")}
+
+
+def _text(value: str | bytes) -> str:
+    # protobuf hands back bytes for a string field that is not valid UTF-8 (a corrupt file).
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _onnx_props(path: str | os.PathLike) -> dict[str, str]:

@@ -12,12 +12,13 @@ execute the network.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Union
 
 import numpy as np
 
-from tsjnet_sdk.imaging import ImageError, compose_output, from_unit_float, prepare_pair, read_image
+from tsjnet_sdk.imaging import ImageError, check_frame_size, compose_output, from_unit_float, prepare_pair, read_image
 from tsjnet_sdk.models.config import MIN_INPUT_SIZE
 from tsjnet_sdk.runtime.backends import open_backend
 from tsjnet_sdk.runtime.backends.base import Backend
@@ -26,24 +27,31 @@ from tsjnet_sdk.runtime.options import BackendOptions
 ImageLike = Union[np.ndarray, str, os.PathLike, Any]  # Any: a PIL image
 
 
-def load_frame(image: ImageLike, name: str) -> np.ndarray:
-    """A path, PIL image or array -> numpy array (H x W or H x W x C), dtype kept."""
+def load_frame(image: ImageLike, name: str, max_pixels: int | None = None) -> np.ndarray:
+    """A path, PIL image or array -> numpy array (H x W or H x W x C), dtype kept.
+
+    Frames above the pixel limit (tsjnet_sdk.imaging.pixel_limit) raise ImageError; files are refused
+    from their header, before decoding.
+    """
     if isinstance(image, (str, os.PathLike)):
-        return read_image(image)
+        return read_image(image, max_pixels)
     if isinstance(image, np.ndarray):
+        if image.ndim >= 2:
+            check_frame_size(image.shape[1], image.shape[0], name, max_pixels)
         return image
     if hasattr(image, "mode") and hasattr(image, "size"):  # PIL image, without importing PIL eagerly
         from tsjnet_sdk.imaging import pil_to_array
 
-        return pil_to_array(image)
+        check_frame_size(*image.size, name, max_pixels)
+        return pil_to_array(image, name)
     raise ImageError(f"{name} must be a numpy array, a PIL image or a path, got {type(image).__name__}")
 
 
 class _Frame:
     """One pair prepared for the network, plus what is needed to give the output the visible's format."""
 
-    def __init__(self, ir: ImageLike, visible: ImageLike, bgr: bool) -> None:
-        ir_arr, vis_arr = load_frame(ir, "ir"), load_frame(visible, "visible")
+    def __init__(self, ir: ImageLike, visible: ImageLike, bgr: bool, max_pixels: int | None = None) -> None:
+        ir_arr, vis_arr = load_frame(ir, "ir", max_pixels), load_frame(visible, "visible", max_pixels)
         self.vis_dtype = vis_arr.dtype
         self.vis_ndim = vis_arr.ndim
         self.colour = vis_arr.ndim == 3 and vis_arr.shape[2] == 3
@@ -87,6 +95,10 @@ def blend_weights(tile_h: int, tile_w: int, overlap: int) -> np.ndarray:
     return np.outer(ramp(tile_h), ramp(tile_w)).astype(np.float32)
 
 
+class ModelOutputError(RuntimeError):
+    """The network returned NaN or inf: the model file's weights are corrupt, never a valid fusion."""
+
+
 class Fuser:
     """Fuses infrared + visible frames with a TSJNet model file.
 
@@ -106,6 +118,17 @@ class Fuser:
             cache, providers and provider options), ``TorchOptions`` (dtype) or ``TensorRTOptions``
             (profile), or a list with one per backend (tsjnet_sdk.runtime.options). None: the defaults,
             which are the fastest measured safe settings (docs/edge.md).
+        max_pixels: the largest frame (W x H pixels) accepted; None: tsjnet_sdk.imaging.pixel_limit()
+            (MAX_PIXELS, 67 Mpx, or $TSJNET_MAX_PIXELS). Image files are refused from their header.
+
+    Threads: one Fuser may be called from several threads at once (docs/reliability.md). Backends
+    whose execution is thread-safe (onnxruntime sessions, torch inference) run calls concurrently;
+    the others (TensorRT execution contexts) are serialized by a per-Fuser lock. Results equal those
+    of the same calls made one by one.
+
+    Memory: whole frames need the network's activations for the full frame. With ``tile``, the peak
+    is bounded by the frame's working copies (< 100 bytes a pixel: inputs, chroma, accumulators,
+    colour conversion, output) plus one tile batch's activations, whatever the frame size.
 
     Inputs: IR as H x W (or H x W x 1/3 with grey content), uint8 / uint16 / float in [0, 1]; visible
     as H x W x 3 colour or H x W grey; numpy arrays, PIL images or paths; the same H x W (>= 32).
@@ -123,6 +146,7 @@ class Fuser:
         bgr: bool = False,
         gray: bool = False,
         options: BackendOptions | Sequence[BackendOptions] | None = None,
+        max_pixels: int | None = None,
     ) -> None:
         if isinstance(model, Backend):
             if backend != "auto" or device != "auto" or options is not None:
@@ -133,6 +157,9 @@ class Fuser:
             self._runner = model
         else:
             self._runner = open_backend(model, backend, device, options)
+        # Serialize backend calls only for backends that are not safe to call from several threads.
+        self._lock = None if getattr(self._runner, "thread_safe", False) else threading.Lock()
+        self.max_pixels = max_pixels
         if isinstance(tile, int):
             tile = (tile, tile)
         static = self._runner.static_shape
@@ -176,7 +203,7 @@ class Fuser:
 
     def fuse_batch(self, pairs: Sequence[tuple[ImageLike, ImageLike]], bgr: bool | None = None) -> list[np.ndarray]:
         """Fuse several pairs; pairs of one size run as one batch [N, 1, H, W]."""
-        frames = [_Frame(ir, vis, self.bgr if bgr is None else bgr) for ir, vis in pairs]
+        frames = [_Frame(ir, vis, self.bgr if bgr is None else bgr, self.max_pixels) for ir, vis in pairs]
         fused: list[np.ndarray | None] = [None] * len(frames)
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i, frame in enumerate(frames):
@@ -212,8 +239,24 @@ class Fuser:
             self._runner.static_shape is None and height <= self.tile[0] and width <= self.tile[1]
         )
         if fits_whole:
-            return self._runner.run(np.ascontiguousarray(ir), np.ascontiguousarray(vis))
+            return self._execute(np.ascontiguousarray(ir), np.ascontiguousarray(vis))
         return np.concatenate([self._run_tiled(ir[i : i + 1], vis[i : i + 1]) for i in range(ir.shape[0])])
+
+    def _execute(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        """One backend call (under the lock for backends that are not thread-safe), output checked finite."""
+        if self._lock is None:
+            out = self._runner.run(ir, vis)
+        else:
+            with self._lock:
+                out = self._runner.run(ir, vis)
+        # NaN/inf would silently become black or random pixels after clipping; it only comes from corrupt
+        # weights (inputs are checked finite and in [0, 1]), so name the model file.
+        if not np.isfinite(out).all():
+            raise ModelOutputError(
+                f"the network returned NaN/inf for a valid input: the weights of {self._runner.path or 'the model'} are "
+                "corrupt (NaN/inf or bit-flipped); re-export or re-download the model file"
+            )
+        return out
 
     def _run_tiled(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
         tile_h, tile_w = self.tile
@@ -238,7 +281,7 @@ class Fuser:
             padded = chunk + [chunk[-1]] * (per_call - len(chunk))
             ir_b = np.stack([ir[0, :, y : y + tile_h, x : x + tile_w] for y, x in padded])
             vis_b = np.stack([vis[0, :, y : y + tile_h, x : x + tile_w] for y, x in padded])
-            out = self._runner.run(np.ascontiguousarray(ir_b), np.ascontiguousarray(vis_b))
+            out = self._execute(np.ascontiguousarray(ir_b), np.ascontiguousarray(vis_b))
             for (y, x), tile_out in zip(chunk, out):
                 acc[y : y + tile_h, x : x + tile_w] += tile_out[0] * weights
                 weight_sum[y : y + tile_h, x : x + tile_w] += weights

@@ -25,6 +25,9 @@ class Backend(abc.ABC):
     """
 
     name: str = "?"
+    # True when run() may be called from several threads at once (e.g. onnxruntime sessions); False
+    # makes Fuser serialize calls with a lock (the safe default, e.g. TensorRT execution contexts).
+    thread_safe: bool = False
 
     def __init__(self, path: Path | None, device: str) -> None:
         self.path = path

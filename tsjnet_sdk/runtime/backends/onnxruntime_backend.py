@@ -144,6 +144,7 @@ def static_shape_of(session: Any) -> tuple[int, int, int] | None:
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
+    thread_safe = True  # InferenceSession.run is documented thread-safe
 
     def __init__(self, path: Path, device: str = "auto", options: OrtOptions | None = None) -> None:
         if not onnxruntime_available():

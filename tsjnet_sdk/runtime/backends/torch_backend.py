@@ -29,6 +29,7 @@ def resolve_torch_device(device: str) -> str:
 
 class TorchBackend(Backend):
     name = "torch"
+    thread_safe = True  # eval-mode inference_mode forward mutates no module state
 
     def __init__(self, path: Path | None, device: str = "auto", model: Any = None,
                  options: TorchOptions | None = None) -> None:
