@@ -136,11 +136,11 @@ def bench_command(
 
 
 def gpu_verify_command(
-    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default benchmarks/results)"),  # noqa: UP007
-    kernels_dir: Optional[Path] = typer.Option(  # noqa: UP007
+    out: Optional[Path] = typer.Option(None, "--out", help="output folder (default benchmarks/results)"),
+    kernels_dir: Optional[Path] = typer.Option(
         None, "--kernels-dir", help="prebuilt kernels (python -m tsjnet_sdk.kernels.build --out DIR); else built with nvcc"),
     deadline: float = typer.Option(450.0, "--deadline", help="whole-run limit in seconds"),
-    only: Optional[str] = typer.Option(None, "--only", help="comma-separated sections (default: all)"),  # noqa: UP007
+    only: Optional[str] = typer.Option(None, "--only", help="comma-separated sections (default: all)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="CPU only: run the plumbing, verify nothing"),
 ) -> None:
     """Verify the GPU side (NA kernel, model, runtimes) on this machine in one run of <= ~8 min.
@@ -157,7 +157,7 @@ def gpu_verify_command(
 
 
 def report_command(
-    results: List[Path] = typer.Argument(..., help="Results JSON file(s) written by `tsjnet bench`."),  # noqa: UP006
+    results: List[Path] = typer.Argument(..., help="Results JSON file(s) written by `tsjnet bench`."),
 ) -> None:
     """Re-render the markdown and PNG of saved `tsjnet bench` results (atomically, next to each JSON)."""
     from tsjnet_sdk.benchmarks.report import rerender
@@ -167,11 +167,11 @@ def report_command(
 
 
 def flops_command(
-    config: Optional[List[str]] = typer.Option(None, "--config", help="Config name, repeatable (default tsjnet and tsjnet-edge)."),  # noqa: UP006, UP007
+    config: Optional[List[str]] = typer.Option(None, "--config", help="Config name, repeatable (default tsjnet and tsjnet-edge)."),
     height: int = typer.Option(480, help="Input height."),
     width: int = typer.Option(640, help="Input width."),
     top: int = typer.Option(8, help="Most expensive layers listed per config."),
-    write: Optional[Path] = typer.Option(None, help="Also write the markdown table to this file."),  # noqa: UP007
+    write: Optional[Path] = typer.Option(None, help="Also write the markdown table to this file."),
 ) -> None:
     """FLOPs of one fusion forward per module and per part (counted on the meta device, seconds)."""
     import torch

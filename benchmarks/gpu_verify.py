@@ -618,7 +618,7 @@ def section_kernel_images(ctx: Ctx) -> None:
             ctx.data("compiled", {"target": target, "instances": len(missing), "seconds": time.monotonic() - t0})
             missing = [i for i in spec.FULL_MATRIX if build.find_image(cc, i, out) is None]
     if not missing:
-        kinds = {"%s_k%d_d%d" % i: build.find_image(cc, i, out)[1] for i in spec.FULL_MATRIX}  # type: ignore[index]
+        kinds = {"{}_k{}_d{}".format(*i): build.find_image(cc, i, out)[1] for i in spec.FULL_MATRIX}  # type: ignore[index]
         ctx.data("image_kinds", kinds)
         ctx.check("images for every instance", PASS, f"{len(kinds)} instances: "
                   f"{sum(k == 'cubin' for k in kinds.values())} cubin, {sum(k == 'ptx' for k in kinds.values())} ptx")
@@ -994,7 +994,7 @@ def section_model(ctx: Ctx) -> None:
                                       f"{row['ms']} ms vs {ref_ms} ms", max_abs_diff=diff, kernel_calls=calls)
 
                     ctx.attempt(label, one)
-            model = None  # free the GPU memory before the next config  # noqa: F841
+            model = None  # free the GPU memory before the next config
     finally:
         ctx.data("rows", rows)  # also when the budget cut the section short
         if restore is not None:
@@ -1153,7 +1153,6 @@ def _sdpa_row(ctx: Ctx, q: Any, k: Any, v: Any, rpb: Any, dt: str, bench_one: Ca
 
 def _flex_row(ctx: Ctx, shape: tuple, device: Any, add: Callable[..., dict]) -> None:
     import torch
-
     from torch.nn.attention.flex_attention import flex_attention
 
     q, k, v, rpb = _inputs((*shape[:3], shape[3], 32), torch.float16 if not ctx.dry_run else torch.float32, device, 7,

@@ -24,13 +24,13 @@ from __future__ import annotations
 import datetime
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
 from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
-from tsjnet_sdk.results import data_root, results_dir, write_json
 from tsjnet_sdk.imaging import default_font
+from tsjnet_sdk.results import data_root, results_dir, write_json
 
 DEFAULT_DATA = data_root()
 DEFAULT_OUT = results_dir("quality", "benchmarks/results")
@@ -302,15 +302,15 @@ def write_results(results: dict[str, Any], out_dir: Path, stem: str) -> dict[str
 
 
 def quality_command(
-    model: Optional[Path] = typer.Option(  # noqa: UP007
+    model: Path | None = typer.Option(
         None, "--model", "-m", help="checkpoint / ONNX / engine (default: the shipped tsjnet-edge weights)"
     ),
     data: Path = typer.Option(DEFAULT_DATA, help="data root holding msrs/test, roadscene, tno, m3fd, llvip"),
     datasets: str = typer.Option(",".join(EVAL_SETS), help="comma-separated evaluation sets"),
     out: Path = typer.Option(DEFAULT_OUT, "--out", "-o", help="folder of the table (.md, .json, .png)"),
-    name: Optional[str] = typer.Option(None, help="results file stem (default quality_<model file stem>)"),  # noqa: UP007
+    name: str | None = typer.Option(None, help="results file stem (default quality_<model file stem>)"),
     work: Path = typer.Option(Path("outputs/quality"), help="fused images and panels (data-set images: not for the repo)"),
-    threads: Optional[int] = typer.Option(None, help="PyTorch CPU threads (1 is often fastest on a busy CPU)"),  # noqa: UP007
+    threads: int | None = typer.Option(None, help="PyTorch CPU threads (1 is often fastest on a busy CPU)"),
 ) -> None:
     """Fusion-quality table (Table 1 metrics + EN, SD, SF, AG, MI, Qabf) of a model vs classical baselines."""
     from rich.console import Console

@@ -11,26 +11,26 @@ from rich.console import Console
 console = Console(stderr=True, soft_wrap=True)
 
 
-def export_command(  # noqa: PLR0913 - one option per export setting, as users expect (Ultralytics-style)
+def export_command(
     checkpoint: Path = typer.Argument(..., help="tsjnet checkpoint (.safetensors)."),
-    format: str = typer.Option("onnx", "--format", "-f", help="onnx | engine."),  # noqa: A002
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (default beside the checkpoint)."),  # noqa: UP007
+    format: str = typer.Option("onnx", "--format", "-f", help="onnx | engine."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (default beside the checkpoint)."),
     fp16: bool = typer.Option(False, "--fp16", help="FP16 (I/O stays float32; softmax/norms/sigmoid in float32)."),
     na: str = typer.Option("decomposed", "--na", help="decomposed (standard ONNX ops) | plugin (custom node for the TensorRT plugin)."),
-    static: Optional[tuple[int, int]] = typer.Option(None, "--static", help="ONNX: fixed H W instead of dynamic shapes."),  # noqa: UP007
+    static: Optional[tuple[int, int]] = typer.Option(None, "--static", help="ONNX: fixed H W instead of dynamic shapes."),
     batch: int = typer.Option(1, "--batch", help="ONNX --static: fixed batch size. Engine: maximum batch of the profile."),
     opset: int = typer.Option(18, "--opset", help="ONNX opset (18..23)."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify the graph with onnxslim."),
     parity: bool = typer.Option(True, "--parity/--no-parity", help="Check the export against the PyTorch model."),
-    parity_pair: Optional[tuple[Path, Path]] = typer.Option(None, "--parity-pair", help="IR VIS images for the parity check (default: built-in scene)."),  # noqa: UP007
+    parity_pair: Optional[tuple[Path, Path]] = typer.Option(None, "--parity-pair", help="IR VIS images for the parity check (default: built-in scene)."),
     min_hw: tuple[int, int] = typer.Option((32, 32), "--min", help="Engine profile: smallest H W."),
     opt_hw: tuple[int, int] = typer.Option((480, 640), "--opt", help="Engine profile: H W to optimise for."),
     max_hw: tuple[int, int] = typer.Option((720, 1280), "--max", help="Engine profile: largest H W."),
-    workspace: Optional[float] = typer.Option(None, "--workspace", help="Engine: builder workspace in GiB."),  # noqa: UP007
-    trt: Optional[str] = typer.Option(None, "--trt", help="Engine: tensorrt | tensorrt_rtx (default: the installed one)."),  # noqa: UP007
-    compute_capability: Optional[str] = typer.Option(None, "--compute-capability", help="tensorrt_rtx: targets, e.g. 8.6,8.9."),  # noqa: UP007
-    timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Engine: timing cache file, reused across builds."),  # noqa: UP007
-    plugin_lib: Optional[Path] = typer.Option(  # noqa: UP007
+    workspace: Optional[float] = typer.Option(None, "--workspace", help="Engine: builder workspace in GiB."),
+    trt: Optional[str] = typer.Option(None, "--trt", help="Engine: tensorrt | tensorrt_rtx (default: the installed one)."),
+    compute_capability: Optional[str] = typer.Option(None, "--compute-capability", help="tensorrt_rtx: targets, e.g. 8.6,8.9."),
+    timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Engine: timing cache file, reused across builds."),
+    plugin_lib: Optional[Path] = typer.Option(
         None, "--plugin-lib", help="Engine, --na plugin: compiled plugin library (tsjnet build-plugin; default $TSJNET_TRT_PLUGIN)."
     ),
 ) -> None:

@@ -49,11 +49,11 @@ def register_reference_ops() -> None:
     f32 = PyCustomOpDef.dt_float
 
     @onnx_op(op_type=_variant(False), inputs=[f32] * 3, outputs=[f32], attrs=attrs)
-    def _plain(q, k, v, **kw):  # noqa: ANN001, ANN003 - signature fixed by onnxruntime-extensions
+    def _plain(q, k, v, **kw):
         return _run_reference(q, k, v, None, kw)
 
     @onnx_op(op_type=_variant(True), inputs=[f32] * 4, outputs=[f32], attrs=attrs)
-    def _with_rpb(q, k, v, rpb, **kw):  # noqa: ANN001, ANN003
+    def _with_rpb(q, k, v, rpb, **kw):
         return _run_reference(q, k, v, rpb, kw)
 
     _registered = True

@@ -325,7 +325,7 @@ def compile_module(out_dir: Path, target: str, instances: Sequence[Instance], na
     report = _ptxas(ptxas, target, folder / f"{name}.ptx", folder / f"{name}.cubin")
     record = {
         "format": FORMAT_VERSION, "kind": "module", "target": target, "source_hash": source_hash(),
-        "nvcc": nvcc_version(nvcc), "ptx_isa": "%d.%d" % ptx_version(text),
+        "nvcc": nvcc_version(nvcc), "ptx_isa": "{}.{}".format(*ptx_version(text)),
         "ptx": f"{name}.ptx", "cubin": f"{name}.cubin",
         "instances": [list(i) for i in instances],
         "seconds": {"ptx": round(ptx_seconds, 2), "cubin": round(time.perf_counter() - started - ptx_seconds, 2)},
@@ -350,7 +350,7 @@ def compile_plugin_ptx(out_dir: Path, instance: Instance, nvcc: str | None = Non
     _ptxas(ptxas, PLUGIN_TARGET, folder / f"{stem}.ptx", None)  # validation only: TensorRT JITs the PTX
     record = {
         "format": FORMAT_VERSION, "kind": "plugin_ptx", "target": PLUGIN_TARGET, "source_hash": source_hash(),
-        "nvcc": nvcc_version(nvcc), "ptx_isa": "%d.%d" % ptx_version(text), "ptx": f"{stem}.ptx",
+        "nvcc": nvcc_version(nvcc), "ptx_isa": "{}.{}".format(*ptx_version(text)), "ptx": f"{stem}.ptx",
         "instances": [list(instance)], "seconds": {"ptx": round(time.perf_counter() - started, 2)},
     }
     with atomic_path(folder / f"{stem}.json") as tmp_json:

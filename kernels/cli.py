@@ -16,12 +16,12 @@ TARGETS = ("sm_86", "sm_87", "sm_89", "sm_90", "sm_120")
 
 
 def build_kernels_command(
-    out: Optional[Path] = typer.Option(  # noqa: UP007
+    out: Optional[Path] = typer.Option(
         None, "--out", help="Output folder (default: $TSJNET_KERNELS_DIR or ~/.cache/tsjnet_sdk/kernels/<source hash>)."
     ),
     profile: str = typer.Option("full", "--profile", help=f"Build profile: {' | '.join(PROFILES)}."),
     targets: str = typer.Option(",".join(TARGETS), "--targets", help="Comma-separated sm_XY list."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", help="Parallel compiler processes (default: CPU count)."),  # noqa: UP007
+    jobs: Optional[int] = typer.Option(None, "--jobs", help="Parallel compiler processes (default: CPU count)."),
     no_plugin: bool = typer.Option(False, "--no-plugin", help="Skip the TensorRT plugin PTX."),
 ) -> None:
     """Compile the CUDA neighborhood-attention kernel (PTX + cubins per GPU target, plugin PTX) with nvcc."""

@@ -178,7 +178,7 @@ def _constant(expr: Any, what: str) -> int:
     if isinstance(expr, int):
         return expr
     if getattr(expr, "is_constant", False):
-        value = getattr(expr, "constant_value")
+        value = expr.constant_value
         return int(value() if callable(value) else value)
     raise ValueError(f"NeighborhoodAttention2D plugin: {what} must be static (a build-time constant)")
 

@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from conftest import require_shared_data
+from typer.testing import CliRunner
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")

@@ -62,10 +62,9 @@ def test_atomic_writes_get_normal_permissions(tmp_path):
     """Files written through atomic_path are not left with mkstemp's private 0600 mode."""
     import os
 
-    from tsjnet_sdk.atomic import write_bytes_atomic
-
     import torch
 
+    from tsjnet_sdk.atomic import write_bytes_atomic
     from tsjnet_sdk.models import create_model, save_checkpoint
 
     path = write_bytes_atomic(tmp_path / "x.bin", b"data")

@@ -110,5 +110,5 @@ def test_info_and_doctor(tmp_path):
     assert result.exit_code == 2 and "not found" in result.output
     result = runner.invoke(app, ["doctor"])
     assert result.exit_code == 0, result.output
-    assert f"torch" in result.output and torch.__version__.split("+")[0] in result.output
+    assert "torch" in result.output and torch.__version__.split("+")[0] in result.output
     assert "onnxruntime" in result.output and "CPUExecutionProvider" in result.output

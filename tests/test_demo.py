@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import require_shared_data
 
 from tsjnet_sdk import demo, shipped
 from tsjnet_sdk.demo import METHODS, DemoError, make_panel, run_demo
 from tsjnet_sdk.imaging import prepare_pair, read_image, rgb_to_ycbcr, to_unit_float, write_image
 from tsjnet_sdk.metrics import PRESETS
 from tsjnet_sdk.samples import night_scene
-
-from conftest import require_shared_data
 
 
 @pytest.fixture(scope="module")

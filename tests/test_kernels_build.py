@@ -76,7 +76,7 @@ def test_ptx_entry_points_match_spec(built, target):
             assert entry.maxntid == cfg.threads, entry.name
     assert build.ptx_version(text) == build.ptx_isa_for(target)
     assert re.search(rf"^\.target {target}\s*$", text, re.MULTILINE)
-    assert record["ptx_isa"] == "%d.%d" % build.ptx_isa_for(target)
+    assert record["ptx_isa"] == "{}.{}".format(*build.ptx_isa_for(target))
     # static shared memory of every instantiation = spec.kernel_config (the mirror of na2d::Config)
     smem = {("f32" if t == "f" else "f16", int(ks), int(d)): int(n) for t, ks, d, n in SMEM_RE.findall(text)}
     assert smem == {i: spec.kernel_config(*i).smem_bytes for i in instances}

@@ -90,7 +90,7 @@ class _Desc:
     def __init__(self, dtype: object, shape: tuple[int, ...]) -> None:
         self.dtype, self.shape_expr = dtype, list(shape)
 
-    def like(self) -> "_Desc":
+    def like(self) -> _Desc:
         return _Desc(self.dtype, tuple(self.shape_expr))
 
 

@@ -10,7 +10,6 @@ import os
 import time
 
 import pytest
-
 from conftest import SHARED_DATA
 
 VIFB = SHARED_DATA / "metrics_reference" / "vifb"

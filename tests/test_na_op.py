@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from tsjnet_sdk.ops import available_backends, na_backend, neighborhood_attention_2d as na
+from tsjnet_sdk.ops import available_backends, na_backend
+from tsjnet_sdk.ops import neighborhood_attention_2d as na
 from tsjnet_sdk.ops.neighborhood_attention import get_na_backend
 
 HAS_NATTEN = importlib.util.find_spec("natten") is not None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import require_shared_data
+
 from tsjnet_sdk.imaging import IMAGE_SUFFIXES
 from tsjnet_sdk.pairing import PairingError, index_images, match_folders, pair_folders
 

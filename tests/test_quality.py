@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require_shared_data
 
 from tsjnet_sdk.benchmarks import quality
 from tsjnet_sdk.benchmarks.quality import CONTENT_METRICS, run_quality, trade_off, write_results
 from tsjnet_sdk.imaging import read_image
-
-from conftest import require_shared_data
 
 ALL = (*quality.TABLE1_METRICS, *quality.OTHER_METRICS)
 

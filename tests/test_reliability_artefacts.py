@@ -47,7 +47,7 @@ def test_bit_flips_in_a_checkpoint_header_never_escape_as_other_errors(tiny_chec
     header_end = 8 + int.from_bytes(data[:8], "little")
     rng = np.random.default_rng(0)
     refused = 0
-    for i in range(40):
+    for _ in range(40):
         flipped = bytearray(data)
         at = int(rng.integers(0, header_end))
         flipped[at] ^= 1 << int(rng.integers(0, 8))

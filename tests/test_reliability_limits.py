@@ -14,7 +14,7 @@ from tsjnet_sdk import Fuser
 from tsjnet_sdk.imaging import MAX_PIXELS, MAX_PIXELS_ENV, ImageError, pixel_limit, read_image, write_image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "fuzz"))
-from make_seeds import png_header_only  # noqa: E402
+from make_seeds import png_header_only
 
 
 def test_huge_png_header_is_refused_without_allocating(tmp_path):
@@ -84,8 +84,9 @@ class _Echo:
 
 
 def test_fuser_applies_the_limit_to_arrays_and_pil_images(monkeypatch):
-    import tsjnet_sdk.runtime.fuser as fuser_mod
     from PIL import Image
+
+    import tsjnet_sdk.runtime.fuser as fuser_mod
 
     monkeypatch.setattr(fuser_mod, "open_backend", lambda *a, **k: _Echo())
     fuser = Fuser("unused", max_pixels=64 * 64)

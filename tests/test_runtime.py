@@ -7,14 +7,13 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import require_shared_data
 
 from tsjnet_sdk import Fuser
 from tsjnet_sdk.imaging import ImageError, read_image, rgb_to_ycbcr, write_image
 from tsjnet_sdk.runtime import BackendUnavailable, ModelFileError
 from tsjnet_sdk.runtime.backends.base import Backend
 from tsjnet_sdk.runtime.fuser import blend_weights, tile_starts
-
-from conftest import require_shared_data
 
 
 def rng_pair(h=48, w=72, seed=0):

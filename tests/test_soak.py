@@ -51,7 +51,7 @@ class _LeakyFuser:
         self.kept = []
 
     def stream(self, pairs):
-        for ir, vis in pairs:
+        for _ir, vis in pairs:
             out = np.repeat(vis[None], 350, axis=0)  # 1 MB per frame at 32 x 32 x 3
             self.kept.append(out)
             yield vis

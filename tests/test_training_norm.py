@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_training_trainer import make_pairs, tiny_config
 
 from tsjnet_sdk.models import TSJNetOutput, create_model, save_checkpoint
 from tsjnet_sdk.training import config_from_dict
 from tsjnet_sdk.training.config import ConfigError
 from tsjnet_sdk.training.losses import FusionLoss
 from tsjnet_sdk.training.trainer import Trainer, attention_groups_in_use, reopen_attention
-
-from test_training_trainer import make_pairs, tiny_config
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -28,11 +28,10 @@ def test_falls_back_to_the_highest_psnr_and_rejects_empty_logs():
 
 @pytest.mark.slow
 def test_select_command_on_a_tiny_run(tmp_path):
+    from test_training_trainer import _write_toml, make_pairs
     from typer.testing import CliRunner
 
     from tsjnet_sdk.cli import app
-
-    from test_training_trainer import _write_toml, make_pairs
 
     make_pairs(tmp_path / "data", 6)
     extra = "keep_checkpoints = true\ncheckpoint_every = 1\n[val]\nfraction = 0.34\nevery_steps = 1\ncrop_size = 64\n"

@@ -17,13 +17,13 @@ import typer
 def train_command(
     config: Path = typer.Argument(..., help="Training config (.toml, or .yaml with PyYAML); see training/configs/."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in the config's out_dir from last.state.pt."),
-    resume_from: Optional[Path] = typer.Option(  # noqa: UP007
+    resume_from: Optional[Path] = typer.Option(
         None, "--resume-from", help="Continue from this training state file (*.state.pt)."
     ),
-    out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Override run.out_dir."),  # noqa: UP007
-    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Override run.max_steps."),  # noqa: UP007
-    device: Optional[str] = typer.Option(None, "--device", help="Override run.device (auto, cpu, cuda, cuda:N)."),  # noqa: UP007
-    set_: Optional[List[str]] = typer.Option(  # noqa: UP006, UP007
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Override run.out_dir."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Override run.max_steps."),
+    device: Optional[str] = typer.Option(None, "--device", help="Override run.device (auto, cpu, cuda, cuda:N)."),
+    set_: Optional[List[str]] = typer.Option(
         None, "--set", help="Override any config value: section.key=value (TOML syntax), e.g. --set data.crop_size=128. Repeatable."
     ),
 ) -> None:
@@ -72,7 +72,7 @@ def train_command(
 
 def select_command(
     config: Path = typer.Argument(..., help="The run's training config (its out_dir holds val_log.csv and step_N.safetensors)."),
-    out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Override run.out_dir."),  # noqa: UP007
+    out_dir: Optional[Path] = typer.Option(None, "--out-dir", "-o", help="Override run.out_dir."),
 ) -> None:
     """Choose a checkpoint of a run on its validation pairs, next to the classical baselines' scores."""
     from tsjnet_sdk.training.config import ConfigError
@@ -88,7 +88,7 @@ def select_command(
 def ship_command(
     checkpoint: Path = typer.Argument(..., help="A checkpoint written by `tsjnet train`."),
     config: Path = typer.Argument(..., help="The training config of that run (recorded in the metadata)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: the package's shipped weights)."),  # noqa: UP007
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: the package's shipped weights)."),
 ) -> None:
     """Turn a training checkpoint into the SDK's shipped weights (float16, provenance in the metadata)."""
     from tsjnet_sdk.models.checkpoint import file_sha256

@@ -317,7 +317,7 @@ class TrainConfig:
             p.append(f"data.on_error must be 'raise' or 'skip', got {d.on_error!r}")
         if d.missing_det_label not in ("empty", "error"):
             p.append(f"data.missing_det_label must be 'empty' or 'error', got {d.missing_det_label!r}")
-        for i, ds in enumerate([*d.datasets, *self.val.datasets]):
+        for ds in [*d.datasets, *self.val.datasets]:
             if ds.det_format not in ("auto", "yolo", "voc"):
                 p.append(f"dataset {ds.root}: det_format must be auto, yolo or voc, got {ds.det_format!r}")
             if isinstance(ds.det_classes, str) and ds.det_classes not in CLASS_TABLES:
@@ -522,7 +522,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         import tomli as tomllib
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except Exception:
+    except tomllib.TOMLDecodeError:   # not a TOML value: take the text as a string
         value = raw
     return keys, value
 

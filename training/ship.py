@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
 from tsjnet_sdk.models.checkpoint import file_sha256, load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
 
 
 def ship(checkpoint: str | Path, config: str | Path, out: str | Path = SHIPPED_WEIGHTS) -> Path:

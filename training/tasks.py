@@ -68,7 +68,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Tensor]:
         return load_file(str(path))
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any unpickling failure: named in TaskWeightsError
         raise TaskWeightsError(f"{path}: cannot read as a torch state dict ({e})") from None
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):

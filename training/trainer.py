@@ -830,7 +830,7 @@ class Trainer:
             return
         try:
             from torch.utils.tensorboard import SummaryWriter
-        except Exception:
+        except Exception:  # noqa: BLE001 - tensorboard absent or broken: CSV logs only, said below
             if want is True:
                 self.log("WARNING: run.tensorboard = true but tensorboard is not installed (pip install tensorboard); CSV only")
             return
@@ -982,7 +982,7 @@ class Trainer:
             raise TrainingError(f"cannot resume: {path} not found (was the run started with this out_dir?)")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any unpickling failure: named in TrainingError
             raise TrainingError(f"cannot resume: {path} is not a readable training state ({e})") from None
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
             raise TrainingError(f"cannot resume: {path} is not a tsjnet training state")

@@ -15,8 +15,8 @@ from tsjnet_sdk.benchmarks.cli import bench_command, flops_command, gpu_verify_c
 from tsjnet_sdk.benchmarks.quality import quality_command
 from tsjnet_sdk.demo import demo_command
 from tsjnet_sdk.export.cli import export_command
-from tsjnet_sdk.metrics.cli import eval_command
 from tsjnet_sdk.kernels.cli import build_kernels_command
+from tsjnet_sdk.metrics.cli import eval_command
 from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
 from tsjnet_sdk.training.cli import plot_command, select_command, ship_command, train_command
 
@@ -38,7 +38,7 @@ def _version_callback(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Optional[bool] = typer.Option(  # noqa: UP007 (typer needs Optional on 3.10)
+    version: Optional[bool] = typer.Option(
         None, "--version", callback=_version_callback, is_eager=True, help="Print the SDK version and exit."
     ),
 ) -> None:
@@ -50,8 +50,8 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend: str, device: str, gray: bool, tile: Optional[int],  # noqa: UP007
-                options: Optional[list] = None):  # noqa: UP007
+def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend: str, device: str, gray: bool, tile: Optional[int],
+                options: Optional[list] = None):
     """A Fuser for --model; else for a randomly initialised --config; else for the shipped tsjnet-edge
     weights (or, when a stripped install lacks them, a random tsjnet-edge with a warning)."""
     from tsjnet_sdk import shipped
@@ -85,25 +85,25 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
 def fuse(
     ir: Path = typer.Argument(..., help="Infrared image, or a folder of them (paired with VIS by file name)."),
     vis: Path = typer.Argument(..., help="Visible image (RGB or grey, same size as IR), or a folder."),
-    output: Optional[Path] = typer.Option(  # noqa: UP007
+    output: Optional[Path] = typer.Option(
         None, "-o", "--output", help="Output image (default fused.png), or output folder for folders (default fused/)."
     ),
-    model: Optional[Path] = typer.Option(  # noqa: UP007
+    model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="Checkpoint, ONNX file or engine (default: the shipped trained tsjnet-edge weights)."
     ),
-    config: Optional[str] = typer.Option(  # noqa: UP007
+    config: Optional[str] = typer.Option(
         None, help="Named config with RANDOM weights instead of a model (e.g. tsjnet, to time the faithful model)."
     ),
     backend: str = typer.Option("auto", help="auto | torch | onnxruntime | tensorrt."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     gray: bool = typer.Option(False, "--gray", help="Write the fused luminance only, even for colour visible images."),
-    tile: Optional[int] = typer.Option(None, help="Fuse in overlapping tiles of this size (large frames)."),  # noqa: UP007
+    tile: Optional[int] = typer.Option(None, help="Fuse in overlapping tiles of this size (large frames)."),
     seed: int = typer.Option(0, help="Seed for the random weights (without --model)."),
-    ort_threads: Optional[int] = typer.Option(None, help=FLAG_HELP["ort_threads"]),  # noqa: UP007
-    ort_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["ort_cache"]),  # noqa: UP007
-    providers: Optional[str] = typer.Option(None, help=FLAG_HELP["providers"]),  # noqa: UP007
+    ort_threads: Optional[int] = typer.Option(None, help=FLAG_HELP["ort_threads"]),
+    ort_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["ort_cache"]),
+    providers: Optional[str] = typer.Option(None, help=FLAG_HELP["providers"]),
     trt_ep_fp16: bool = typer.Option(False, "--trt-ep-fp16", help=FLAG_HELP["trt_ep_fp16"]),
-    trt_ep_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["trt_ep_cache"]),  # noqa: UP007
+    trt_ep_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["trt_ep_cache"]),
     dtype: str = typer.Option("fp32", help=FLAG_HELP["dtype"]),
 ) -> None:
     """Fuse an IR/visible pair, or two folders of pairs, and write the fused images."""
@@ -193,14 +193,14 @@ def doctor() -> None:
 
 @app.command("build-plugin")
 def build_plugin_command(
-    output: Optional[Path] = typer.Option(  # noqa: UP007
+    output: Optional[Path] = typer.Option(
         None, "-o", "--output", help="Library path (default $TSJNET_TRT_PLUGIN, else ~/.cache/tsjnet_sdk/trt_plugin/)."
     ),
-    trt_include: Optional[Path] = typer.Option(  # noqa: UP007
+    trt_include: Optional[Path] = typer.Option(
         None, "--trt-include", help="Folder holding NvInferRuntime.h (default: $TSJNET_TRT_INCLUDE, $TRT_INCLUDE_DIR, "
         "$TENSORRT_ROOT/include, /usr/include/<arch>-linux-gnu, ...)."
     ),
-    arch: Optional[list[str]] = typer.Option(  # noqa: UP007
+    arch: Optional[list[str]] = typer.Option(
         None, "--arch", help="GPU target, repeatable: sm_87 (Orin), sm_86/sm_89 (RTX 30/40), sm_90 (default: this GPU)."
     ),
     tsjnet_only: bool = typer.Option(False, "--tsjnet-only", help="Only TSJNet's kernels (kernel 7, head_dim 32): faster build."),

@@ -49,12 +49,9 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from tsjnet_sdk.atomic import write_bytes_atomic
 from tsjnet_sdk import shipped
+from tsjnet_sdk.atomic import write_bytes_atomic
 from tsjnet_sdk.baselines import BASELINES
-from tsjnet_sdk.pairing import PairingError, pair_folders
-from tsjnet_sdk.results import write_json
-from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
 from tsjnet_sdk.imaging import (
     IMAGE_SUFFIXES,
     ImageError,
@@ -65,6 +62,9 @@ from tsjnet_sdk.imaging import (
     read_image,
     write_image,
 )
+from tsjnet_sdk.pairing import PairingError, pair_folders
+from tsjnet_sdk.results import write_json
+from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
 
 #: Metric preset of the demo's quality table (tsjnet_sdk.metrics).
 PRESET = "paper"
@@ -431,9 +431,9 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def demo_command(
-    ir: Optional[Path] = typer.Option(None, "--ir", help="Infrared image or folder (with --vis); default: built-in night scenes."),  # noqa: UP007
-    vis: Optional[Path] = typer.Option(None, "--vis", help="Visible image or folder, paired with --ir by file name."),  # noqa: UP007
-    model: Optional[Path] = typer.Option(  # noqa: UP007
+    ir: Optional[Path] = typer.Option(None, "--ir", help="Infrared image or folder (with --vis); default: built-in night scenes."),
+    vis: Optional[Path] = typer.Option(None, "--vis", help="Visible image or folder, paired with --ir by file name."),
+    model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="Checkpoint, ONNX file or engine; default: the shipped weights, else random tsjnet-edge."
     ),
     out_dir: Path = typer.Option(Path("outputs/demo"), "--out", "-o", help="Output folder."),
@@ -443,14 +443,14 @@ def demo_command(
     width: int = typer.Option(640, help="Width of the built-in scenes."),
     backend: str = typer.Option("auto", help="auto | torch | onnxruntime | tensorrt."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
-    threads: Optional[int] = typer.Option(  # noqa: UP007
+    threads: Optional[int] = typer.Option(
         None, help="PyTorch CPU threads (default: torch's); 1 is often faster on a CPU busy with other work."
     ),
-    ort_threads: Optional[int] = typer.Option(None, help=FLAG_HELP["ort_threads"]),  # noqa: UP007
-    ort_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["ort_cache"]),  # noqa: UP007
-    providers: Optional[str] = typer.Option(None, help=FLAG_HELP["providers"]),  # noqa: UP007
+    ort_threads: Optional[int] = typer.Option(None, help=FLAG_HELP["ort_threads"]),
+    ort_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["ort_cache"]),
+    providers: Optional[str] = typer.Option(None, help=FLAG_HELP["providers"]),
     trt_ep_fp16: bool = typer.Option(False, "--trt-ep-fp16", help=FLAG_HELP["trt_ep_fp16"]),
-    trt_ep_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["trt_ep_cache"]),  # noqa: UP007
+    trt_ep_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["trt_ep_cache"]),
     dtype: str = typer.Option("fp32", help=FLAG_HELP["dtype"]),
 ) -> None:
     """Fuse sample pairs with TSJNet and classical baselines; write images, panels and metrics."""

@@ -8,7 +8,7 @@ Harnesses (seed corpus in tests/fuzz/corpus/<name>/):
   onnx_metadata     what `tsjnet info` does with an .onnx file (runtime.inspect_artifact)
   checkpoint        checkpoint metadata and config (read_checkpoint_metadata, checkpoint_config, inspect_artifact)
   image             image files, any format Pillow detects (imaging.read_image, with a 4 Mpx limit)
-  pairing           pairing of IR / visible folders by file name (cli._pair_folders)
+  pairing           pairing of IR / visible folders by file name (tsjnet_sdk.pairing.pair_folders)
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def pairing(data: bytes) -> None:
     """Names from the data (split at b'\\n'; bytes 0x80+ as latin-1) go into an IR and a visible folder."""
     import shutil
 
-    from tsjnet_sdk.cli import _pair_folders
+    from tsjnet_sdk.pairing import PairingError, pair_folders
 
     root = _WORK / "pairing"
     shutil.rmtree(root, ignore_errors=True)
@@ -108,13 +108,16 @@ def pairing(data: bytes) -> None:
         except OSError:  # a name the file system refuses: not the SDK's business
             continue
         created[folder].add(name)
-    pairs, unpaired = _pair_folders(ir_dir, vis_dir)
-    names = [n for n, _, _ in pairs]
+    try:
+        matched = pair_folders(ir_dir, vis_dir)
+    except PairingError:   # documented: two images of one folder share a name (a.png, a.jpg)
+        return
+    names = [row[0] for row in matched.rows]
     assert len(names) == len(set(names))
-    for name, ir, vis in pairs:
+    for name, ir, vis in matched.rows:
         assert ir.parent == ir_dir and vis.parent == vis_dir and ir.stem == vis.stem == name
         assert ir.name in created[ir_dir] and vis.name in created[vis_dir]
-    assert not set(names) & {u.rsplit(" (", 1)[0] for u in unpaired}
+    assert not set(names) & {stem for stems in matched.unmatched for stem in stems}
 
 
 def _documented(e: Exception) -> None:

@@ -44,7 +44,6 @@ def engines() -> None:
 
 
 def onnx_files() -> None:
-    import onnx
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(

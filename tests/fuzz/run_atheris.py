@@ -23,14 +23,14 @@ with atheris.instrument_imports(include=["tsjnet_sdk", "PIL", "harnesses"]):
     from PIL import Image
 
     Image.init()  # imports every format plugin now (Pillow loads them lazily otherwise)
-    import tsjnet_sdk.cli  # noqa: F401 - folder pairing
-    import tsjnet_sdk.engine_format  # noqa: F401
-    import tsjnet_sdk.imaging  # noqa: F401
-    import tsjnet_sdk.models.checkpoint  # noqa: F401
-    import tsjnet_sdk.models.config  # noqa: F401
-    import tsjnet_sdk.runtime.artifacts  # noqa: F401
+    import harnesses
 
-    import harnesses  # noqa: E402
+    import tsjnet_sdk.cli
+    import tsjnet_sdk.engine_format
+    import tsjnet_sdk.imaging
+    import tsjnet_sdk.models.checkpoint
+    import tsjnet_sdk.models.config
+    import tsjnet_sdk.runtime.artifacts  # noqa: F401
 
 
 def main() -> None:

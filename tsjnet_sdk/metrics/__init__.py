@@ -41,7 +41,7 @@ from tsjnet_sdk.metrics.information import cross_entropy, entropy, fmi, mutual_i
 from tsjnet_sdk.metrics.perceptual import qcb, qcv
 from tsjnet_sdk.metrics.presets import ALL_METRICS, METRIC_INFO, PRESETS, Preset, get_preset
 from tsjnet_sdk.metrics.structural import ms_ssim, ms_ssim_pair, ssim, ssim_pair
-from tsjnet_sdk.metrics.vif import vif, vifp_pair, viff_han
+from tsjnet_sdk.metrics.vif import vif, viff_han, vifp_pair
 
 __all__ = [
     "ALL_METRICS",

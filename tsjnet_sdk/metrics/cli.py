@@ -31,10 +31,10 @@ def eval_command(
     preset: str = typer.Option(
         "paper", "--preset", help="Metric conventions: paper (TSJNet Table 1, default), vifb, cdd."
     ),
-    output: Optional[Path] = typer.Option(  # noqa: UP007 (typer needs Optional on 3.10)
+    output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="CSV to write (default: <fused>/metrics_<preset>.csv)."
     ),
-    metrics: Optional[str] = typer.Option(  # noqa: UP007
+    metrics: Optional[str] = typer.Option(
         None, "--metrics", help="Comma-separated subset of metrics (e.g. SSIM,PSNR,Qcv); default: the preset's set."
     ),
 ) -> None:

@@ -13,10 +13,11 @@ import functools
 import math
 
 import numpy as np
+
 from tsjnet_sdk.metrics._core import (
     block_reduce_sum,
-    check_triplet,
     cached,
+    check_triplet,
     filter_frequency,
     freq_radius,
     minmax_rescale_255,

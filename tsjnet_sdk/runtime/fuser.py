@@ -24,7 +24,7 @@ from tsjnet_sdk.runtime.backends import open_backend
 from tsjnet_sdk.runtime.backends.base import Backend
 from tsjnet_sdk.runtime.options import BackendOptions
 
-ImageLike = Union[np.ndarray, str, os.PathLike, Any]  # Any: a PIL image
+ImageLike = Union[np.ndarray, str, os.PathLike, Any]  # noqa: UP007 - a runtime alias of a typing special form; Any: a PIL image
 
 
 def load_frame(image: ImageLike, name: str, max_pixels: int | None = None) -> np.ndarray:

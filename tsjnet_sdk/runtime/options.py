@@ -21,7 +21,6 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
 
 EXECUTION_MODES = ("sequential", "parallel")
 GRAPH_LEVELS = ("disabled", "basic", "extended", "all")
@@ -134,7 +133,7 @@ class TensorRTOptions:
             raise ValueError(f"TensorRTOptions.profile_index must be a whole number >= 0, got {self.profile_index!r}")
 
 
-BackendOptions = Union[OrtOptions, TorchOptions, TensorRTOptions]
+BackendOptions = OrtOptions | TorchOptions | TensorRTOptions
 OPTION_TYPES = (OrtOptions, TorchOptions, TensorRTOptions)
 
 
