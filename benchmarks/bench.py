@@ -39,8 +39,10 @@ from typing import Any
 
 import numpy as np
 
+from tsjnet_sdk.hashing import file_sha256
+
 from .bench_accuracy import accuracy_vs_reference, fusion_metrics
-from .bench_artefacts import ensure_checkpoint, file_digest
+from .bench_artefacts import ensure_checkpoint
 from .bench_data import list_pairs, load_pair
 from .bench_rows import ROW_IDS, ROWS, RowContext, RowSpec, select_rows
 from .bench_settings import DEFAULT_DATA, REFERENCE_ROW, SCHEMA, BenchSettings, Progress, Shape, _say, parse_size, size_label
@@ -175,7 +177,7 @@ def run_bench(settings: BenchSettings, progress: Progress | None = None,
         "duration_s": time.time() - started,
         "machine": describe_machine(),
         "model": {"name": json.loads(meta["config"]).get("name") if "config" in meta else None,
-                  "checkpoint": checkpoint.name, "checkpoint_sha256": file_digest(checkpoint),
+                  "checkpoint": checkpoint.name, "checkpoint_sha256": file_sha256(checkpoint),
                   "weights": meta.get("note", "as given")},
         "settings": {
             "warmup": settings.warmup, "runs": settings.runs, "sizes": [size_label(s) for s in settings.sizes],

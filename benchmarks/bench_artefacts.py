@@ -9,18 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from tsjnet_sdk.hashing import file_sha256
+
 from .bench_data import prepared_inputs
 from .bench_settings import BenchSettings, Progress, Shape, _say
 
 # -- artefacts (cached by checkpoint hash + options) ------------------------------------------------
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def ensure_checkpoint(settings: BenchSettings, progress: Progress | None = None) -> Path:
@@ -45,7 +39,7 @@ def ensure_checkpoint(settings: BenchSettings, progress: Progress | None = None)
 def _cache_path(settings: BenchSettings, checkpoint: Path, shape: Shape, tag: str, suffix: str) -> Path:
     from tsjnet_sdk import __version__
 
-    key = hashlib.sha256(f"{file_digest(checkpoint)}|{__version__}|{tag}|{shape}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"{file_sha256(checkpoint)}|{__version__}|{tag}|{shape}".encode()).hexdigest()[:16]
     return Path(settings.work_dir) / "artefacts" / f"{checkpoint.stem}_{shape[0]}x{shape[1]}x{shape[2]}_{tag}_{key}{suffix}"
 
 
@@ -86,7 +80,7 @@ def ensure_int8(settings: BenchSettings, checkpoint: Path, shape: Shape, mode: s
     softmax and norms stay float."""
     fp32 = ensure_onnx(settings, checkpoint, shape, progress)
     # The key includes the fp32 file's digest: a given --onnx is quantised into its own cache entry.
-    out = _cache_path(settings, checkpoint, shape, f"int8-{mode}-c{len(calib_frames)}-{file_digest(fp32)[:12]}", ".onnx")
+    out = _cache_path(settings, checkpoint, shape, f"int8-{mode}-c{len(calib_frames)}-{file_sha256(fp32)[:12]}", ".onnx")
     if out.is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -124,7 +124,7 @@ def run_quality(
     so a partial copy of the data still gives a table.
     """
     from tsjnet_sdk.demo import run_demo
-    from tsjnet_sdk.models.checkpoint import file_sha256
+    from tsjnet_sdk.hashing import file_sha256
 
     root = Path(data_root)
     unknown = [d for d in datasets if d not in EVAL_SETS]

@@ -40,7 +40,7 @@ from tsjnet_sdk.export.onnx_export import (
     check_export_options,
     export_onnx,
 )
-from tsjnet_sdk.models.checkpoint import file_sha256
+from tsjnet_sdk.hashing import file_sha256
 
 # (N, H, W) of the optimisation profile. 32 is the model's minimum; 480x640 the usual thermal camera;
 # 720x1280 keeps the faithful model's full-resolution 512-channel activations within a 16 GB GPU.

@@ -39,7 +39,8 @@ from tsjnet_sdk._version import __version__
 from tsjnet_sdk.artifact_metadata import ArtifactMetadata
 from tsjnet_sdk.atomic import atomic_path
 from tsjnet_sdk.export.parity import FP16_PSNR_DB, FP32_PSNR_DB
-from tsjnet_sdk.models.checkpoint import CheckpointError, file_sha256, load_checkpoint
+from tsjnet_sdk.hashing import file_sha256
+from tsjnet_sdk.models.checkpoint import CheckpointError, load_checkpoint
 from tsjnet_sdk.models.config import MIN_INPUT_SIZE
 
 # torch's dynamo exporter emits opset 18 natively (others go through the ONNX version converter);

@@ -19,7 +19,6 @@ and TensorRT 10.0-10.8 uses the library at its default location (kernels/build_p
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tsjnet_sdk import na_node
+from tsjnet_sdk.hashing import file_sha256
 from tsjnet_sdk.kernels.trt_plugin import MIN_TENSORRT as QDP_MIN_TENSORRT
 from tsjnet_sdk.kernels.trt_plugin import PluginUnavailable
 
@@ -56,14 +56,6 @@ class PluginChoice:
 
 def _version_tuple(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", version)[:2])
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def given_library(explicit: str | os.PathLike | None = None) -> tuple[Path, str] | None:

@@ -103,8 +103,8 @@ def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path):
 
 
 def test_ship_writes_float16_weights_with_provenance(tmp_path):
+    from tsjnet_sdk.hashing import file_sha256
     from tsjnet_sdk.models import read_checkpoint_metadata
-    from tsjnet_sdk.models.checkpoint import file_sha256
     from tsjnet_sdk.training.ship import ship
 
     torch.manual_seed(0)

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from tsjnet_sdk.demo import run_demo
-from tsjnet_sdk.models.checkpoint import checkpoint_config, file_sha256, read_checkpoint_metadata
+from tsjnet_sdk.hashing import file_sha256
+from tsjnet_sdk.models.checkpoint import checkpoint_config, read_checkpoint_metadata
 from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -91,7 +91,7 @@ def ship_command(
     out: Optional[Path] = typer.Option(None, "--out", help="Output file (default: the package's shipped weights)."),
 ) -> None:
     """Turn a training checkpoint into the SDK's shipped weights (float16, provenance in the metadata)."""
-    from tsjnet_sdk.models.checkpoint import file_sha256
+    from tsjnet_sdk.hashing import file_sha256
     from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
     from tsjnet_sdk.training.ship import ship
 

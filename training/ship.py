@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tsjnet_sdk.models.checkpoint import file_sha256, load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from tsjnet_sdk.hashing import file_sha256
+from tsjnet_sdk.models.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
 from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
 
 

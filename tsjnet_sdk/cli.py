@@ -213,7 +213,7 @@ def build_plugin_command(
         path = build_plugin(output, trt_include=trt_include, archs=arch, tsjnet_only=tsjnet_only, verbose=True)
     except PluginBuildError as e:
         raise _fail(str(e)) from None
-    from tsjnet_sdk.kernels.trt_plugin_lib import file_sha256
+    from tsjnet_sdk.hashing import file_sha256
 
     typer.echo(f"built {path} (sha256 {file_sha256(path)[:16]}...)")
 

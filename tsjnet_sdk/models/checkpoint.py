@@ -7,7 +7,6 @@ training package's business and lives in its own files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -126,14 +125,6 @@ def _stored_shapes(path: Path) -> dict[str, tuple[int, ...]]:
                 raise CheckpointError(f"{path}: corrupt safetensors header (tensor {name!r} has no shape)")
             shapes[name] = tuple(shape)
     return shapes
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from tsjnet_sdk.hashing import file_sha256
 from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
 from tsjnet_sdk.runtime.options import OrtOptions
 
@@ -115,13 +116,9 @@ def optimized_model(path: Path, options: OrtOptions, providers: Sequence[str]) -
 
     from tsjnet_sdk.atomic import atomic_path
 
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
     # ORT's "all" level bakes CPU-specific layouts (NCHWc) into the saved graph: the CPU is in the key too.
     key = hashlib.sha256(
-        f"{h.hexdigest()}|{ort.__version__}|{options.graph_optimization}|{','.join(providers)}|{_cpu_name()}".encode()
+        f"{file_sha256(path)}|{ort.__version__}|{options.graph_optimization}|{','.join(providers)}|{_cpu_name()}".encode()
     ).hexdigest()[:16]
     cache_dir = options.cache_dir()
     assert cache_dir is not None
