@@ -67,8 +67,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tsjnet_sdk import results as _results
 from tsjnet_sdk.atomic import atomic_path
-from tsjnet_sdk.benchmarks import REPO_ROOT
+from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
+
+# The script runs from a source checkout (it runs tests/ and scripts/ from there); an installed package
+# without one looks in the working directory.
+REPO_ROOT = _results.REPO_ROOT or Path.cwd()
 
 PASS, FAIL, ERROR, SKIPPED, INFO, CUT = "pass", "fail", "error", "skipped", "info", "cut"
 #: worst first: a section's verdict is the first of these that any of its checks has
@@ -214,7 +219,7 @@ class Verifier:
                  dry_run: bool = False, kernels_dir: str | os.PathLike | None = None,
                  sections: Sequence[Section] | None = None, only: Sequence[str] | None = None,
                  stem: str | None = None, log: Callable[[str], None] | None = None) -> None:
-        self.out_dir = Path(out_dir) if out_dir is not None else REPO_ROOT / "benchmarks" / "results"
+        self.out_dir = Path(out_dir) if out_dir is not None else _results.results_dir("gpu_verify", "benchmarks/results")
         self.deadline_s = float(deadline_s)
         self.dry_run = dry_run
         self.kernels_dir = Path(kernels_dir).resolve() if kernels_dir is not None else None
@@ -347,20 +352,18 @@ def render_markdown(report: dict[str, Any]) -> str:
     if bad:
         lines += ["", "## Not passing", ""]
         lines += [f"* {n} / {c['name']}: **{c['verdict']}** {c.get('message', '')[:300]}" for n, c in bad[:40]]
-    bench = report["sections"].get("benchmark", {}).get("data", {}).get("rows", [])
-    if bench:
-        lines += ["", "## NA timings (median us, L2 flushed)", "", "| shape | dtype | backend | us | GB/s | % copy bw |",
-                  "|---|---|---|---|---|---|"]
-        for row in bench:
-            lines.append(f"| {row['shape']} | {row['dtype']} | {row['backend']} | {row.get('us', '')} | "
-                         f"{row.get('gbs', '')} | {row.get('pct_copy_bw', '')} |")
-    model = report["sections"].get("model", {}).get("data", {}).get("rows", [])
-    if model:
-        lines += ["", "## Whole model (1x1x480x640)", "", "| model | precision | NA | ms | max abs diff vs reference NA | kernel calls |",
-                  "|---|---|---|---|---|---|"]
-        for row in model:
-            lines.append(f"| {row['model']} | {row['precision']} | {row['na']} | {row.get('ms', '')} | "
-                         f"{row.get('max_abs_diff', '')} | {row.get('kernel_calls', '')} |")
+    tables = (
+        ("benchmark", "NA timings (median us, L2 flushed)",
+         (("shape", "shape"), ("dtype", "dtype"), ("backend", "backend"), ("us", "us"), ("GB/s", "gbs"), ("% copy bw", "pct_copy_bw"))),
+        ("model", "Whole model (1x1x480x640)",
+         (("model", "model"), ("precision", "precision"), ("NA", "na"), ("ms", "ms"),
+          ("max abs diff vs reference NA", "max_abs_diff"), ("kernel calls", "kernel_calls"))),
+    )
+    for section, title, columns in tables:
+        rows = report["sections"].get(section, {}).get("data", {}).get("rows", [])
+        if rows:
+            lines += ["", f"## {title}", "", "| " + " | ".join(h for h, _ in columns) + " |", "|---" * len(columns) + "|"]
+            lines += ["| " + " | ".join(str(row.get(key, "")) for _, key in columns) + " |" for row in rows]
     lines += ["", f"Gate: `auto` may use the CUDA kernel once `gate` is pass (sections {', '.join(GATING)}).", ""]
     return "\n".join(lines)
 
@@ -1006,7 +1009,7 @@ def _model_for(name: str, device: Any) -> tuple[Any, str]:
     from tsjnet_sdk.models import create_model
 
     if name == "tsjnet-edge":
-        weights = REPO_ROOT / "tsjnet_sdk" / "weights" / "tsjnet-edge.safetensors"
+        weights = SHIPPED_WEIGHTS
         with contextlib.suppress(Exception):
             from tsjnet_sdk.models import load_checkpoint
 
@@ -1268,7 +1271,7 @@ def section_deployment(ctx: Ctx) -> None:
     tmp = ctx.out_dir / f"{ctx.runner.stem}_deploy_tmp"
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        weights = REPO_ROOT / "tsjnet_sdk" / "weights" / "tsjnet-edge.safetensors"
+        weights = SHIPPED_WEIGHTS
         reference = _torch_reference_fused(weights)
         if gpu_eps:
             ctx.attempt("onnxruntime gpu providers", lambda: _ort_rows(ctx, weights, tmp, gpu_eps, reference))
