@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_training_losses import one_thread  # noqa: F401 - autouse: one torch thread on the shared CPU
 from test_training_trainer import make_pairs, tiny_config
 
 from tsjnet_sdk.models import TSJNetOutput, create_model, save_checkpoint
@@ -21,14 +22,6 @@ from tsjnet_sdk.training import config_from_dict
 from tsjnet_sdk.training.config import ConfigError
 from tsjnet_sdk.training.losses import FusionLoss
 from tsjnet_sdk.training.trainer import Trainer, attention_groups_in_use, reopen_attention
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture
