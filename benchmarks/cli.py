@@ -197,3 +197,22 @@ def metrics_speed_command(
     from tsjnet_sdk.benchmarks.bench_metrics import time_metrics
 
     time_metrics(repeat, pair, [p for p in presets.split(",") if p])
+
+
+def soak_command(
+    frames: int = typer.Option(10_000, help="Frames to stream."),
+    size: int = typer.Option(64, help="Square frame size (>= 32)."),
+    config: str = typer.Option("tsjnet-tiny", help="Random-weight config when no --model is given."),
+    model: Optional[str] = typer.Option(None, help="Checkpoint / ONNX file to run instead."),
+    backend: str = typer.Option("onnxruntime", help="torch | onnxruntime."),
+    every: int = typer.Option(100, help="Record RSS every N frames."),
+    warmup: int = typer.Option(200, help="Frames before the memory baseline."),
+    out: Optional[Path] = typer.Option(None, help="JSON path (the PNG goes beside it)."),
+) -> None:
+    """Soak: stream frames through one Fuser and record resident memory over time (docs/reliability.md)."""
+    from tsjnet_sdk.benchmarks.soak import run_soak
+
+    if backend not in ("torch", "onnxruntime"):
+        typer.echo(f"error: --backend must be torch or onnxruntime, got {backend!r}", err=True)
+        raise typer.Exit(2)
+    run_soak(frames, size, config, model, backend, every, warmup, out)

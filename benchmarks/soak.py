@@ -13,8 +13,6 @@ least-squares line through all post-warm-up samples (MB per 1000 frames).
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import tempfile
@@ -26,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
-
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+from tsjnet_sdk.atomic import atomic_path
+from tsjnet_sdk.results import results_dir, write_json
 
 
 def rss_mb() -> float:
@@ -141,35 +138,36 @@ def open_soak_fuser(model: str | None, config: str, backend: str, size: int, wor
     return Fuser(model, backend=backend, device="cpu"), model
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=10_000)
-    parser.add_argument("--size", type=int, default=64, help="square frame size (>= 32)")
-    parser.add_argument("--config", default="tsjnet-tiny", help="random-weight config when no --model is given")
-    parser.add_argument("--model", default=None, help="checkpoint / ONNX file to run instead")
-    parser.add_argument("--backend", default="onnxruntime", choices=["torch", "onnxruntime"])
-    parser.add_argument("--every", type=int, default=100, help="record RSS every N frames")
-    parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--out", type=Path, default=None, help="JSON path (the PNG goes beside it)")
-    args = parser.parse_args(argv)
-
+def run_soak(frames: int = 10_000, size: int = 64, config: str = "tsjnet-tiny", model: str | None = None,
+             backend: str = "onnxruntime", every: int = 100, warmup: int = 200, out: Path | None = None) -> Path:
+    """Stream ``frames`` frames of ``size`` x ``size`` through one Fuser, recording RSS every ``every``
+    frames after ``warmup``; writes the JSON (and a PNG chart beside it) atomically and returns its path."""
     with tempfile.TemporaryDirectory() as workdir:
-        fuser, model = open_soak_fuser(args.model, args.config, args.backend, args.size, Path(workdir))
-        label = f"{args.backend}, {Path(model).name if args.model else args.config + ' (random weights)'}"
-        result = measure(fuser, args.frames, args.size, args.every, args.warmup)
+        fuser, model_path = open_soak_fuser(model, config, backend, size, Path(workdir))
+        label = f"{backend}, {Path(model_path).name if model else config + ' (random weights)'}"
+        result = measure(fuser, frames, size, every, warmup)
     result.update({
-        "label": label, "backend": args.backend, "model": args.model or f"{args.config} (random weights, seed 0)",
+        "label": label, "backend": backend, "model": model or f"{config} (random weights, seed 0)",
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "python": platform.python_version(),
         "machine": platform.machine(), "cpu_count": os.cpu_count(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "nice": os.nice(0),
     })
-    out = args.out or RESULTS_DIR / f"soak_{args.backend}_{args.config if not args.model else Path(args.model).stem}_{args.frames}.json"
-    write_bytes_atomic(out, (json.dumps(result, indent=1) + "\n").encode("utf-8"))
+    stem = config if not model else Path(model).stem
+    out = out or results_dir("soak", "benchmarks/results") / f"soak_{backend}_{stem}_{frames}.json"
+    write_json(out, result, indent=1)
     draw_chart(result, out.with_suffix(".png"))
-    print(f"{args.frames} frames in {result['seconds']:.0f} s: RSS {result['rss_after_warmup_mb']:.1f} -> "
+    print(f"{frames} frames in {result['seconds']:.0f} s: RSS {result['rss_after_warmup_mb']:.1f} -> "
           f"{result['rss_end_mb']:.1f} MB (growth {result['growth_mb']:+.2f} MB, slope "
           f"{result['slope_mb_per_1000_frames']:+.3f} MB/1000 frames); wrote {out} and {out.with_suffix('.png').name}")
-    return 0
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tsjnet_sdk.benchmarks.soak``: the same command as ``tsjnet soak``."""
+    from tsjnet_sdk.benchmarks.cli import soak_command
+    from tsjnet_sdk.cli_support import run_command
+
+    return run_command(soak_command, argv, "python -m tsjnet_sdk.benchmarks.soak")
 
 
 if __name__ == "__main__":

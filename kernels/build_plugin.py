@@ -23,7 +23,6 @@ Default output: ``$TSJNET_TRT_PLUGIN`` if set, else ``~/.cache/tsjnet_sdk/trt_pl
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import re
@@ -218,20 +217,11 @@ def build_plugin(output: str | os.PathLike | None = None, *, trt_include: str | 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tsjnet_sdk.kernels.build_plugin", description=__doc__.split("\n")[0])
-    parser.add_argument("-o", "--output", help=f"library path (default {default_library_path()})")
-    parser.add_argument("--trt-include", help="folder holding NvInferRuntime.h (default: searched)")
-    parser.add_argument("--arch", action="append", help="GPU target, e.g. sm_87; repeatable (default: this GPU)")
-    parser.add_argument("--tsjnet-only", action="store_true", help="only TSJNet's kernels (k 7, head_dim 32): faster")
-    args = parser.parse_args(argv)
-    try:
-        path = build_plugin(args.output, trt_include=args.trt_include, archs=args.arch,
-                            tsjnet_only=args.tsjnet_only, verbose=True)
-    except PluginBuildError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    """``python -m tsjnet_sdk.kernels.build_plugin``: the same command as ``tsjnet build-plugin``."""
+    from tsjnet_sdk.cli import build_plugin_command
+    from tsjnet_sdk.cli_support import run_command
+
+    return run_command(build_plugin_command, argv, "python -m tsjnet_sdk.kernels.build_plugin")
 
 
 if __name__ == "__main__":

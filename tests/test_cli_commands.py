@@ -43,7 +43,9 @@ def test_shipped_code_has_no_own_argument_parsing() -> None:
     offenders = [str(p.relative_to(root)) for folder in ("tsjnet_sdk", "export", "kernels", "training", "benchmarks")
                  for p in (root / folder).rglob("*.py")
                  if "import argparse" in p.read_text() or "sys.argv" in p.read_text()]
-    assert offenders == []
+    # The GPU verification runs from a plain checkout on a bare GPU image (standard library + torch, no
+    # typer): its own parser stays; `tsjnet gpu-verify` wraps it.
+    assert offenders == ["benchmarks/gpu_verify.py"]
 
 
 def test_kernel_cli_lists_match_build() -> None:

@@ -11,7 +11,14 @@ import typer
 from rich.console import Console
 
 from tsjnet_sdk._version import __version__
-from tsjnet_sdk.benchmarks.cli import bench_command, flops_command, gpu_verify_command, metrics_speed_command, report_command
+from tsjnet_sdk.benchmarks.cli import (
+    bench_command,
+    flops_command,
+    gpu_verify_command,
+    metrics_speed_command,
+    report_command,
+    soak_command,
+)
 from tsjnet_sdk.benchmarks.quality import quality_command
 from tsjnet_sdk.demo import demo_command
 from tsjnet_sdk.export.cli import export_command
@@ -231,6 +238,7 @@ app.command("plot-log")(plot_command)
 app.command("bench-report")(report_command)
 app.command("flops")(flops_command)
 app.command("bench-metrics")(metrics_speed_command)
+app.command("soak")(soak_command)
 app.command("build-kernels")(build_kernels_command)
 
 
