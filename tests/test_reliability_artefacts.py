@@ -210,7 +210,7 @@ def test_extreme_inputs_give_finite_outputs_torch_fp32(tiny_checkpoint):
 
 
 def test_extreme_inputs_give_finite_outputs_shipped_weights():
-    from tsjnet_sdk.demo import SHIPPED_WEIGHTS
+    from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
 
     if not SHIPPED_WEIGHTS.exists():
         pytest.skip("shipped weights not present")
@@ -225,8 +225,8 @@ def test_extreme_inputs_give_finite_outputs_onnx_fp32(tiny_onnx):
 @pytest.mark.slow
 def test_extreme_inputs_give_finite_outputs_onnx_fp16(tmp_path):
     """The fp16 ONNX export (half-precision graph, float32 I/O) of the shipped weights at 32 x 32."""
-    from tsjnet_sdk.demo import SHIPPED_WEIGHTS
     from tsjnet_sdk.export import export_onnx
+    from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
 
     if not SHIPPED_WEIGHTS.exists():
         pytest.skip("shipped weights not present")

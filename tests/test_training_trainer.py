@@ -74,7 +74,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 def test_train_writes_artifacts_and_runtime_loads_checkpoint(tmp_path, data_dir):
     make_pairs(tmp_path / "val", 2, size=(70, 50), seed=3)
-    cfg = config_from_dict(tiny_config(tmp_path, val={"datasets": [{"root": str(tmp_path / "val")}], "every_steps": 2, "samples": 2}))
+    cfg = config_from_dict(tiny_config(tmp_path, val={"datasets": [{"root": str(tmp_path / "val")}], "every_steps": 2, "samples": 2},
+                                       loss={"preset": "paper"}))   # the paper's terms: every column below
     summary = Trainer(cfg).fit()
     out = Path(summary["out_dir"])
     assert summary["steps"] == 4 and summary["sec_per_step"] > 0
@@ -84,7 +85,7 @@ def test_train_writes_artifacts_and_runtime_loads_checkpoint(tmp_path, data_dir)
     assert not list(out.glob(".*.tmp")), "no temporary files left behind"
     rows = read_rows(out / "train_log.csv")
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
-    for key in ("loss", "fusion", "ssim", "diversity", "recon_ir", "recon_vis", "lr", "sec_per_step"):
+    for key in ("loss", "fusion", "ssim", "diversity", "recon_ir", "recon_vis", "att_groups", "lr", "sec_per_step"):
         assert all(r[key] != "" for r in rows), key
     vrows = read_rows(out / "val_log.csv")
     assert [int(r["step"]) for r in vrows] == [2, 4] and "SSIM" in vrows[0] and "loss" in vrows[0]
@@ -115,7 +116,7 @@ def test_holdout_validation_basic_metrics_and_val_scheduler(tmp_path, data_dir):
     assert "train data: 6 pair(s)" in log and "validation: 2 pair(s)" in log and "basic SSIM/PSNR" in log
     assert "training the fusion network: 3 steps (2 per epoch" in log        # 4 training pairs left
     vrows = read_rows(out / "val_log.csv")
-    assert [r["step"] for r in vrows] == ["1", "2", "3"] and set(vrows[0]) == {"step", "loss", "SSIM", "PSNR"}
+    assert [r["step"] for r in vrows] == ["1", "2", "3"] and set(vrows[0]) == {"step", "loss", "att_groups", "SSIM", "PSNR"}
     best = max(vrows, key=lambda r: float(r["SSIM"]))
     assert summary["best_step"] == int(best["step"])
     from tsjnet_sdk.models import read_checkpoint_metadata
