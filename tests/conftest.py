@@ -12,6 +12,24 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = data_root()  # $TSJNET_DATA, else ../shared/data beside the checkout
 
 
+def mean_onnx_model(path: Path, shape: list) -> Path:
+    """An ONNX with the tsjnet I/O names whose output is (ir + vis) / 2 (builds in ms); ``shape`` is
+    [N, 1, H, W] with ints (static) or names (dynamic)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["ir", "vis"], ["sum"]), helper.make_node("Mul", ["sum", "half"], ["fused"])],
+        "mean",
+        [helper.make_tensor_value_info("ir", TensorProto.FLOAT, shape),
+         helper.make_tensor_value_info("vis", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("fused", TensorProto.FLOAT, shape)],
+        [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    return path
+
+
 def require_shared_data(*parts: str) -> Path:
     """Path under ../shared/data, or skip the test with the reason when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

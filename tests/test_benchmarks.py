@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import require_shared_data
+from conftest import mean_onnx_model, require_shared_data
 from typer.testing import CliRunner
 
 pytest.importorskip("torch")
@@ -23,21 +23,7 @@ pytest.importorskip("onnxruntime")
 
 def _mean_onnx(path: Path, height: int, width: int) -> Path:
     """A static 1x1xHxW ONNX with the tsjnet I/O names whose output is (ir + vis) / 2."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    shape = [1, 1, height, width]
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["ir", "vis"], ["sum"]),
-         helper.make_node("Mul", ["sum", "half"], ["fused"])],
-        "mean",
-        [helper.make_tensor_value_info("ir", TensorProto.FLOAT, shape),
-         helper.make_tensor_value_info("vis", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("fused", TensorProto.FLOAT, shape)],
-        [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
-    return path
+    return mean_onnx_model(path, [1, 1, height, width])
 
 
 def test_bench_command_writes_results(tmp_path: Path) -> None:

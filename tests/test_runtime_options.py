@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import mean_onnx_model
 
 from tsjnet_sdk import Fuser
 from tsjnet_sdk.runtime import Backend, BackendUnavailable, OrtOptions, TensorRTOptions, TorchOptions, open_backend
@@ -16,20 +17,7 @@ ort = pytest.importorskip("onnxruntime")
 
 def _mean_onnx(path: Path) -> Path:
     """A dynamic-shape ONNX with the tsjnet I/O names whose output is (ir + vis) / 2 (builds in ms)."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    shape = ["N", 1, "H", "W"]
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["ir", "vis"], ["sum"]), helper.make_node("Mul", ["sum", "half"], ["fused"])],
-        "mean",
-        [helper.make_tensor_value_info("ir", TensorProto.FLOAT, shape),
-         helper.make_tensor_value_info("vis", TensorProto.FLOAT, shape)],
-        [helper.make_tensor_value_info("fused", TensorProto.FLOAT, shape)],
-        [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
-    return path
+    return mean_onnx_model(path, ["N", 1, "H", "W"])
 
 
 @pytest.fixture()
