@@ -87,12 +87,13 @@ def real_sample_pairs(root: str | os.PathLike | None = None) -> tuple[list[Pair]
     ``<set>_<stem>``, and the root looked in. Missing files are left out (an empty list without data)."""
     from tsjnet_sdk.results import data_root
 
+    def image_named(folder: Path, stem: str) -> Path | None:
+        return next((p for ext in IMAGE_SUFFIXES if (p := folder / f"{stem}{ext}").is_file()), None)
+
     base = Path(root) if root is not None else data_root()
     pairs: list[Pair] = []
     for folder, stem in REAL_SAMPLES:
-        found = [(base / folder / side / f"{stem}{ext}") for side in ("ir", "vi") for ext in IMAGE_SUFFIXES]
-        ir_path = next((f for f in found[: len(IMAGE_SUFFIXES)] if f.is_file()), None)
-        vis_path = next((f for f in found[len(IMAGE_SUFFIXES):] if f.is_file()), None)
+        ir_path, vis_path = image_named(base / folder / "ir", stem), image_named(base / folder / "vi", stem)
         if ir_path is not None and vis_path is not None:
             pairs.append((f"{folder.split('/')[0]}_{stem}", read_image(ir_path), read_image(vis_path)))
     return pairs, base
