@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import typer
 
+from tsjnet_sdk.cli_support import error_line
 from tsjnet_sdk.results import results_dir
 
 #: benchmarks/results in a source checkout, ./tsjnet-results/bench for an installed package
@@ -87,7 +88,7 @@ def bench_command(
         if runs < 1 and not only_na:
             raise ValueError("--runs must be at least 1")
     except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
+        error_line(console, e)
         raise typer.Exit(2) from None
 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,

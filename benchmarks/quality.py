@@ -29,6 +29,7 @@ from typing import Any
 import typer
 
 from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
+from tsjnet_sdk.cli_support import error_line
 from tsjnet_sdk.imaging import default_font
 from tsjnet_sdk.results import data_root, results_dir, write_json
 
@@ -320,20 +321,20 @@ def quality_command(
     console = Console(stderr=True, soft_wrap=True)
     if model is None:
         if not SHIPPED_WEIGHTS.exists():
-            console.print(f"[red]error:[/red] no --model given and no shipped weights at {SHIPPED_WEIGHTS}")
+            error_line(console, f"no --model given and no shipped weights at {SHIPPED_WEIGHTS}")
             raise typer.Exit(2)
         model = SHIPPED_WEIGHTS
     if not model.exists():
-        console.print(f"[red]error:[/red] --model {model} does not exist")
+        error_line(console, f"--model {model} does not exist")
         raise typer.Exit(2)
     chosen = [d.strip() for d in datasets.split(",") if d.strip()]
     try:
         results = run_quality(model, data, chosen, work, threads=threads, say=console.print)
     except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
+        error_line(console, e)
         raise typer.Exit(2) from None
     if not results["datasets"]:
-        console.print(f"[red]error:[/red] none of {chosen} found under {data} (see --data)")
+        error_line(console, f"none of {chosen} found under {data} (see --data)")
         raise typer.Exit(2)
     paths = write_results(results, out, name or f"quality_{model.stem}")
     for ds_name, ds in results["datasets"].items():

@@ -1,4 +1,5 @@
-"""``tsjnet export``: checkpoint -> ONNX or TensorRT engine (imports torch only when it runs)."""
+"""``tsjnet export``: checkpoint / ONNX / shipped model -> ONNX or TensorRT engine (imports torch only when it runs
+an export from a checkpoint)."""
 
 from __future__ import annotations
 
@@ -8,20 +9,36 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from tsjnet_sdk.cli_support import error_line
+
 console = Console(stderr=True, soft_wrap=True)
+FORMATS = ("onnx", "engine")
+
+
+def _source_path(model: str, format: str) -> Path:
+    """A model file, or a shipped model's name (``tsjnet-edge``): its ONNX for engines (no torch needed on the
+    device), its checkpoint for ONNX exports."""
+    from tsjnet_sdk import shipped
+
+    if shipped.is_shipped_name(model):
+        files = shipped.SHIPPED_MODELS[model]
+        return files.onnx if format == "engine" else files.checkpoint
+    return Path(model)
 
 
 def export_command(
-    checkpoint: Path = typer.Argument(..., help="tsjnet checkpoint (.safetensors)."),
+    model: str = typer.Argument(..., help="Checkpoint (.safetensors), tsjnet ONNX file, or a shipped model's name (tsjnet-edge)."),
     format: str = typer.Option("onnx", "--format", "-f", help="onnx | engine."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (default beside the checkpoint)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (default: <name>[_fp16].<format> in the current folder)."),
     fp16: bool = typer.Option(False, "--fp16", help="FP16 (I/O stays float32; softmax/norms/sigmoid in float32)."),
-    na: str = typer.Option("decomposed", "--na", help="decomposed (standard ONNX ops) | plugin (custom node for the TensorRT plugin)."),
+    na: Optional[str] = typer.Option(
+        None, "--na", help="decomposed (standard ONNX ops) | plugin (custom node for the TensorRT plugin); default decomposed, "
+        "or the ONNX's own mode."),
     static: Optional[tuple[int, int]] = typer.Option(None, "--static", help="ONNX: fixed H W instead of dynamic shapes."),
     batch: int = typer.Option(1, "--batch", help="ONNX --static: fixed batch size. Engine: maximum batch of the profile."),
-    opset: int = typer.Option(18, "--opset", help="ONNX opset (18..23)."),
+    opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset (18..23; default 18). Checkpoints only."),
     simplify: bool = typer.Option(True, "--simplify/--no-simplify", help="Simplify the graph with onnxslim."),
-    parity: bool = typer.Option(True, "--parity/--no-parity", help="Check the export against the PyTorch model."),
+    parity: bool = typer.Option(True, "--parity/--no-parity", help="Check the export against the PyTorch model (checkpoints)."),
     parity_pair: Optional[tuple[Path, Path]] = typer.Option(None, "--parity-pair", help="IR VIS images for the parity check (default: built-in scene)."),
     min_hw: tuple[int, int] = typer.Option((32, 32), "--min", help="Engine profile: smallest H W."),
     opt_hw: tuple[int, int] = typer.Option((480, 640), "--opt", help="Engine profile: H W to optimise for."),
@@ -33,44 +50,57 @@ def export_command(
     plugin_lib: Optional[Path] = typer.Option(
         None, "--plugin-lib", help="Engine, --na plugin: compiled plugin library (tsjnet build-plugin; default $TSJNET_TRT_PLUGIN)."
     ),
+    sidecar_for: Optional[Path] = typer.Option(
+        None, "--sidecar-for", help="Describe an engine built outside tsjnet (trtexec) from this ONNX: writes ENGINE.tsjnet.json (add --fp16 if built with --fp16)."
+    ),
 ) -> None:
-    """Export a checkpoint to ONNX or to a TensorRT engine, with a parity report."""
-    if format not in ("onnx", "engine"):
-        console.print(f"[red]error:[/red] unknown --format {format!r}; choose onnx or engine")
+    """Export a model to ONNX or to a TensorRT engine, with a parity report; engines build from ONNX without torch."""
+    if format not in FORMATS:
+        error_line(console, f"unknown --format {format!r}; choose {' or '.join(FORMATS)}")
         raise typer.Exit(2)
-    try:
-        from tsjnet_sdk.export.onnx_export import ExportError
-    except ImportError as e:
-        console.print(f"[red]error:[/red] export needs the export extras ({e.name} missing): pip install 'tsjnet-sdk[export]'")
-        raise typer.Exit(2) from None
+    from tsjnet_sdk.export.common import ExportError
 
     def say(line: str) -> None:
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
 
+    source = _source_path(model, "engine" if sidecar_for is not None else format)
     try:
+        if sidecar_for is not None:
+            from tsjnet_sdk.export.sidecar import write_engine_sidecar
+
+            typer.echo(f"wrote {write_engine_sidecar(sidecar_for, source, fp16=fp16)}")
+            return
         if format == "onnx":
             from tsjnet_sdk.export.onnx_export import export_onnx
 
             result = export_onnx(
-                checkpoint, output, na=na, fp16=fp16, static=(batch, *static) if static else None, opset=opset,
-                simplify=simplify, parity=parity, parity_pair=parity_pair, progress=say,
+                source, output, na=na or "decomposed", fp16=fp16, static=(batch, *static) if static else None,
+                opset=18 if opset is None else opset, simplify=simplify, parity=parity, parity_pair=parity_pair, progress=say,
             )
         else:
             from tsjnet_sdk.export.engine_export import build_engine
 
             result = build_engine(
-                checkpoint, output, fp16=fp16, na=na, min_shape=(1, *min_hw), opt_shape=(1, *opt_hw),
+                source, output, fp16=fp16, na=na, min_shape=(1, *min_hw), opt_shape=(1, *opt_hw),
                 max_shape=(batch, *max_hw), workspace_gb=workspace, flavour=trt,
                 compute_capabilities=compute_capability.split(",") if compute_capability else None,
                 timing_cache=timing_cache, plugin_library=plugin_lib, opset=opset, parity=parity, parity_pair=parity_pair, progress=say,
             )
+    except ImportError as e:
+        error_line(console, f"exporting from a checkpoint needs the export extras ({e.name} missing): pip install "
+                            "'tsjnet-sdk[export]' (engines from an ONNX file need only TensorRT)")
+        raise typer.Exit(2) from None
     except ExportError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
+        error_line(console, e)
         raise typer.Exit(2) from None
     if result.parity is not None:
         p = result.parity
+        what = "the ONNX this engine was built from" if format == "engine" else "this ONNX"
         typer.echo(
-            f"parity vs PyTorch ({p['input']}): max abs error {p['max_abs_error']:.2e}, mean {p['mean_abs_error']:.2e}, "
-            f"PSNR {p['psnr_db']:.1f} dB (floor {p['psnr_floor_db']:.0f} dB) -> {result.parity_path}"
+            f"parity of {what} vs PyTorch ({p['input']}): max abs error {p['max_abs_error']:.2e}, "
+            f"mean {p['mean_abs_error']:.2e}, PSNR {p['psnr_db']:.1f} dB (floor {p['psnr_floor_db']:.0f} dB) -> {result.parity_path}"
         )
+    elif format == "engine":
+        typer.echo("parity: not checked here (the engine runs on a GPU only; the source ONNX's own report still applies)")
     typer.echo(f"exported {result.path}")
+

@@ -1,4 +1,8 @@
-"""Checkpoint -> ONNX -> TensorRT engine (``tsjnet export CHECKPOINT --format engine``).
+"""Checkpoint or ONNX -> TensorRT engine (``tsjnet export MODEL --format engine``).
+
+From an ONNX file made by ``tsjnet export`` (e.g. the shipped ``tsjnet-edge.onnx``) the build needs only
+TensorRT (and onnx for ``--na plugin`` graphs): no torch, so engines are built on the device that runs
+them. From a checkpoint, the ONNX is exported first (torch) and its parity checked.
 
 Works with whichever TensorRT is importable (or the one asked for):
 
@@ -30,7 +34,8 @@ from tsjnet_sdk._version import __version__
 from tsjnet_sdk.artifact_metadata import ArtifactMetadata
 from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
 from tsjnet_sdk.engine_format import write_engine_file
-from tsjnet_sdk.export.onnx_export import (
+from tsjnet_sdk.export.common import (
+    DEFAULT_OPSET,
     INPUT_NAMES,
     OUTPUT_NAME,
     ExportError,
@@ -38,7 +43,7 @@ from tsjnet_sdk.export.onnx_export import (
     Progress,
     _say,
     check_export_options,
-    export_onnx,
+    default_output_path,
 )
 from tsjnet_sdk.hashing import file_sha256
 
@@ -106,11 +111,11 @@ def _profile_shapes(min_shape: Sequence[int], opt_shape: Sequence[int], max_shap
 
 
 def build_engine(
-    checkpoint: str | os.PathLike,
+    source: str | os.PathLike,
     output: str | os.PathLike | None = None,
     *,
     fp16: bool = False,
-    na: str = "decomposed",
+    na: str | None = None,
     min_shape: Sequence[int] = DEFAULT_MIN,
     opt_shape: Sequence[int] = DEFAULT_OPT,
     max_shape: Sequence[int] = DEFAULT_MAX,
@@ -124,13 +129,14 @@ def build_engine(
     parity_pair: tuple[str | os.PathLike, str | os.PathLike] | None = None,
     progress: Progress | None = None,
 ) -> ExportResult:
-    """Build a tsjnet engine file from a checkpoint.
+    """Build a tsjnet engine file from a checkpoint or from an ONNX file made by ``tsjnet export``.
 
     Args:
-        checkpoint: a tsjnet checkpoint.
-        output: the engine path (default ``<stem>[_fp16].engine`` beside the checkpoint).
-        fp16: FP16 engine (builder flag on TensorRT 10, FP16 ONNX when strongly typed).
-        na: ``decomposed`` or ``plugin`` (needs ``tensorrt`` >= 10.9 and the kernels/ plugin).
+        source: a tsjnet checkpoint (exported to ONNX first: needs torch), or a tsjnet ONNX file (no torch;
+            its NA mode, precision and provenance come from its metadata).
+        output: the engine path (default ``<stem>[_fp16].engine`` in the current folder).
+        fp16: FP16 engine (builder flag on TensorRT 10; strongly typed builds need an fp16 ONNX).
+        na: ``decomposed`` or ``plugin``; None: decomposed for checkpoints, the ONNX's own mode for ONNX.
         min_shape, opt_shape, max_shape: (N, H, W) of the optimisation profile (H, W >= 32).
         workspace_gb: builder workspace limit (None: TensorRT's default, the whole GPU).
         flavour: ``tensorrt`` or ``tensorrt_rtx`` (default: the first importable).
@@ -140,18 +146,34 @@ def build_engine(
         plugin_library: ``--na plugin``: the compiled plugin library to use (default ``$TSJNET_TRT_PLUGIN``;
             without either, TensorRT >= 10.9 uses the Python AOT plugin and 10.0-10.8 the library at
             its default location).
-        opset, parity, parity_pair: passed to the ONNX export (parity runs on the ONNX; running the
-            engine itself needs a GPU: ``tsjnet bench``).
+        opset, parity, parity_pair: checkpoints only, passed to the ONNX export (parity runs on the ONNX;
+            running the engine itself needs a GPU: ``tsjnet bench``).
         progress: called with one line per step.
     """
-    from tsjnet_sdk.export.onnx_export import DEFAULT_OPSET
+    from tsjnet_sdk.runtime.artifacts import CHECKPOINT, ONNX, ModelFileError, detect_kind
 
+    src = Path(source)
+    try:
+        kind = detect_kind(src)
+    except ModelFileError as e:
+        raise ExportError(str(e)) from None
+    if kind not in (CHECKPOINT, ONNX):
+        raise ExportError(f"{src} is already an engine; build engines from a checkpoint or a tsjnet ONNX file")
+    onnx_meta = _tsjnet_onnx_metadata(src) if kind == ONNX else None
+    if onnx_meta is not None:
+        if opset is not None or parity_pair is not None:
+            raise ExportError("--opset and --parity-pair apply to checkpoints; an ONNX file is built as it is")
+        own_na = onnx_meta.get("na_mode", "decomposed")
+        if na is not None and na != own_na:
+            raise ExportError(
+                f"{src} has NA mode {own_na!r}; an engine keeps the ONNX's NA mode: drop --na, or export the checkpoint "
+                f"with --na {na} first"
+            )
+        na = own_na
+    na = na or "decomposed"
     opset = DEFAULT_OPSET if opset is None else opset
     check_export_options(na, opset, None)
     profile = _profile_shapes(min_shape, opt_shape, max_shape)
-    ckpt = Path(checkpoint)
-    if not ckpt.is_file():
-        raise ExportError(f"checkpoint not found: {ckpt}")
     trt, flavour = import_tensorrt(flavour)
     from tsjnet_sdk.runtime.backends.tensorrt_backend import NO_PLUGINS, plugins_supported
 
@@ -159,63 +181,32 @@ def build_engine(
         raise ExportError(NO_PLUGINS)
     plugin = _choose_plugin(trt, na, plugin_library)
     strongly_typed = is_strongly_typed(trt, flavour)
-    out_path = Path(output) if output is not None else ckpt.with_name(f"{ckpt.stem}{'_fp16' if fp16 else ''}.engine")
+    if onnx_meta is not None and fp16 and strongly_typed and onnx_meta.get("precision") != "fp16":
+        raise ExportError(
+            f"{flavour} {trt.__version__} builds strongly typed networks, so an fp16 engine needs an fp16 ONNX and {src} "
+            f"is {onnx_meta.get('precision', 'fp32')}: tsjnet export CHECKPOINT --fp16 -o model_fp16.onnx, or drop --fp16"
+        )
+    out_path = Path(output) if output is not None else default_output_path(src, "_fp16" if fp16 else "", ".engine")
     t0 = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="tsjnet-engine-") as tmpdir:
-        static = tuple(profile["min"][i] for i in (0, 2, 3)) if profile["min"] == profile["max"] else None
-        onnx_result = export_onnx(
-            ckpt, Path(tmpdir) / "model.onnx", na=na, fp16=fp16 and strongly_typed, static=static, opset=opset,
-            parity=parity, parity_pair=parity_pair, progress=progress,
+        if onnx_meta is None:
+            from tsjnet_sdk.export.onnx_export import export_onnx
+
+            static = tuple(profile["min"][i] for i in (0, 2, 3)) if profile["min"] == profile["max"] else None
+            onnx_result = export_onnx(
+                src, Path(tmpdir) / "model.onnx", na=na, fp16=fp16 and strongly_typed, static=static, opset=opset,
+                parity=parity, parity_pair=parity_pair, progress=progress,
+            )
+        else:
+            _say(progress, f"building from {src} (its metadata: {onnx_meta.get('config_name')}, NA {na}, "
+                           f"{onnx_meta.get('precision')}; parity of the ONNX: its own report, not re-checked)")
+            onnx_result = ExportResult(path=src, metadata=onnx_meta)
+        serialized, capabilities, build_s = _build_serialized(
+            trt, flavour, onnx_result.path, Path(tmpdir), na=na, plugin=plugin, fp16=fp16, strongly_typed=strongly_typed,
+            profile=profile, workspace_gb=workspace_gb, compute_capabilities=compute_capabilities,
+            timing_cache=timing_cache, progress=progress,
         )
-        onnx_for_trt = onnx_result.path
-        if na == "plugin":
-            import onnx
-
-            from tsjnet_sdk.kernels.trt_plugin import prepare_onnx_for_tensorrt
-
-            _register_plugin(trt, flavour, plugin)
-            # The parser finds plugins by op type + namespace: point the NA nodes at the plugin.
-            proto = onnx.load(str(onnx_result.path))
-            prepare_onnx_for_tensorrt(proto, implementation=plugin.implementation)
-            onnx_for_trt = Path(tmpdir) / "model_trt.onnx"
-            onnx.save(proto, str(onnx_for_trt))
-        _say(progress, f"building the {flavour} {trt.__version__} engine ({'fp16' if fp16 else 'fp32'}, profile "
-                       f"min {profile['min']} opt {profile['opt']} max {profile['max']})")
-        logger = trt.Logger(trt.Logger.WARNING)
-        builder = trt.Builder(logger)
-        flags = 0
-        if strongly_typed and flavour == "tensorrt":
-            flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-        network = builder.create_network(flags)
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse_from_file(str(onnx_for_trt)):
-            errors = "; ".join(str(parser.get_error(i)) for i in range(min(parser.num_errors, 3)))
-            raise ExportError(f"TensorRT could not parse the ONNX: {errors}")
-        config = builder.create_builder_config()
-        if workspace_gb is not None:
-            config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
-        if fp16 and not strongly_typed:
-            config.set_flag(trt.BuilderFlag.FP16)
-        capabilities = _set_compute_capabilities(trt, config, flavour, compute_capabilities)
-        opt_profile = builder.create_optimization_profile()
-        for name in INPUT_NAMES:
-            opt_profile.set_shape(name, profile["min"], profile["opt"], profile["max"])
-        config.add_optimization_profile(opt_profile)
-        monitor = _ProgressMonitor.create(trt, progress)
-        if monitor is not None:
-            config.progress_monitor = monitor
-        # TensorRT-RTX tunes at run time and its timing cache is a no-op (deprecated in RTX 1.2).
-        cache = _load_timing_cache(config, timing_cache) if flavour == "tensorrt" else None
-        if timing_cache is not None and flavour != "tensorrt":
-            _say(progress, "  note: tensorrt_rtx has no build timing cache (it tunes at run time); --timing-cache ignored")
-        t = time.perf_counter()
-        serialized = builder.build_serialized_network(network, config)
-        if serialized is None:
-            raise ExportError("TensorRT failed to build the engine (see the TensorRT messages above)")
-        build_s = time.perf_counter() - t
-        if timing_cache is not None and cache is not None:
-            write_bytes_atomic(timing_cache, bytes(cache.serialize()))
         onnx_sha = file_sha256(onnx_result.path)
 
     # The ONNX's metadata (config, conventions, precision, hashes) plus what only an engine has.
@@ -234,7 +225,7 @@ def build_engine(
         output=OUTPUT_NAME,
         source_onnx_sha256=onnx_sha,
     ).to_header()
-    write_engine_file(out_path, metadata, bytes(serialized))
+    write_engine_file(out_path, metadata, serialized)
     result = ExportResult(path=out_path, metadata={k: str(v) for k, v in metadata.items()}, parity=onnx_result.parity)
     result.timings_s = {**onnx_result.timings_s, "engine_build": build_s, "total": time.perf_counter() - t0}
     if onnx_result.parity is not None:
@@ -244,6 +235,76 @@ def build_engine(
             tmp.write_text(json.dumps(report, indent=2) + "\n")
     _say(progress, f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB) in {result.timings_s['total']:.0f} s")
     return result
+
+
+def _tsjnet_onnx_metadata(path: Path) -> dict[str, str]:
+    """The tsjnet metadata of an ONNX file, or ExportError when it has none (not made by ``tsjnet export``)."""
+    from tsjnet_sdk.runtime.artifacts import ModelFileError, read_onnx_metadata
+
+    try:
+        meta = read_onnx_metadata(path)
+    except ModelFileError as e:
+        raise ExportError(str(e)) from None
+    if "config_name" not in meta:
+        raise ExportError(f"{path} has no tsjnet metadata (not made by `tsjnet export`): export the checkpoint instead")
+    return meta
+
+
+def _build_serialized(
+    trt: Any, flavour: str, onnx_path: Path, tmpdir: Path, *, na: str, plugin: Any, fp16: bool, strongly_typed: bool,
+    profile: dict[str, list[int]], workspace_gb: float | None, compute_capabilities: Sequence[str] | None,
+    timing_cache: str | os.PathLike | None, progress: Progress | None,
+) -> tuple[bytes, list[str], float]:
+    """Parse ``onnx_path`` and build it: (serialized engine, compute capabilities, build seconds)."""
+    onnx_for_trt = onnx_path
+    if na == "plugin":
+        import onnx
+
+        from tsjnet_sdk.kernels.trt_plugin import prepare_onnx_for_tensorrt
+
+        _register_plugin(trt, flavour, plugin)
+        # The parser finds plugins by op type + namespace: point the NA nodes at the plugin.
+        proto = onnx.load(str(onnx_path))
+        prepare_onnx_for_tensorrt(proto, implementation=plugin.implementation)
+        onnx_for_trt = tmpdir / "model_trt.onnx"
+        onnx.save(proto, str(onnx_for_trt))
+    _say(progress, f"building the {flavour} {trt.__version__} engine ({'fp16' if fp16 else 'fp32'}, profile "
+                   f"min {profile['min']} opt {profile['opt']} max {profile['max']})")
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    if strongly_typed and flavour == "tensorrt":
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_for_trt)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(min(parser.num_errors, 3)))
+        raise ExportError(f"TensorRT could not parse the ONNX: {errors}")
+    config = builder.create_builder_config()
+    if workspace_gb is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    if fp16 and not strongly_typed:
+        config.set_flag(trt.BuilderFlag.FP16)
+    capabilities = _set_compute_capabilities(trt, config, flavour, compute_capabilities)
+    opt_profile = builder.create_optimization_profile()
+    for name in INPUT_NAMES:
+        opt_profile.set_shape(name, profile["min"], profile["opt"], profile["max"])
+    config.add_optimization_profile(opt_profile)
+    monitor = _ProgressMonitor.create(trt, progress)
+    if monitor is not None:
+        config.progress_monitor = monitor
+    # TensorRT-RTX tunes at run time and its timing cache is a no-op (deprecated in RTX 1.2).
+    cache = _load_timing_cache(config, timing_cache) if flavour == "tensorrt" else None
+    if timing_cache is not None and flavour != "tensorrt":
+        _say(progress, "  note: tensorrt_rtx has no build timing cache (it tunes at run time); --timing-cache ignored")
+    t = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ExportError("TensorRT failed to build the engine (see the TensorRT messages above)")
+    build_s = time.perf_counter() - t
+    if timing_cache is not None and cache is not None:
+        write_bytes_atomic(timing_cache, bytes(cache.serialize()))
+    return bytes(serialized), capabilities, build_s
 
 
 def _choose_plugin(trt: Any, na: str, library: str | os.PathLike | None) -> Any:

@@ -27,8 +27,6 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,42 +36,28 @@ from torch import Tensor, nn
 from tsjnet_sdk._version import __version__
 from tsjnet_sdk.artifact_metadata import ArtifactMetadata
 from tsjnet_sdk.atomic import atomic_path
+from tsjnet_sdk.export.common import (  # noqa: F401 - DEFAULT_OPSET, NA_MODES, SUPPORTED_OPSETS: re-exported
+    DEFAULT_OPSET,
+    INPUT_NAMES,
+    NA_MODES,
+    OUTPUT_NAME,
+    SUPPORTED_OPSETS,
+    ExportError,
+    ExportResult,
+    Progress,
+    _say,
+    check_export_options,
+    default_output_path,
+)
 from tsjnet_sdk.export.parity import FP16_PSNR_DB, FP32_PSNR_DB
 from tsjnet_sdk.hashing import file_sha256
 from tsjnet_sdk.models.checkpoint import CheckpointError, load_checkpoint
-from tsjnet_sdk.models.config import MIN_INPUT_SIZE
 
-# torch's dynamo exporter emits opset 18 natively (others go through the ONNX version converter);
-# 18 is accepted by onnxruntime >= 1.14 and by every TensorRT 10.x / 11.x parser and TensorRT-RTX,
-# including JetPack 6's TensorRT 10.3. 18..23: what this onnx/onnxruntime pair runs.
-DEFAULT_OPSET = 18
-SUPPORTED_OPSETS = range(18, 24)
-NA_MODES = ("decomposed", "plugin")
-INPUT_NAMES = ("ir", "vis")
-OUTPUT_NAME = "fused"
 INPUT_CONVENTION = (
     "ir: infrared [N,1,H,W] float32 in [0,1]; vis: visible luminance (BT.601 Y) [N,1,H,W] float32 in [0,1]; "
     "fused: [N,1,H,W] float32 in (0,1); H, W >= 32"
 )
 COLOUR_HANDLING = "luminance only: fuse Y, recombine with the visible Cb/Cr (BT.601 YCbCr) outside the graph"
-
-Progress = Callable[[str], None]
-
-
-class ExportError(RuntimeError):
-    """An export that cannot be done; the message is one line naming the reason and the fix."""
-
-
-@dataclass
-class ExportResult:
-    """What an export wrote: the artefact, its metadata and (if run) the parity report and its JSON."""
-
-    path: Path
-    metadata: dict[str, str]
-    parity: dict[str, Any] | None = None
-    parity_path: Path | None = None
-    timings_s: dict[str, float] = field(default_factory=dict)
-
 
 class FusionGraph(nn.Module):
     """What is exported: (ir, vis) float32 -> fused float32; fp16 models compute in half inside."""
@@ -86,26 +70,6 @@ class FusionGraph(nn.Module):
         if self.half:
             ir, vis = ir.half(), vis.half()
         return self.model.fuse(ir, vis).float()
-
-
-def _say(progress: Progress | None, message: str) -> None:
-    if progress is not None:
-        progress(message)
-
-
-def check_export_options(na: str, opset: int, static: tuple[int, int, int] | None) -> None:
-    """Raise ExportError for options that cannot work, before any slow step."""
-    if na not in NA_MODES:
-        raise ExportError(f"unknown --na mode {na!r}; choose one of {', '.join(NA_MODES)}")
-    if opset not in SUPPORTED_OPSETS:
-        raise ExportError(
-            f"opset {opset} is not supported; choose {SUPPORTED_OPSETS.start}..{SUPPORTED_OPSETS.stop - 1} "
-            f"(default {DEFAULT_OPSET})"
-        )
-    if static is not None:
-        n, h, w = static
-        if n < 1 or min(h, w) < MIN_INPUT_SIZE:
-            raise ExportError(f"--static needs N >= 1 and H, W >= {MIN_INPUT_SIZE}, got N={n}, H={h}, W={w}")
 
 
 def load_model_for_export(checkpoint: str | os.PathLike) -> nn.Module:
@@ -171,7 +135,7 @@ def export_onnx(
 
     Args:
         checkpoint: a tsjnet checkpoint (.safetensors).
-        output: the .onnx path (default: beside the checkpoint, ``<stem>[_fp16][_plugin].onnx``).
+        output: the .onnx path (default: the current folder, ``<stem>[_fp16][_plugin].onnx``).
         na: ``decomposed`` (standard ops) or ``plugin`` (custom NeighborhoodAttention2D node).
         fp16: half-precision graph with float32 I/O and float32 sensitive ops.
         static: fixed (N, H, W) instead of dynamic shapes.
@@ -259,5 +223,5 @@ def export_onnx(
 
 
 def default_onnx_path(checkpoint: str | os.PathLike, fp16: bool, na: str) -> Path:
-    path = Path(checkpoint)
-    return path.with_name(f"{path.stem}{'_fp16' if fp16 else ''}{'_plugin' if na == 'plugin' else ''}.onnx")
+    """``<stem>[_fp16][_plugin].onnx`` in the current folder (never beside the checkpoint: it may be installed)."""
+    return default_output_path(checkpoint, f"{'_fp16' if fp16 else ''}{'_plugin' if na == 'plugin' else ''}", ".onnx")

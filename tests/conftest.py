@@ -65,3 +65,29 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     from tsjnet_sdk.export import export_onnx
 
     return export_onnx(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx").path
+
+
+BLOCK_IMPORTS = """
+import importlib.abc, sys
+class _Blocked(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {blocked!r}:
+            raise ImportError(f"No module named {{name!r}} (blocked by the test)", name=name)
+sys.meta_path.insert(0, _Blocked())
+"""
+
+
+def run_python_without(blocked: set[str], code: str, cwd: Path | None = None, timeout: float = 300):
+    """Run ``code`` in a fresh interpreter in which importing any of ``blocked`` (top-level names) fails, as on a
+    machine where those packages are not installed. Returns the CompletedProcess (text output)."""
+    import subprocess
+    import sys
+
+    program = BLOCK_IMPORTS.format(blocked=sorted(blocked)) + code
+    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, cwd=cwd, timeout=timeout)
+
+
+def run_cli_without(blocked: set[str], args: list[str], cwd: Path | None = None, timeout: float = 300):
+    """The ``tsjnet`` command line with ``blocked`` packages missing (see run_python_without)."""
+    code = f"import sys\nfrom tsjnet_sdk.cli import app\nsys.argv = ['tsjnet', *{args!r}]\napp()\n"
+    return run_python_without(blocked, code, cwd, timeout)

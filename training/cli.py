@@ -13,6 +13,8 @@ from typing import List, Optional
 
 import typer
 
+from tsjnet_sdk.cli_support import error_line
+
 
 def train_command(
     config: Path = typer.Argument(..., help="Training config (.toml, or .yaml with PyYAML); see training/configs/."),
@@ -41,7 +43,7 @@ def train_command(
     try:
         cfg = load_config(config, overrides)
     except ConfigError as e:
-        console.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        error_line(console, e)
         raise typer.Exit(2) from None
     if out_dir is not None:
         cfg.run.out_dir = str(out_dir.resolve())
@@ -57,7 +59,7 @@ def train_command(
     try:
         summary = Trainer(cfg, resume=resume_from or resume or None, console=console).fit()
     except (DataError, ImageError, TrainingError, TaskWeightsError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False)
+        error_line(console, e)
         raise typer.Exit(1) from None
     if summary.get("rank", 0) != 0:   # torchrun: one summary line, from rank 0
         return

@@ -20,6 +20,7 @@ from tsjnet_sdk.benchmarks.cli import (
     soak_command,
 )
 from tsjnet_sdk.benchmarks.quality import quality_command
+from tsjnet_sdk.cli_support import error_line
 from tsjnet_sdk.demo import demo_command
 from tsjnet_sdk.export.cli import export_command
 from tsjnet_sdk.kernels.cli import build_kernels_command
@@ -53,27 +54,30 @@ def main(
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    error_line(console, message)
     return typer.Exit(code)
+
+
+def error_text(e: BaseException) -> str:
+    """An exception's message as users should read it (KeyError's str() adds quotes; others stay whole)."""
+    return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
 
 
 def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend: str, device: str, gray: bool, tile: Optional[int],
                 options: Optional[list] = None):
-    """A Fuser for --model; else for a randomly initialised --config; else for the shipped tsjnet-edge
-    weights (or, when a stripped install lacks them, a random tsjnet-edge with a warning)."""
+    """A Fuser for --model (a file or a shipped model's name); else for a randomly initialised --config;
+    else for the default shipped model (tsjnet_sdk/shipped.py decides which file and backend)."""
     from tsjnet_sdk import shipped
     from tsjnet_sdk.runtime import BackendUnavailable, Fuser, ModelFileError
 
     try:
-        if model is None and config is None:
-            net, _, trained = shipped.resolve_model(None)
+        if config is None:
+            what, description, trained = shipped.resolve_model(None if model is None else str(model), backend, device)
             if trained:
-                console.print(f"model: the shipped trained {shipped.FALLBACK_CONFIG} weights ({shipped.SHIPPED_WEIGHTS.name})")
+                console.print(f"model: {description}", highlight=False, markup=False)
             else:
-                console.print(f"[yellow]warning:[/yellow] {shipped.missing_weights_warning()}")
-            return Fuser(net, backend=backend, device=device, gray=gray, tile=tile, options=options)
-        if model is not None:
-            return Fuser(model, backend=backend, device=device, gray=gray, tile=tile, options=options)
+                error_line(console, shipped.missing_weights_warning(), "warning", "yellow")
+            return Fuser(what, backend=backend, device=device, gray=gray, tile=tile, options=options)
         import torch
 
         from tsjnet_sdk.models import create_model
@@ -85,7 +89,7 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
         )
         return Fuser(create_model(config).eval(), backend=backend, device=device, gray=gray, tile=tile, options=options)
     except (ModelFileError, BackendUnavailable, FileNotFoundError, ValueError, KeyError) as e:
-        raise _fail(str(e).strip("'\"")) from None
+        raise _fail(error_text(e)) from None
 
 
 @app.command()
@@ -96,7 +100,8 @@ def fuse(
         None, "-o", "--output", help="Output image (default fused.png), or output folder for folders (default fused/)."
     ),
     model: Optional[Path] = typer.Option(
-        None, "--model", "-m", help="Checkpoint, ONNX file or engine (default: the shipped trained tsjnet-edge weights)."
+        None, "--model", "-m", help="Checkpoint, ONNX file, engine or shipped model name (default: the shipped tsjnet-edge, "
+        "on ONNX Runtime when installed)."
     ),
     config: Optional[str] = typer.Option(
         None, help="Named config with RANDOM weights instead of a model (e.g. tsjnet, to time the faithful model)."
@@ -106,6 +111,7 @@ def fuse(
     gray: bool = typer.Option(False, "--gray", help="Write the fused luminance only, even for colour visible images."),
     tile: Optional[int] = typer.Option(None, help="Fuse in overlapping tiles of this size (large frames)."),
     seed: int = typer.Option(0, help="Seed for the random weights (without --model)."),
+    threads: Optional[int] = typer.Option(None, help=FLAG_HELP["threads"]),
     ort_threads: Optional[int] = typer.Option(None, help=FLAG_HELP["ort_threads"]),
     ort_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["ort_cache"]),
     providers: Optional[str] = typer.Option(None, help=FLAG_HELP["providers"]),
@@ -139,7 +145,7 @@ def fuse(
         unpaired, jobs = [], [(ir.stem, ir, vis, output or Path("fused.png"))]
 
     try:
-        options = options_from_flags(ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
+        options = options_from_flags(threads, ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
     except ValueError as e:
         raise _fail(str(e)) from None
     fuser = _open_fuser(model, config, seed, backend, device, gray, tile, options)
@@ -153,7 +159,7 @@ def fuse(
                 write_image(out_path, fuser(ir_path, vis_path))
             except ImageError as e:
                 failures.append(f"{name}: {e}")
-                console.print(f"[red]skipped[/red] {name}: {e}")
+                error_line(console, f"{name}: {e}", "skipped")
             except (OSError, RuntimeError) as e:  # full disk (DiskFullError), corrupt weights (ModelOutputError)
                 raise _fail(f"{name}: {e}") from None
             progress.advance(task)

@@ -19,3 +19,14 @@ def run_command(command: Callable[..., Any], argv: Sequence[str] | None = None, 
     except SystemExit as e:  # click ends with SystemExit(code) in standalone mode
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return 0
+
+
+def error_line(console: Any, message: object, label: str = "error", style: str = "red") -> None:
+    """Print ``label: message`` to ``console`` (a rich Console) with the label styled and the message verbatim.
+
+    The message is escaped: rich would read ``tsjnet-sdk[export]`` in an install hint as markup and print
+    ``tsjnet-sdk``, which is the wrong fix. Every CLI error goes through here.
+    """
+    from rich.markup import escape
+
+    console.print(f"[{style}]{label}:[/{style}] {escape(str(message))}", highlight=False)

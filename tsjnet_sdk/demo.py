@@ -52,6 +52,7 @@ from rich.table import Table
 from tsjnet_sdk import shipped
 from tsjnet_sdk.atomic import write_bytes_atomic
 from tsjnet_sdk.baselines import BASELINES
+from tsjnet_sdk.cli_support import error_line
 from tsjnet_sdk.imaging import (
     IMAGE_SUFFIXES,
     ImageError,
@@ -64,7 +65,7 @@ from tsjnet_sdk.imaging import (
 )
 from tsjnet_sdk.pairing import PairingError, pair_folders
 from tsjnet_sdk.results import write_json
-from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
+from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags, options_with_threads
 
 #: Metric preset of the demo's quality table (tsjnet_sdk.metrics).
 PRESET = "paper"
@@ -157,11 +158,11 @@ def load_pairs(ir: str | os.PathLike | None, vis: str | os.PathLike | None, coun
 # -- model ----------------------------------------------------------------------------------------
 
 
-def resolve_model(model: str | os.PathLike | None) -> tuple[Any, str, bool]:
+def resolve_model(model: str | os.PathLike | None, backend: str = "auto", device: str = "auto") -> tuple[Any, str, bool]:
     """(what to give Fuser, a description, whether the weights are trained): the rule of
     :mod:`tsjnet_sdk.shipped`, with the demo's errors and its loud warning for random weights."""
     try:
-        net, description, trained = shipped.resolve_model(model)
+        net, description, trained = shipped.resolve_model(model, backend, device)
     except FileNotFoundError:
         raise DemoError(f"--model {model} does not exist") from None
     if not trained:
@@ -264,9 +265,9 @@ def run_demo(
             ``size`` = (H, W), plus the real pairs of :func:`real_sample_pairs` when ``real``.
         backend, device, options: passed to :class:`~tsjnet_sdk.Fuser` (options: OrtOptions /
             TorchOptions / TensorRTOptions or a list of them, tsjnet_sdk.runtime.options).
-        threads: CPU threads for PyTorch during the demo (restored afterwards); None keeps torch's
-            setting. On a machine whose cores are busy with other work, 1 can be several times faster
-            than the default (OpenMP threads waiting on each other).
+        threads: CPU threads for the backend (ONNX Runtime intra-op threads, or PyTorch's process-wide
+            setting), where ``options`` leave them unset; None: the backend's default. On a machine whose
+            cores are busy with other work, 1 can be several times faster (threads waiting on each other).
         quiet: do not print the summary table (the model warning and errors still go to stderr).
 
     Returns:
@@ -275,18 +276,9 @@ def run_demo(
         {method: {metric: value}}, ``metrics_csv``, ``metrics_json``, ``seconds`` {fuse, baselines,
         metrics, total} and ``fuse_seconds_per_pair``.
     """
-    if threads is None:
-        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet, options, real)
-    if threads < 1:
+    if threads is not None and threads < 1:
         raise DemoError(f"threads must be >= 1, got {threads}")
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet, options, real)
-    finally:
-        torch.set_num_threads(previous)
+    return _run_demo(model, ir, vis, out_dir, count, size, backend, device, quiet, options, real, threads)
 
 
 def _run_demo(
@@ -301,6 +293,7 @@ def _run_demo(
     quiet: bool,
     options: Any = None,
     real: bool = True,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     from tsjnet_sdk.metrics import evaluate_many
     from tsjnet_sdk.runtime import Fuser
@@ -308,7 +301,9 @@ def _run_demo(
     start = time.perf_counter()
     out = Path(out_dir)
     pairs, procedural = load_pairs(ir, vis, count, size, real)
-    net, model_desc, trained = resolve_model(model)
+    net, model_desc, trained = resolve_model(model, backend, device)
+    if threads is not None:
+        options = options_with_threads(options, threads)
     fuser = Fuser(net, backend=backend, device=device, options=options)
     seconds = {"fuse": 0.0, "baselines": 0.0, "metrics": 0.0}
     fuse_times: list[float] = []
@@ -444,9 +439,7 @@ def demo_command(
     width: int = typer.Option(640, help="Width of the built-in scenes."),
     backend: str = typer.Option("auto", help="auto | torch | onnxruntime | tensorrt."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
-    threads: Optional[int] = typer.Option(
-        None, help="PyTorch CPU threads (default: torch's); 1 is often faster on a CPU busy with other work."
-    ),
+    threads: Optional[int] = typer.Option(None, help=FLAG_HELP["threads"] + " 1 is often faster on a CPU busy with other work."),
     ort_threads: Optional[int] = typer.Option(None, help=FLAG_HELP["ort_threads"]),
     ort_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["ort_cache"]),
     providers: Optional[str] = typer.Option(None, help=FLAG_HELP["providers"]),
@@ -458,9 +451,8 @@ def demo_command(
     from tsjnet_sdk.runtime import BackendUnavailable, ModelFileError
 
     try:
-        options = options_from_flags(ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
-        run_demo(model, ir, vis, out_dir, count, (height, width), backend=backend, device=device, threads=threads,
-                 options=options, real=real)
+        options = options_from_flags(threads, ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
+        run_demo(model, ir, vis, out_dir, count, (height, width), backend=backend, device=device, options=options, real=real)
     except (DemoError, ImageError, FileNotFoundError, ValueError, BackendUnavailable, ModelFileError) as e:
-        _console.print(f"[red]error:[/red] {e}")
+        error_line(_console, e)
         raise typer.Exit(2) from None

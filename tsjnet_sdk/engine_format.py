@@ -10,6 +10,10 @@ Layout (all integers little-endian)::
 Same idea as Ultralytics' engine header (length + JSON + engine), plus a magic and a version so that
 a loader can tell a tsjnet engine from a bare trtexec plan and from a newer header it cannot read.
 
+A bare engine (built with ``trtexec`` from a tsjnet ONNX) is accepted with a sidecar beside it,
+``<engine>.tsjnet.json`` (:func:`sidecar_path`, written by ``tsjnet export MODEL.onnx --sidecar-for ENGINE``):
+the same metadata as a header, plus the engine file's SHA-256, so a sidecar never describes another file.
+
 Metadata keys written by ``tsjnet export --format engine``: sdk_version, config_name, trt_flavour
 (``tensorrt`` | ``tensorrt_rtx``), trt_version, precision, na_mode, profile ({min, opt, max} as
 [N, 1, H, W]), na_plugin (``--na plugin`` only: {implementation: ``library`` | ``qdp``, library: file
@@ -27,11 +31,13 @@ from pathlib import Path
 from typing import Any
 
 from tsjnet_sdk.atomic import atomic_path
+from tsjnet_sdk.hashing import file_sha256
 
 ENGINE_MAGIC = b"TSJNTRT\x00"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sII")  # magic, format version, JSON length
 _MAX_HEADER = 1 << 20  # a header above 1 MiB is not one of ours
+SIDECAR_SUFFIX = ".tsjnet.json"
 
 
 class EngineFileError(ValueError):
@@ -55,11 +61,59 @@ def write_engine_file(path: str | os.PathLike, metadata: dict[str, Any], engine:
     return Path(path)
 
 
+def sidecar_path(engine: str | os.PathLike) -> Path:
+    """Where the metadata of a bare (trtexec) engine lives: ``<engine>.tsjnet.json``."""
+    return Path(str(engine) + SIDECAR_SUFFIX)
+
+
+def write_sidecar(engine: str | os.PathLike, metadata: dict[str, Any]) -> Path:
+    """Write the sidecar of a bare engine file atomically, bound to the engine by its SHA-256."""
+    engine = Path(engine)
+    if not engine.is_file():
+        raise EngineFileError(f"{engine}: engine file not found")
+    if has_header(engine):
+        raise EngineFileError(f"{engine} already has a tsjnet header; it needs no sidecar")
+    record = {**metadata, "engine_sha256": file_sha256(engine), "header_source": "sidecar"}
+    path = sidecar_path(engine)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def has_header(path: str | os.PathLike) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(ENGINE_MAGIC)) == ENGINE_MAGIC
+
+
+def _read_sidecar(path: Path) -> dict[str, Any]:
+    """The metadata of a bare engine from its sidecar, or EngineFileError with the command that makes one."""
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise EngineFileError(
+            f"{path}: not a tsjnet engine (no tsjnet header) and no sidecar {side.name} beside it. If you built it with "
+            f"trtexec from a tsjnet ONNX file, describe it with: tsjnet export MODEL.onnx --sidecar-for {path} ; or build "
+            "engines with `tsjnet export MODEL --format engine`"
+        )
+    try:
+        meta = json.loads(side.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise EngineFileError(f"{side}: corrupt sidecar (not JSON); write it again with --sidecar-for") from None
+    if not isinstance(meta, dict) or "engine_sha256" not in meta:
+        raise EngineFileError(f"{side}: not a tsjnet sidecar; write it again with `tsjnet export MODEL.onnx --sidecar-for {path}`")
+    if meta["engine_sha256"] != file_sha256(path):
+        raise EngineFileError(
+            f"{side} describes another engine (SHA-256 differs from {path.name}, rebuilt since?): write it again with "
+            f"`tsjnet export MODEL.onnx --sidecar-for {path}`"
+        )
+    meta["header_version"] = 0
+    return meta
+
+
 def _read_prefix(f: Any, path: Path) -> dict[str, Any]:
     head = f.read(_PREFIX.size)
     if len(head) < _PREFIX.size or not head.startswith(ENGINE_MAGIC):
         raise EngineFileError(
-            f"{path}: not a tsjnet engine (no tsjnet header): build engines with `tsjnet export CHECKPOINT --format engine`"
+            f"{path}: not a tsjnet engine (no tsjnet header): build engines with `tsjnet export MODEL --format engine`"
         )
     _, version, length = _PREFIX.unpack(head)
     if version > FORMAT_VERSION:
@@ -83,8 +137,12 @@ def _read_prefix(f: Any, path: Path) -> dict[str, Any]:
 
 
 def read_engine_header(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata of a tsjnet engine file, without reading the engine itself."""
+    """The metadata of a tsjnet engine file (header, or sidecar for a bare engine), without loading the engine."""
     path = Path(path)
+    if not has_header(path):
+        meta = _read_sidecar(path)
+        meta["engine_bytes"] = path.stat().st_size
+        return meta
     with open(path, "rb") as f:
         meta = _read_prefix(f, path)
         start = f.tell()
@@ -95,8 +153,10 @@ def read_engine_header(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def read_engine_file(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
-    """(metadata, serialized engine bytes) of a tsjnet engine file."""
+    """(metadata, serialized engine bytes) of a tsjnet engine file, or of a bare engine with its sidecar."""
     path = Path(path)
+    if not has_header(path):
+        return _read_sidecar(path), path.read_bytes()
     with open(path, "rb") as f:
         meta = _read_prefix(f, path)
         engine = f.read()

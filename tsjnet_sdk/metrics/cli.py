@@ -13,6 +13,8 @@ from typing import NoReturn, Optional
 
 import typer
 
+from tsjnet_sdk.cli_support import error_line
+
 __all__ = ["eval_command"]
 
 
@@ -51,7 +53,7 @@ def eval_command(
     err = Console(stderr=True)
 
     def fail(message: str) -> NoReturn:
-        err.print(f"[red]error:[/red] {message}")
+        error_line(err, message)
         raise typer.Exit(2)
 
     try:
@@ -90,7 +92,7 @@ def eval_command(
             except ValueError as e:
                 fail(str(e))
     for message in dict.fromkeys(str(w.message) for w in caught):
-        err.print(f"[yellow]warning:[/yellow] {message}")
+        error_line(err, message, "warning", "yellow")
     report.write_csv(csv_path)
 
     means = report.means

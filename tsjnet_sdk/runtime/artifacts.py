@@ -56,7 +56,7 @@ def _looks_like_onnx(head: bytes) -> bool:
 
 def detect_kind(path: str | os.PathLike) -> str:
     """``checkpoint``, ``onnx`` or ``engine``; raises ModelFileError naming the file and the fix."""
-    from tsjnet_sdk.engine_format import ENGINE_MAGIC
+    from tsjnet_sdk.engine_format import ENGINE_MAGIC, sidecar_path
 
     path = Path(path)
     if not path.is_file():
@@ -64,16 +64,17 @@ def detect_kind(path: str | os.PathLike) -> str:
     with open(path, "rb") as f:
         head = f.read(16)
     size = path.stat().st_size
-    if head.startswith(ENGINE_MAGIC):
-        return ENGINE
+    if head.startswith(ENGINE_MAGIC) or sidecar_path(path).is_file():
+        return ENGINE  # a tsjnet engine, or a bare (trtexec) engine described by its sidecar
     if _looks_like_safetensors(head, size):
         return CHECKPOINT
     if _looks_like_onnx(head) and path.suffix.lower() == ".onnx":
         return ONNX
     if path.suffix.lower() in (".engine", ".plan", ".trt"):
         raise ModelFileError(
-            f"{path}: a bare TensorRT engine without the tsjnet header (or a corrupt file); build engines with "
-            "`tsjnet export CHECKPOINT --format engine`"
+            f"{path}: a bare TensorRT engine without the tsjnet header or sidecar (or a corrupt file). If you built it "
+            f"with trtexec from a tsjnet ONNX file, describe it with: tsjnet export MODEL.onnx --sidecar-for {path} ; or "
+            "build engines with `tsjnet export MODEL --format engine`"
         )
     raise ModelFileError(
         f"{path}: unknown model file kind; expected a tsjnet checkpoint (.safetensors), an ONNX file from "

@@ -99,8 +99,14 @@ def collect_report() -> dict[str, dict[str, str]]:
             return f"{', '.join(found)} installed, but no GPU: engines can be built (tensorrt_rtx) but not run; {plugin}"
         return f"runs engines with {', '.join(found)}; {plugin}"
 
+    def default_model() -> str:
+        from tsjnet_sdk import shipped
+
+        return shipped.choose_file().describe()
+
     return {
         "versions": versions,
         "hardware": {"gpu": _probe(gpu)},
+        "default model": {"Fuser() / tsjnet fuse without -m": _probe(default_model)},
         "backends": {"torch": _probe(torch_plan), "na on a gpu": _probe(na_gpu_plan), "onnxruntime": _probe(ort_providers), "tensorrt": _probe(trt_plan)},
     }

@@ -1,7 +1,7 @@
 """`Fuser`: camera frames in, fused images out, on any backend. Imports no torch.
 
     from tsjnet_sdk import Fuser
-    fuser = Fuser("tsjnet-edge.onnx")            # backend="auto": onnxruntime here
+    fuser = Fuser()                              # the shipped tsjnet-edge (ONNX Runtime when installed)
     fused = fuser(ir_frame, rgb_frame)           # uint8 H x W x 3 in -> uint8 H x W x 3 out
     for fused in fuser.stream(camera_pairs): ...  # video: the session stays warm
 
@@ -103,7 +103,8 @@ class Fuser:
     """Fuses infrared + visible frames with a TSJNet model file.
 
     Args:
-        model: a checkpoint (.safetensors), an ONNX file from `tsjnet export`, a tsjnet engine, an
+        model: None (the default shipped model, ``tsjnet-edge``), a shipped model's name, a checkpoint
+            (.safetensors), an ONNX file from `tsjnet export`, a tsjnet engine, an
             in-memory TSJNet module, or a ready backend object (a ``tsjnet_sdk.runtime.Backend``, e.g.
             from ``open_backend`` or your own subclass wrapping a session; like Polygraphy's runners
             built from a loader): the Fuser then adds only pre/post-processing and tiling.
@@ -138,7 +139,7 @@ class Fuser:
 
     def __init__(
         self,
-        model: str | os.PathLike | Any,
+        model: str | os.PathLike | Any = None,
         backend: str = "auto",
         device: str = "auto",
         tile: int | tuple[int, int] | None = None,

@@ -101,15 +101,20 @@ class TorchOptions:
         dtype: ``fp32``; ``fp16`` or ``bf16`` run the network in half precision on CUDA (inputs and
             outputs stay float32 [N, 1, H, W] in [0, 1]). Half precision on the CPU is refused (slower
             than fp32 there). Off by default until verified on a GPU.
+        threads: CPU threads for PyTorch (``torch.set_num_threads``, which is process-wide); None keeps
+            torch's setting. On a CPU busy with other work, 1 can be several times faster.
     """
 
     dtype: str = "fp32"
+    threads: int | None = None
 
     backend = "torch"
 
     def __post_init__(self) -> None:
         if self.dtype not in TORCH_DTYPES:
             raise ValueError(f"TorchOptions.dtype must be one of {', '.join(TORCH_DTYPES)}, got {self.dtype!r}")
+        if self.threads is not None and (not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1):
+            raise ValueError(f"TorchOptions.threads must be an integer >= 1 or None, got {self.threads!r}")
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,7 @@ def options_for(backend: str, options: BackendOptions | Sequence[BackendOptions]
 
 
 def options_from_flags(
+    threads: int | None = None,
     ort_threads: int | None = None,
     ort_cache: str | os.PathLike | None = None,
     providers: str | None = None,
@@ -176,17 +182,33 @@ def options_from_flags(
     dtype: str = "fp32",
 ) -> list[BackendOptions]:
     """The command line's runtime flags (``tsjnet fuse`` / ``tsjnet demo``) -> one options object per
-    backend, for ``Fuser(options=...)``. ``providers`` is comma-separated, best first."""
+    backend, for ``Fuser(options=...)``. ``threads`` applies to whichever CPU backend runs (``ort_threads``
+    overrides it for ONNX Runtime); ``providers`` is comma-separated, best first."""
     names = tuple(p.strip() for p in providers.split(",") if p.strip()) if providers else None
     return [
-        OrtOptions(intra_op_threads=ort_threads, optimized_model_cache=ort_cache, providers=names,
-                   trt_fp16=trt_ep_fp16, trt_engine_cache=trt_ep_cache),
-        TorchOptions(dtype=dtype),
+        OrtOptions(intra_op_threads=threads if ort_threads is None else ort_threads, optimized_model_cache=ort_cache,
+                   providers=names, trt_fp16=trt_ep_fp16, trt_engine_cache=trt_ep_cache),
+        TorchOptions(dtype=dtype, threads=threads),
+    ]
+
+
+def options_with_threads(options: BackendOptions | Sequence[BackendOptions] | None, threads: int) -> list[BackendOptions]:
+    """``options`` as one object per CPU backend, with ``threads`` set where the caller left threads unset."""
+    import dataclasses
+
+    given = {o.backend: o for o in ([] if options is None else [options] if isinstance(options, OPTION_TYPES) else list(options))}
+    ort = given.pop("onnxruntime", OrtOptions())
+    torch_opts = given.pop("torch", TorchOptions())
+    return [
+        ort if ort.intra_op_threads is not None else dataclasses.replace(ort, intra_op_threads=threads),
+        torch_opts if torch_opts.threads is not None else dataclasses.replace(torch_opts, threads=threads),
+        *given.values(),
     ]
 
 
 #: Help texts of those flags, shared by the commands that take them.
 FLAG_HELP = {
+    "threads": "CPU threads for the backend (ONNX Runtime intra-op, or PyTorch); default: the cores this process may use.",
     "ort_threads": "ONNX Runtime intra-op threads (default: the cores this process may use).",
     "ort_cache": "Folder for ONNX Runtime's optimised graph (saved once, then loaded without re-optimising).",
     "providers": "ONNX Runtime execution providers, comma-separated, best first (default: by --device).",

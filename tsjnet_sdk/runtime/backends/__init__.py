@@ -18,12 +18,16 @@ RUNS = {CHECKPOINT: "torch", ONNX: "onnxruntime", ENGINE: "tensorrt"}
 
 
 def open_backend(
-    model: str | os.PathLike | Any,
+    model: str | os.PathLike | Any = None,
     backend: str = "auto",
     device: str = "auto",
     options: BackendOptions | Sequence[BackendOptions] | None = None,
 ) -> Backend:
-    """Load ``model`` (checkpoint / ONNX / engine path, or an in-memory TSJNet) on the right backend.
+    """Load ``model`` (checkpoint / ONNX / engine path, a shipped model's name, None for the default
+    shipped model, or an in-memory TSJNet) on the right backend.
+
+    Shipped names (and None) resolve to a file in tsjnet_sdk/shipped.py (ONNX on onnxruntime when it is
+    installed, else the checkpoint on torch).
 
     ``auto`` picks the backend that fits the artefact (the fastest installed one for it); an explicit
     backend that cannot run the artefact raises with the fix (e.g. export the checkpoint first).
@@ -33,6 +37,14 @@ def open_backend(
     """
     if backend not in BACKEND_NAMES:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    from tsjnet_sdk import shipped
+
+    if shipped.is_shipped_name(model):
+        try:
+            choice = shipped.choose_file(model, backend, device)
+        except shipped.ShippedModelError as e:
+            raise BackendUnavailable(str(e)) from None
+        model, backend = choice.path, choice.backend
     if not isinstance(model, (str, os.PathLike)):
         if backend not in ("auto", "torch"):
             raise ValueError(f"an in-memory model runs on the torch backend only, not {backend!r}")

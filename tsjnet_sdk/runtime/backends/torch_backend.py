@@ -44,6 +44,8 @@ class TorchBackend(Backend):
 
         super().__init__(path, resolve_torch_device(device))
         self.options = options or TorchOptions()
+        if self.options.threads is not None:
+            torch.set_num_threads(self.options.threads)
         if self.options.dtype != "fp32" and not self.device.startswith("cuda"):
             raise BackendUnavailable(
                 f"TorchOptions(dtype={self.options.dtype!r}) runs on CUDA only (half precision is slower than fp32 on "
