@@ -15,14 +15,17 @@ console = Console(stderr=True, soft_wrap=True)
 FORMATS = ("onnx", "engine")
 
 
-def _source_path(model: str, format: str) -> Path:
-    """A model file, or a shipped model's name (``tsjnet-edge``): its ONNX for engines (no torch needed on the
-    device), its checkpoint for ONNX exports."""
+def _source_path(model: str, format: str, fp16: bool) -> Path:
+    """A model file, or a shipped model's name (``tsjnet-edge``): for engines its ONNX (fp16 ONNX with --fp16:
+    float32 where precision matters, and what strongly typed TensorRT needs), so the device needs no torch;
+    for ONNX exports its checkpoint."""
     from tsjnet_sdk import shipped
 
     if shipped.is_shipped_name(model):
         files = shipped.SHIPPED_MODELS[model]
-        return files.onnx if format == "engine" else files.checkpoint
+        if format != "engine":
+            return files.checkpoint
+        return files.onnx_fp16 if fp16 and files.onnx_fp16.exists() else files.onnx
     return Path(model)
 
 
@@ -63,7 +66,7 @@ def export_command(
     def say(line: str) -> None:
         console.print(line, highlight=False, markup=False)
 
-    source = _source_path(model, "engine" if sidecar_for is not None else format)
+    source = _source_path(model, "engine" if sidecar_for is not None else format, fp16 and sidecar_for is None)
     try:
         if sidecar_for is not None:
             from tsjnet_sdk.export.sidecar import write_engine_sidecar

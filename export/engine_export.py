@@ -186,7 +186,8 @@ def build_engine(
             f"{flavour} {trt.__version__} builds strongly typed networks, so an fp16 engine needs an fp16 ONNX and {src} "
             f"is {onnx_meta.get('precision', 'fp32')}: tsjnet export CHECKPOINT --fp16 -o model_fp16.onnx, or drop --fp16"
         )
-    out_path = Path(output) if output is not None else default_output_path(src, "_fp16" if fp16 else "", ".engine")
+    tag = "_fp16" if fp16 and not src.stem.endswith("_fp16") else ""
+    out_path = Path(output) if output is not None else default_output_path(src, tag, ".engine")
     t0 = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="tsjnet-engine-") as tmpdir:

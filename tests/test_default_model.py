@@ -119,3 +119,16 @@ def test_doctor_reports_the_default_model_and_why() -> None:
     result = runner.invoke(app, ["doctor"])
     assert result.exit_code == 0, result.output
     assert "tsjnet-edge: tsjnet-edge.onnx on onnxruntime (ONNX Runtime is installed" in result.output
+
+
+@pytest.mark.slow
+def test_default_path_benchmark_times_both_paths_on_the_same_pair(tmp_path) -> None:
+    from tsjnet_sdk.benchmarks.default_path import run, to_markdown
+
+    results = run(threads=1, runs=2, size=(64, 96))
+    default, torch_row = results["rows"]
+    assert default["backend"] == "onnxruntime" and default["model"] == "tsjnet-edge.onnx" and default["n"] == 2
+    assert torch_row["backend"] == "torch" and torch_row["model"] == "tsjnet-edge.safetensors"
+    assert results["speedup_default_vs_torch"] == pytest.approx(torch_row["median_ms"] / default["median_ms"])
+    assert results["output_psnr_db"] >= 60  # the two paths fuse the same picture
+    assert "x torch eager" in to_markdown(results)

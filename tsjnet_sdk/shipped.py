@@ -5,7 +5,8 @@ Each shipped model is a set of files in ``tsjnet_sdk/weights/`` (model card: its
 * ``<name>.safetensors``: the trained weights (float16), for the torch backend and as the export source;
 * ``<name>.onnx``: the same network as ONNX (fp32, dynamic N/H/W, standard ops), for ONNX Runtime and for
   building TensorRT engines on the device (``tsjnet export <name> --format engine``), no torch needed;
-  ``<name>.parity.json`` beside it is its parity report against the PyTorch model.
+* ``<name>_fp16.onnx``: fp16 inside, float32 I/O (``tsjnet export <name> --format engine --fp16`` builds from it);
+  each ONNX has its parity report against the PyTorch model beside it (``<stem>.parity.json``).
 
 Rule for ``Fuser()``, ``Fuser("tsjnet-edge")``, ``tsjnet fuse`` / ``demo`` / ``quality`` without a model
 (:func:`choose_file`): the ONNX file through ONNX Runtime when onnxruntime is installed (the fastest
@@ -40,6 +41,11 @@ class ShippedModel:
     @property
     def onnx(self) -> Path:
         return WEIGHTS_DIR / f"{self.name}.onnx"
+
+    @property
+    def onnx_fp16(self) -> Path:
+        """fp16 inside, float32 I/O: what strongly typed TensorRT (11, RTX) builds fp16 engines from."""
+        return WEIGHTS_DIR / f"{self.name}_fp16.onnx"
 
     @property
     def parity_report(self) -> Path:
