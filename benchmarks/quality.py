@@ -316,6 +316,7 @@ def quality_command(
     """Fusion-quality table (Table 1 metrics + EN, SD, SF, AG, MI, Qabf) of a model vs classical baselines."""
     from rich.console import Console
 
+    from tsjnet_sdk.runtime import BackendUnavailable
     from tsjnet_sdk.shipped import SHIPPED_WEIGHTS
 
     console = Console(stderr=True, soft_wrap=True)
@@ -330,7 +331,7 @@ def quality_command(
     chosen = [d.strip() for d in datasets.split(",") if d.strip()]
     try:
         results = run_quality(model, data, chosen, work, threads=threads, say=console.print)
-    except ValueError as e:
+    except (ValueError, BackendUnavailable) as e:
         error_line(console, e)
         raise typer.Exit(2) from None
     if not results["datasets"]:

@@ -67,13 +67,12 @@ def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
     return export_onnx(tiny_checkpoint, tmp_path_factory.mktemp("onnx") / "tiny.onnx").path
 
 
+# `sys.modules[name] = None` is how Python itself marks a module as absent: `import name` raises
+# ModuleNotFoundError and importlib.util.find_spec(name) returns None, as on a machine without the package.
 BLOCK_IMPORTS = """
-import importlib.abc, sys
-class _Blocked(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in {blocked!r}:
-            raise ImportError(f"No module named {{name!r}} (blocked by the test)", name=name)
-sys.meta_path.insert(0, _Blocked())
+import sys
+for _name in {blocked!r}:
+    sys.modules[_name] = None
 """
 
 
@@ -89,5 +88,5 @@ def run_python_without(blocked: set[str], code: str, cwd: Path | None = None, ti
 
 def run_cli_without(blocked: set[str], args: list[str], cwd: Path | None = None, timeout: float = 300):
     """The ``tsjnet`` command line with ``blocked`` packages missing (see run_python_without)."""
-    code = f"import sys\nfrom tsjnet_sdk.cli import app\nsys.argv = ['tsjnet', *{args!r}]\napp()\n"
+    code = f"import sys\nfrom tsjnet_sdk.cli import entry_point\nsys.argv = ['tsjnet', *{args!r}]\nentry_point()\n"
     return run_python_without(blocked, code, cwd, timeout)

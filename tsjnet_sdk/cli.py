@@ -20,7 +20,7 @@ from tsjnet_sdk.benchmarks.cli import (
     soak_command,
 )
 from tsjnet_sdk.benchmarks.quality import quality_command
-from tsjnet_sdk.cli_support import error_line
+from tsjnet_sdk.cli_support import error_line, run_app
 from tsjnet_sdk.demo import demo_command
 from tsjnet_sdk.export.cli import export_command
 from tsjnet_sdk.kernels.cli import build_kernels_command
@@ -51,6 +51,11 @@ def main(
     ),
 ) -> None:
     """TSJNet infrared + visible image fusion SDK."""
+
+
+def entry_point() -> None:
+    """The ``tsjnet`` console script: the app, with a missing optional package reported in one line."""
+    run_app(app, console)
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -174,12 +179,17 @@ def fuse(
 
 
 @app.command()
-def info(model: Path = typer.Argument(..., help="Checkpoint, ONNX file or engine.")) -> None:
+def info(model: Path = typer.Argument(..., help="Checkpoint, ONNX file, engine, or a shipped model's name.")) -> None:
     """Say what a model file is: kind, config, precision, NA mode, shapes, metadata."""
     from rich.table import Table
 
+    from tsjnet_sdk import shipped
     from tsjnet_sdk.runtime import ModelFileError, inspect_artifact
 
+    files = shipped.SHIPPED_MODELS[str(model)].files() if shipped.is_shipped_name(str(model)) else []
+    if files:  # a shipped name: list its files, describe the last (the ONNX, whose metadata says most)
+        typer.echo(f"{model}: {', '.join(str(p) for p in files)}")
+        model = files[-1]
     try:
         art = inspect_artifact(model)
     except (ModelFileError, FileNotFoundError, ValueError) as e:
@@ -249,4 +259,4 @@ app.command("build-kernels")(build_kernels_command)
 
 
 if __name__ == "__main__":
-    app()
+    entry_point()
