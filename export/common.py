@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tsjnet_sdk.errors import TsjnetError
 from tsjnet_sdk.models.config import MIN_INPUT_SIZE
 
 # torch's dynamo exporter emits opset 18 natively (others go through the ONNX version converter);
@@ -26,7 +27,7 @@ OUTPUT_NAME = "fused"
 Progress = Callable[[str], None]
 
 
-class ExportError(RuntimeError):
+class ExportError(TsjnetError, RuntimeError):
     """An export that cannot be done; the message is one line naming the reason and the fix."""
 
 

@@ -64,6 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tsjnet_sdk.atomic import atomic_path
+from tsjnet_sdk.errors import TsjnetError
 from tsjnet_sdk.kernels import spec
 
 KERNEL_DIR = Path(__file__).resolve().parent
@@ -83,7 +84,7 @@ CXX_TYPE = {"f32": "float", "f16": "na2d::half_bits"}
 Instance = tuple[str, int, int]  # (dtype, kernel_size, head_dim)
 
 
-class KernelBuildError(RuntimeError):
+class KernelBuildError(TsjnetError, RuntimeError):
     """nvcc/ptxas missing or failing, or no usable prebuilt kernel."""
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tsjnet_sdk.atomic import atomic_path
+from tsjnet_sdk.errors import TsjnetError
 from tsjnet_sdk.kernels.build import find_nvcc
 
 KERNELS_DIR = Path(__file__).resolve().parent
@@ -51,7 +52,7 @@ INCLUDE_ENV = ("TSJNET_TRT_INCLUDE", "TRT_INCLUDE_DIR")
 DEFAULT_ARCHS = {"aarch64": ("sm_87",), "x86_64": ("sm_86", "sm_89", "sm_90")}
 
 
-class PluginBuildError(RuntimeError):
+class PluginBuildError(TsjnetError, RuntimeError):
     """Headers, nvcc or the compile itself missing or failing; the message says what to do."""
 
 

@@ -27,13 +27,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from tsjnet_sdk.errors import TsjnetError
 from tsjnet_sdk.kernels import spec
 from tsjnet_sdk.kernels.build import KernelBuildError, ensure_image
 
 TORCH_DTYPES = {torch.float32: "f32", torch.float16: "f16"}
 
 
-class CudaKernelUnavailable(RuntimeError):
+class CudaKernelUnavailable(TsjnetError, RuntimeError):
     """cuda-python or the CUDA driver is missing/unusable, or no kernel image can be loaded."""
 
 

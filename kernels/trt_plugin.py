@@ -37,6 +37,7 @@ import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from tsjnet_sdk import na_node
+from tsjnet_sdk.errors import TsjnetError
 from tsjnet_sdk.kernels import spec
 
 NAMESPACE = na_node.DOMAIN
@@ -50,7 +51,7 @@ assert tuple(ATTRIBUTE_TYPES) == na_node.ATTRIBUTES, "trt_plugin.ATTRIBUTE_TYPES
 _registered = False
 
 
-class PluginUnavailable(RuntimeError):
+class PluginUnavailable(TsjnetError, RuntimeError):
     """The plugin cannot be registered with this TensorRT (absent, too old, or TensorRT-RTX)."""
 
 

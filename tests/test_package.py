@@ -40,3 +40,44 @@ def test_cli_version():
     import tsjnet_sdk
 
     assert out.stdout.strip() == f"tsjnet-sdk {tsjnet_sdk.__version__}"
+
+
+def test_only_the_stage_folders_resolve_under_the_package():
+    code = (
+        "import importlib, tsjnet_sdk\n"
+        "for stage in ('export', 'training', 'kernels', 'benchmarks'):\n"
+        "    module = importlib.import_module('tsjnet_sdk.' + stage)\n"
+        "    assert module.__file__.endswith(stage + '/__init__.py'), module.__file__\n"
+        "for other in ('tsjnet_sdk.tsjnet_sdk', 'tsjnet_sdk.tests', 'tsjnet_sdk.scripts', 'tsjnet_sdk.docs'):\n"
+        "    try:\n"
+        "        importlib.import_module(other)\n"
+        "    except ModuleNotFoundError:\n"
+        "        continue\n"
+        "    raise AssertionError(other + ' imports')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd="/")
+
+
+def test_every_sdk_error_derives_from_tsjnet_error():
+    """An app can catch any SDK error with one except clause; each keeps its built-in base as well."""
+    import ast
+    import importlib
+
+    from tsjnet_sdk import TsjnetError
+
+    checked = []
+    for folder in ("tsjnet_sdk", "export", "training", "kernels", "benchmarks"):
+        for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ClassDef) or node.name in ("SectionTimeout", "TsjnetError"):
+                    continue
+                bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}
+                if not any(b.endswith(("Error", "Exception")) or b == "BackendUnavailable" for b in bases):
+                    continue
+                rel = path.relative_to(REPO_ROOT).with_suffix("")
+                parts = rel.parts if folder == "tsjnet_sdk" else ("tsjnet_sdk", *rel.parts)
+                module = importlib.import_module(".".join(p for p in parts if p != "__init__"))
+                cls = getattr(module, node.name)
+                assert issubclass(cls, TsjnetError), f"{rel}.{node.name} does not derive from TsjnetError"
+                checked.append(node.name)
+    assert {"ImageError", "BackendUnavailable", "ExportError", "ModelFileError"} <= set(checked) and len(checked) >= 20

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
+from tsjnet_sdk.errors import TsjnetError
+
 # Class tables: position = class id in the label files (YOLO ids, segmentation map values).
 CLASS_TABLES: dict[str, tuple[str, ...]] = {
     # MSRS detection labels (Lele-3/MSRS-detection-label, YOLO ids 0, 1, 2).
@@ -32,7 +34,7 @@ CLASS_TABLES: dict[str, tuple[str, ...]] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(TsjnetError, ValueError):
     """An invalid training config, with the key and the fix in the message."""
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from tsjnet_sdk.errors import TsjnetError
 from tsjnet_sdk.imaging import ImageError, prepare_pair, read_image
 from tsjnet_sdk.pairing import PairingError, index_images
 from tsjnet_sdk.training.config import CLASS_TABLES, DatasetConfig
@@ -33,7 +34,7 @@ from tsjnet_sdk.training.config import CLASS_TABLES, DatasetConfig
 MODALITIES = ("fused", "ir", "vi")
 
 
-class DataError(ValueError):
+class DataError(TsjnetError, ValueError):
     """A training pair or label that cannot be used; the message names the file and the fix."""
 
 

@@ -22,11 +22,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from tsjnet_sdk.errors import TsjnetError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class TaskWeightsError(ValueError):
+class TaskWeightsError(TsjnetError, ValueError):
     """A task-network weights file that does not fit the network."""
 
 

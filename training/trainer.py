@@ -43,6 +43,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from tsjnet_sdk.atomic import write_bytes_atomic
+from tsjnet_sdk.errors import TsjnetError
 from tsjnet_sdk.training.config import TrainConfig
 from tsjnet_sdk.training.data import (
     AugmentConfig,
@@ -75,7 +76,7 @@ FUSION_TERMS = ("ssim", "diversity", "recon_ir", "recon_vis", "intensity", "grad
 _RESUME_SENSITIVE = ("model", "data", "loss", "optim", "scheduler", "tasks", "run.seed", "run.amp", "run.amp_dtype")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(TsjnetError, RuntimeError):
     """Training cannot go on (non-finite losses, an unusable resume state, ...)."""
 
 

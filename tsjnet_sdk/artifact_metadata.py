@@ -24,13 +24,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tsjnet_sdk.errors import TsjnetError
+
 #: ONNX metadata_props keys carry this prefix (other tools' props are left alone).
 PROP_PREFIX = "tsjnet."
 NA_MODES = ("decomposed", "plugin")
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
-class ArtifactMetadataError(ValueError):
+class ArtifactMetadataError(TsjnetError, ValueError):
     """A model file's tsjnet metadata is malformed (the message names the key and the fix)."""
 
 

@@ -17,10 +17,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from tsjnet_sdk.errors import TsjnetError
+
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
-class DiskFullError(OSError):
+class DiskFullError(TsjnetError, OSError):
     """No space left (or quota/file-size limit) while writing a file; the previous file is intact."""
 
 

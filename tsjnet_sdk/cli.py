@@ -154,7 +154,7 @@ def fuse(
     except ValueError as e:
         raise _fail(str(e)) from None
     fuser = _open_fuser(model, config, seed, backend, device, gray, tile, options)
-    console.print(f"{fuser!r}")
+    console.print(repr(fuser), markup=False, highlight=False)
     failures: list[str] = []
     start = time.perf_counter()
     with Progress(console=console, transient=True) as progress:

@@ -53,6 +53,7 @@ from tsjnet_sdk import shipped
 from tsjnet_sdk.atomic import write_bytes_atomic
 from tsjnet_sdk.baselines import BASELINES
 from tsjnet_sdk.cli_support import error_line
+from tsjnet_sdk.errors import TsjnetError
 from tsjnet_sdk.imaging import (
     IMAGE_SUFFIXES,
     ImageError,
@@ -100,7 +101,7 @@ def real_sample_pairs(root: str | os.PathLike | None = None) -> tuple[list[Pair]
     return pairs, base
 
 
-class DemoError(ValueError):
+class DemoError(TsjnetError, ValueError):
     """Bad demo inputs (paths, pairing, sizes), with a message for the user."""
 
 

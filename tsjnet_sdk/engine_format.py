@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tsjnet_sdk.atomic import atomic_path
+from tsjnet_sdk.errors import TsjnetError
 from tsjnet_sdk.hashing import file_sha256
 
 ENGINE_MAGIC = b"TSJNTRT\x00"
@@ -40,11 +41,11 @@ _MAX_HEADER = 1 << 20  # a header above 1 MiB is not one of ours
 SIDECAR_SUFFIX = ".tsjnet.json"
 
 
-class EngineFileError(ValueError):
+class EngineFileError(TsjnetError, ValueError):
     """An engine file that is not a tsjnet engine, is truncated, or has a header this SDK cannot read."""
 
 
-class EngineIncompatibleError(RuntimeError):
+class EngineIncompatibleError(TsjnetError, RuntimeError):
     """A valid tsjnet engine built for another TensorRT version / flavour or another GPU."""
 
 

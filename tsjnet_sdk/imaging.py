@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from tsjnet_sdk.atomic import atomic_path
+from tsjnet_sdk.errors import TsjnetError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _LUMA = np.array([0.299, 0.587, 0.114])
 
 
-class ImageError(ValueError):
+class ImageError(TsjnetError, ValueError):
     """An image that cannot be used, with the file (if any) and the fix in the message."""
 
 

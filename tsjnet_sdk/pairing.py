@@ -13,10 +13,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tsjnet_sdk.errors import TsjnetError
 from tsjnet_sdk.imaging import IMAGE_SUFFIXES
 
 
-class PairingError(ValueError):
+class PairingError(TsjnetError, ValueError):
     """A folder that is missing, or that holds two images with one name."""
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tsjnet_sdk.errors import TsjnetError
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
@@ -71,7 +73,7 @@ ONNX_EXTRA_HINT = "pip install 'tsjnet-sdk[onnx]'"
 TORCH_EXTRA_HINT = "pip install 'tsjnet-sdk[torch]'"
 
 
-class ShippedModelError(ValueError):
+class ShippedModelError(TsjnetError, ValueError):
     """A shipped model cannot be run here (unknown name, no runtime installed, file missing)."""
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from tsjnet_sdk._version import __version__
 from tsjnet_sdk.atomic import atomic_path
+from tsjnet_sdk.errors import TsjnetError
 from tsjnet_sdk.models.config import TSJNetConfig
 
 if TYPE_CHECKING:  # torch is imported only by the functions that need it: metadata readers run without it
@@ -23,7 +24,7 @@ FORMAT = "tsjnet-checkpoint"
 FORMAT_VERSION = "1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(TsjnetError, ValueError):
     """A file that is not a usable tsjnet checkpoint."""
 
 

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from tsjnet_sdk.artifact_metadata import ArtifactMetadata, ArtifactMetadataError
+from tsjnet_sdk.errors import TsjnetError
 
 CHECKPOINT, ONNX, ENGINE = "checkpoint", "onnx", "engine"
 KINDS = (CHECKPOINT, ONNX, ENGINE)
 
 
-class ModelFileError(ValueError):
+class ModelFileError(TsjnetError, ValueError):
     """A model file that is missing, of unknown kind, or unreadable."""
 
 

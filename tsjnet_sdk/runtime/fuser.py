@@ -18,6 +18,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from tsjnet_sdk.errors import TsjnetError
 from tsjnet_sdk.imaging import ImageError, check_frame_size, compose_output, from_unit_float, prepare_pair, read_image
 from tsjnet_sdk.models.config import MIN_INPUT_SIZE
 from tsjnet_sdk.runtime.backends import open_backend
@@ -95,7 +96,7 @@ def blend_weights(tile_h: int, tile_w: int, overlap: int) -> np.ndarray:
     return np.outer(ramp(tile_h), ramp(tile_w)).astype(np.float32)
 
 
-class ModelOutputError(RuntimeError):
+class ModelOutputError(TsjnetError, RuntimeError):
     """The network returned NaN or inf: the model file's weights are corrupt, never a valid fusion."""
 
 

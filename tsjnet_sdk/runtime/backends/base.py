@@ -12,8 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from tsjnet_sdk.errors import TsjnetError
 
-class BackendUnavailable(RuntimeError):
+
+class BackendUnavailable(TsjnetError, RuntimeError):
     """The backend cannot run here (package missing, no GPU, wrong artefact); the message says the fix."""
 
 
