@@ -66,13 +66,10 @@ def time_metrics(repeat: int = 3, pair: str = "00004N", presets: list[str] | Non
         print(f"  {'TOTAL':8s} {dt * 1000:8.1f} ms (whole set in one evaluate call)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tsjnet_sdk.benchmarks.bench_metrics``: the same command as ``tsjnet bench-metrics``."""
+if __name__ == "__main__":
+    # `python -m tsjnet_sdk.benchmarks.bench_metrics`: the same command as `tsjnet bench-metrics`. The CLI is imported only here:
+    # the command-line layer imports this module, never the reverse (tests/test_import_graph.py).
     from tsjnet_sdk.benchmarks.cli import metrics_speed_command
     from tsjnet_sdk.cli_support import run_command
 
-    return run_command(metrics_speed_command, argv, "python -m tsjnet_sdk.benchmarks.bench_metrics")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(metrics_speed_command, None, "python -m tsjnet_sdk.benchmarks.bench_metrics"))

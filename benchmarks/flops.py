@@ -208,13 +208,10 @@ def markdown_table(reports: Sequence[FlopReport], top: int = 8) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tsjnet_sdk.benchmarks.flops``: the same command as ``tsjnet flops``."""
+if __name__ == "__main__":
+    # `python -m tsjnet_sdk.benchmarks.flops`: the same command as `tsjnet flops`. The CLI is imported only here:
+    # the command-line layer imports this module, never the reverse (tests/test_import_graph.py).
     from tsjnet_sdk.benchmarks.cli import flops_command
     from tsjnet_sdk.cli_support import run_command
 
-    return run_command(flops_command, argv, "python -m tsjnet_sdk.benchmarks.flops")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(flops_command, None, "python -m tsjnet_sdk.benchmarks.flops"))

@@ -262,13 +262,10 @@ def rerender(json_path: str | Path) -> Path:
     return markdown
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tsjnet_sdk.benchmarks.report FILE.json``: the same command as ``tsjnet bench-report``."""
+if __name__ == "__main__":
+    # `python -m tsjnet_sdk.benchmarks.report FILE.json`: the same command as `tsjnet bench-report`. The CLI is imported only here:
+    # the command-line layer imports this module, never the reverse (tests/test_import_graph.py).
     from tsjnet_sdk.benchmarks.cli import report_command
     from tsjnet_sdk.cli_support import run_command
 
-    return run_command(report_command, argv, "python -m tsjnet_sdk.benchmarks.report")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(report_command, None, "python -m tsjnet_sdk.benchmarks.report"))

@@ -162,13 +162,10 @@ def run_soak(frames: int = 10_000, size: int = 64, config: str = "tsjnet-tiny", 
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tsjnet_sdk.benchmarks.soak``: the same command as ``tsjnet soak``."""
+if __name__ == "__main__":
+    # `python -m tsjnet_sdk.benchmarks.soak`: the same command as `tsjnet soak`. The CLI is imported only here:
+    # the command-line layer imports this module, never the reverse (tests/test_import_graph.py).
     from tsjnet_sdk.benchmarks.cli import soak_command
     from tsjnet_sdk.cli_support import run_command
 
-    return run_command(soak_command, argv, "python -m tsjnet_sdk.benchmarks.soak")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(soak_command, None, "python -m tsjnet_sdk.benchmarks.soak"))

@@ -58,7 +58,7 @@ DEFAULT_RTX_CAPABILITY = "8.9"
 def import_tensorrt(flavour: str | None = None) -> tuple[Any, str]:
     """(module, flavour name): the runtime's TensorRT lookup, with its failure as an ExportError."""
     from tsjnet_sdk.runtime.backends.base import BackendUnavailable
-    from tsjnet_sdk.runtime.backends.tensorrt_backend import import_tensorrt as find_tensorrt
+    from tsjnet_sdk.tensorrt_env import import_tensorrt as find_tensorrt
 
     try:
         module = find_tensorrt(flavour, purpose="engine export")
@@ -175,7 +175,7 @@ def build_engine(
     check_export_options(na, opset, None)
     profile = _profile_shapes(min_shape, opt_shape, max_shape)
     trt, flavour = import_tensorrt(flavour)
-    from tsjnet_sdk.runtime.backends.tensorrt_backend import NO_PLUGINS, plugins_supported
+    from tsjnet_sdk.tensorrt_env import NO_PLUGINS, plugins_supported
 
     if na == "plugin" and not plugins_supported(flavour):
         raise ExportError(NO_PLUGINS)
@@ -338,7 +338,7 @@ def _register_plugin(trt: Any, flavour: str, plugin: Any) -> None:
 
 def _set_compute_capabilities(trt: Any, config: Any, flavour: str, wanted: Sequence[str] | None) -> list[str]:
     """RTX: the targets (default: the GPU present, else 8.9). Full TensorRT: the GPU it builds on."""
-    from tsjnet_sdk.runtime.backends.tensorrt_backend import gpu_compute_capability
+    from tsjnet_sdk.tensorrt_env import gpu_compute_capability
 
     cc = gpu_compute_capability()
     present = [f"{cc[0]}.{cc[1]}"] if cc else []

@@ -55,7 +55,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -506,13 +505,10 @@ def plugin_ptx(instance: Instance, out_dir: str | os.PathLike | None = None, bui
 # ---------------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tsjnet_sdk.kernels.build``: the same command as ``tsjnet build-kernels`` (kernels/cli.py)."""
+if __name__ == "__main__":
+    # `python -m tsjnet_sdk.kernels.build`: the same command as `tsjnet build-kernels` (kernels/cli.py). The CLI is imported only here:
+    # the command-line layer imports this module, never the reverse (tests/test_import_graph.py).
     from tsjnet_sdk.cli_support import run_command
     from tsjnet_sdk.kernels.cli import build_kernels_command
 
-    return run_command(build_kernels_command, argv, "python -m tsjnet_sdk.kernels.build")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(run_command(build_kernels_command, None, "python -m tsjnet_sdk.kernels.build"))

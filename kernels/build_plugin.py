@@ -147,7 +147,7 @@ def cuda_include_dir(nvcc: str) -> Path | None:
 def default_archs() -> tuple[str, ...]:
     """The visible GPU's ``sm_XY`` (through cuda-python), else the machine's usual targets."""
     try:
-        from tsjnet_sdk.runtime.backends.tensorrt_backend import gpu_compute_capability
+        from tsjnet_sdk.tensorrt_env import gpu_compute_capability
 
         cc = gpu_compute_capability()
     except Exception:  # noqa: BLE001 (no cuda-python / numpy: fall back to the table)
@@ -217,13 +217,10 @@ def build_plugin(output: str | os.PathLike | None = None, *, trt_include: str | 
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tsjnet_sdk.kernels.build_plugin``: the same command as ``tsjnet build-plugin``."""
+if __name__ == "__main__":
+    # `python -m tsjnet_sdk.kernels.build_plugin`: the same command as `tsjnet build-plugin`. The CLI is imported only here:
+    # the command-line layer imports this module, never the reverse (tests/test_import_graph.py).
     from tsjnet_sdk.cli import build_plugin_command
     from tsjnet_sdk.cli_support import run_command
 
-    return run_command(build_plugin_command, argv, "python -m tsjnet_sdk.kernels.build_plugin")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(build_plugin_command, None, "python -m tsjnet_sdk.kernels.build_plugin"))

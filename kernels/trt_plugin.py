@@ -126,7 +126,7 @@ def _version_tuple(version: str) -> Tuple[int, ...]:
 
 
 def _import_tensorrt(flavour: Optional[str]) -> Any:
-    from tsjnet_sdk.runtime.backends.tensorrt_backend import FLAVOURS, NO_PLUGINS, plugins_supported, tensorrt_installed
+    from tsjnet_sdk.tensorrt_env import FLAVOURS, NO_PLUGINS, plugins_supported, tensorrt_installed
 
     if flavour not in (None, *FLAVOURS):
         raise ValueError(f"unknown TensorRT flavour {flavour!r}; expected one of {', '.join(FLAVOURS)}")

@@ -31,6 +31,11 @@ def test_shipped_onnx_is_the_shipped_checkpoint_and_passed_parity() -> None:
     assert report["artefact"] == "tsjnet-edge.onnx" and report["passed"] and report["psnr_db"] >= 60
     # small enough for a wheel (a lean export shrinks it further: issue 20)
     assert shipped.SHIPPED_ONNX.stat().st_size < 40 * 2**20
+    fp16 = shipped.SHIPPED_MODELS["tsjnet-edge"].onnx_fp16
+    meta16 = read_onnx_metadata(fp16)
+    assert meta16["source_checkpoint_sha256"] == meta["source_checkpoint_sha256"] and meta16["precision"] == "fp16"
+    report16 = json.loads(fp16.with_name("tsjnet-edge_fp16.parity.json").read_text())
+    assert report16["artefact"] == fp16.name and report16["passed"] and report16["psnr_db"] >= 40
 
 
 def test_default_and_named_models_run_on_onnxruntime_and_the_backend_choice_is_explained() -> None:

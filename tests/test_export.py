@@ -69,7 +69,7 @@ def test_static_fp16_export_through_the_cli(tiny_checkpoint, tmp_path, msrs_pair
         "--parity-pair", str(msrs_pair[0]), str(msrs_pair[1]),
     ])
     assert result.exit_code == 0, result.output
-    assert "parity vs PyTorch (00004N.png + 00004N.png)" in result.output and "PSNR" in result.output
+    assert "parity of this ONNX vs PyTorch (00004N.png + 00004N.png)" in result.output and "PSNR" in result.output
     model = onnx.load(str(out))
     elem = {i.name: i.type.tensor_type.elem_type for i in model.graph.input}
     assert elem == {"ir": onnx.TensorProto.FLOAT, "vis": onnx.TensorProto.FLOAT}  # I/O stays float32

@@ -89,13 +89,10 @@ def _nice(v: float) -> float:
     return 10 * e
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tsjnet_sdk.training.plot``: the same command as ``tsjnet plot-log``."""
+if __name__ == "__main__":
+    # `python -m tsjnet_sdk.training.plot`: the same command as `tsjnet plot-log`. The CLI is imported only here:
+    # the command-line layer imports this module, never the reverse (tests/test_import_graph.py).
     from tsjnet_sdk.cli_support import run_command
     from tsjnet_sdk.training.cli import plot_command
 
-    return run_command(plot_command, argv, "python -m tsjnet_sdk.training.plot")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(plot_command, None, "python -m tsjnet_sdk.training.plot"))

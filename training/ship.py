@@ -38,13 +38,10 @@ def ship(checkpoint: str | Path, config: str | Path, out: str | Path = SHIPPED_W
     return save_checkpoint(model, out, extra_metadata=provenance, dtype=torch.float16)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tsjnet_sdk.training.ship``: the same command as ``tsjnet ship``."""
+if __name__ == "__main__":
+    # `python -m tsjnet_sdk.training.ship`: the same command as `tsjnet ship`. The CLI is imported only here:
+    # the command-line layer imports this module, never the reverse (tests/test_import_graph.py).
     from tsjnet_sdk.cli_support import run_command
     from tsjnet_sdk.training.cli import ship_command
 
-    return run_command(ship_command, argv, "python -m tsjnet_sdk.training.ship")
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_command(ship_command, None, "python -m tsjnet_sdk.training.ship"))

@@ -44,7 +44,7 @@ def na_plugin_status() -> str:
 
 def collect_report() -> dict[str, dict[str, str]]:
     from tsjnet_sdk._version import __version__
-    from tsjnet_sdk.runtime.backends.tensorrt_backend import FLAVOURS, gpu_compute_capability
+    from tsjnet_sdk.tensorrt_env import FLAVOURS, gpu_compute_capability
 
     versions = {
         "tsjnet-sdk": __version__,
