@@ -200,6 +200,17 @@ def metrics_speed_command(
     time_metrics(repeat, pair, [p for p in presets.split(",") if p])
 
 
+def default_path_command(
+    threads: int = typer.Option(1, help="CPU threads for both paths."),
+    runs: int = typer.Option(10, help="Timed runs of each path (alternating)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output folder (default: the results folder)."),
+) -> None:
+    """The default path (Fuser(): the shipped ONNX on ONNX Runtime) against torch eager, side by side at 640x480."""
+    from tsjnet_sdk.benchmarks.default_path import run_and_write
+
+    run_and_write(threads, runs, output)
+
+
 def soak_command(
     frames: int = typer.Option(10_000, help="Frames to stream."),
     size: int = typer.Option(64, help="Square frame size (>= 32)."),

@@ -1,4 +1,4 @@
-"""The default path against torch, side by side in one run: ``python -m tsjnet_sdk.benchmarks.default_path``.
+"""The default path against torch, side by side in one run: ``tsjnet bench-default``.
 
 What a user gets from ``Fuser()`` / ``tsjnet fuse`` without ``-m`` (the shipped ONNX on ONNX Runtime) against
 the shipped checkpoint on torch eager, on one 640x480 built-in pair, with the same CPU threads. The two are
@@ -9,7 +9,6 @@ result is the ratio of medians, and both outputs are compared (PSNR of the uint8
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
@@ -71,19 +70,19 @@ def to_markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads for both paths (default 1).")
-    parser.add_argument("--runs", type=int, default=10, help="timed runs of each path.")
-    parser.add_argument("-o", "--output", type=Path, default=None, help="output folder (default: the results folder).")
-    args = parser.parse_args(argv)
-    results = run(args.threads, args.runs)
-    out = args.output or results_dir("bench", "benchmarks/results")
+def run_and_write(threads: int = 1, runs: int = 10, output: Path | None = None) -> dict[str, Any]:
+    """Run, write ``default_path.{json,md}`` (benchmarks/results/ in a checkout) and print the table."""
+    results = run(threads, runs)
+    out = output or results_dir("bench", "benchmarks/results")
     write_json(out / "default_path.json", results)
     write_bytes_atomic(out / "default_path.md", to_markdown(results).encode())
     print(to_markdown(results))
-    return 0
+    return results
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # `python -m tsjnet_sdk.benchmarks.default_path` = `tsjnet bench-default`; the CLI is imported only here.
+    from tsjnet_sdk.benchmarks.cli import default_path_command
+    from tsjnet_sdk.cli_support import run_command
+
+    raise SystemExit(run_command(default_path_command, None, "python -m tsjnet_sdk.benchmarks.default_path"))

@@ -13,6 +13,7 @@ from rich.console import Console
 from tsjnet_sdk._version import __version__
 from tsjnet_sdk.benchmarks.cli import (
     bench_command,
+    default_path_command,
     flops_command,
     gpu_verify_command,
     metrics_speed_command,
@@ -254,6 +255,7 @@ app.command("plot-log")(plot_command)
 app.command("bench-report")(report_command)
 app.command("flops")(flops_command)
 app.command("bench-metrics")(metrics_speed_command)
+app.command("bench-default")(default_path_command)
 app.command("soak")(soak_command)
 app.command("build-kernels")(build_kernels_command)
 
