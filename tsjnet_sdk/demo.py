@@ -457,10 +457,13 @@ def demo_command(
     """Fuse sample pairs with TSJNet and classical baselines; write images, panels and metrics."""
     from tsjnet_sdk.runtime import BackendUnavailable, ModelFileError
 
+    if out_dir.exists() and not out_dir.is_dir():
+        _console.print(f"[red]error:[/red] --out {out_dir} is a file; it takes a folder (created if missing): choose another")
+        raise typer.Exit(2)
     try:
         options = options_from_flags(ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
         run_demo(model, ir, vis, out_dir, count, (height, width), backend=backend, device=device, threads=threads,
                  options=options, real=real)
-    except (DemoError, ImageError, FileNotFoundError, ValueError, BackendUnavailable, ModelFileError) as e:
+    except (DemoError, ImageError, OSError, ValueError, BackendUnavailable, ModelFileError) as e:
         _console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None

@@ -27,6 +27,44 @@ GRAPH_LEVELS = ("disabled", "basic", "extended", "all")
 TORCH_DTYPES = ("fp32", "fp16", "bf16")
 
 
+class OptionError(ValueError):
+    """An option with a wrong type or value. One message style everywhere: ``NAME must be WHAT, got VALUE``."""
+
+
+def bad_option(name: str, expected: str, value: object) -> OptionError:
+    """The one error for an option ``name`` that is not ``expected``."""
+    return OptionError(f"{name} must be {expected}, got {value!r}")
+
+
+def check_whole(name: str, value: object, minimum: int = 0) -> int:
+    """``value`` if it is a whole number (not a bool) >= ``minimum``, else OptionError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise bad_option(name, f"a whole number >= {minimum}", value)
+    return value
+
+
+def check_flag(name: str, value: object) -> bool:
+    """``value`` if it is True or False, else OptionError (a string "no" would be truthy)."""
+    if not isinstance(value, bool):
+        raise bad_option(name, "True or False", value)
+    return value
+
+
+DEVICES = "auto, cpu, cuda or cuda:N (N = 0, 1, ...)"
+
+
+def check_device(device: object) -> str:
+    """``device`` if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``, else OptionError (checked before any
+    backend sees it: torch would raise its own parse error, onnxruntime would quietly run on the CPU)."""
+    if isinstance(device, str):
+        if device in ("auto", "cpu", "cuda"):
+            return device
+        head, _, index = device.partition(":")
+        if head == "cuda" and index.isdigit() and index.isascii():
+            return device
+    raise bad_option("device", DEVICES, device)
+
+
 def usable_cores() -> int:
     """CPU cores this process may run on (affinity / cgroup cpusets), not the machine's total."""
     try:
@@ -147,6 +185,8 @@ def options_for(backend: str, options: BackendOptions | Sequence[BackendOptions]
     if options is None:
         return None
     many = not isinstance(options, OPTION_TYPES)
+    if many and (isinstance(options, (str, bytes)) or not isinstance(options, Sequence)):
+        raise bad_option("options", "an OrtOptions, TorchOptions or TensorRTOptions, or a list of them", options)
     items = list(options) if many else [options]
     seen: dict[str, BackendOptions] = {}
     for item in items:
