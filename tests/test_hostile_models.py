@@ -5,7 +5,7 @@ Classes (counted in docs/reliability.md, "Hostile inputs"):
   FOREIGN_GRAPHS    ONNX graphs that are not a TSJNet export (refused at load)
   WRONG_OUTPUTS     tsjnet-labelled graphs whose output cannot be a fusion (refused at the first call)
   BROKEN_CACHES     damaged or swapped ONNX Runtime optimised-graph caches (rebuilt, never run instead)
-  PROCESS_CASES     a Fuser used across os.fork / in spawn workers (works or a clear error, never a hang)
+  processes         a Fuser used across os.fork / in spawn workers (works or a clear error, never a hang)
 """
 
 from __future__ import annotations
@@ -264,9 +264,6 @@ def _run_script(source: str, *args: str, timeout: float = 240) -> subprocess.Com
                               timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=REPO_ROOT)
     except subprocess.TimeoutExpired:
         pytest.fail(f"hung for more than {timeout} s (the fork deadlock)")
-
-
-PROCESS_CASES = ["torch-cpu-fork", "onnxruntime-fork", "onnxruntime-spawn-worker", "tensorrt-fork-refused"]
 
 
 @pytest.mark.slow
