@@ -338,7 +338,8 @@ def test_good_options_still_work(tmp_path):
     model = mean_onnx_model(tmp_path / "mean.onnx", ["N", 1, "H", "W"])
     frame = RNG.integers(0, 256, (70, 90), dtype=np.uint8)
     for kwargs in ({"tile": (64, 48), "tile_overlap": 0}, {"tile": [32, 40], "tile_overlap": 31}, {"max_pixels": 70 * 90},
-                   {"device": "cpu"}, {"device": "auto", "bgr": True, "gray": True}):
+                   {"device": "cpu"}, {"device": "auto", "bgr": True, "gray": True},
+                   {"tile": np.int64(64), "tile_overlap": np.int32(8), "max_pixels": np.int64(10_000)}):
         assert Fuser(model, **kwargs)(frame, frame).shape == (70, 90)
 
 

@@ -150,6 +150,27 @@ def test_cli_foreign_model_needs_the_flag(tmp_path):
     assert allowed.exit_code == 0, allowed.output
 
 
+def test_cli_error_text_is_printed_as_is(tmp_path):
+    """Rich markup used to eat bracketed text ("[N, 1, H, W]", "[torch]") from error messages."""
+    from typer.testing import CliRunner
+
+    from tsjnet_sdk.cli import app
+    from tsjnet_sdk.imaging import write_image
+
+    ir, vis = write_image(tmp_path / "ir.png", IR), write_image(tmp_path / "vis.png", VIS)
+    model = graph_file(tmp_path / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["out"])], outputs=["out"])
+    result = CliRunner().invoke(app, ["fuse", str(ir), str(vis), "-m", str(model), "-o", str(tmp_path / "o.png")])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2 and "outputs are ['out']" in text and "[N, 1, H, W]" in text, result.output
+
+
+def test_cli_errors_are_not_read_as_markup(capsys):
+    from tsjnet_sdk.cli import _fail
+
+    _fail("install it: pip install 'tsjnet-sdk[torch]'")
+    assert "pip install 'tsjnet-sdk[torch]'" in capsys.readouterr().err
+
+
 # (id, graph nodes and initialisers, regex of the first-call refusal)
 WRONG_OUTPUTS = [
     ("1x1-mean", [helper.make_node("ReduceMean", ["ir"], ["fused"], keepdims=1, axes=None)], (), r"shape \[1, 1, 1, 1\]"),

@@ -53,7 +53,9 @@ def main(
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(message)}")  # escaped: "[N, 1, H, W]" or "[torch]" is text, not markup
     return typer.Exit(code)
 
 
@@ -86,7 +88,8 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
         )
         return Fuser(create_model(config).eval(), backend=backend, device=device, gray=gray, tile=tile, options=options)
     except (ModelFileError, BackendUnavailable, FileNotFoundError, ValueError, KeyError) as e:
-        raise _fail(str(e).strip("'\"")) from None
+        # A KeyError's str() is the repr of its message (quoted); other messages may end with a quoted value.
+        raise _fail(str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)) from None
 
 
 @app.command()
@@ -118,6 +121,7 @@ def fuse(
     ),
 ) -> None:
     """Fuse an IR/visible pair, or two folders of pairs, and write the fused images."""
+    from rich.markup import escape
     from rich.progress import Progress
 
     from tsjnet_sdk.atomic import DiskFullError
@@ -168,7 +172,7 @@ def fuse(
                 raise _fail(f"{name}: {e}") from None
             except (ImageError, ValueError, OSError) as e:  # this pair only (a bad file, an unwritable output)
                 failures.append(f"{name}: {e}")
-                console.print(f"[red]skipped[/red] {name}: {e}")
+                console.print(f"[red]skipped[/red] {escape(f'{name}: {e}')}")
             progress.advance(task)
     elapsed = time.perf_counter() - start
     done = len(jobs) - len(failures)

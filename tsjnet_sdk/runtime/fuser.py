@@ -31,7 +31,7 @@ from tsjnet_sdk.imaging import (
 from tsjnet_sdk.models.config import MIN_INPUT_SIZE
 from tsjnet_sdk.runtime.backends import open_backend
 from tsjnet_sdk.runtime.backends.base import Backend
-from tsjnet_sdk.runtime.options import BackendOptions, bad_option, check_device, check_flag, check_whole
+from tsjnet_sdk.runtime.options import BackendOptions, bad_option, check_device, check_flag, check_whole, is_whole
 
 ImageLike = Union[np.ndarray, str, os.PathLike, Any]  # noqa: UP007 - a runtime alias of a typing special form; Any: a PIL image
 
@@ -113,9 +113,8 @@ def _check_tile(tile: object) -> tuple[int, int] | None:
     """None, or ``tile`` as (H, W) when it is a whole number or a pair of them >= 32; else OptionError."""
     if tile is None:
         return None
-    pair = (tile, tile) if isinstance(tile, int) and not isinstance(tile, bool) else tile
-    if (isinstance(pair, (tuple, list)) and len(pair) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= MIN_INPUT_SIZE for v in pair)):
+    pair = (tile, tile) if is_whole(tile) else tile
+    if isinstance(pair, (tuple, list)) and len(pair) == 2 and all(is_whole(v) and v >= MIN_INPUT_SIZE for v in pair):
         return int(pair[0]), int(pair[1])
     raise bad_option("tile", f"None, a whole number >= {MIN_INPUT_SIZE} or a pair (H, W) of them", tile)
 

@@ -17,6 +17,7 @@ fp16/bf16) are opt-in until verified on a GPU.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,11 +37,16 @@ def bad_option(name: str, expected: str, value: object) -> OptionError:
     return OptionError(f"{name} must be {expected}, got {value!r}")
 
 
+def is_whole(value: object) -> bool:
+    """A whole number: int or numpy integer, not a bool (True would count as 1; numpy's bool is no Integral)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_whole(name: str, value: object, minimum: int = 0) -> int:
-    """``value`` if it is a whole number (not a bool) >= ``minimum``, else OptionError."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """``value`` as an int if it is a whole number (:func:`is_whole`) >= ``minimum``, else OptionError."""
+    if not is_whole(value) or value < minimum:
         raise bad_option(name, f"a whole number >= {minimum}", value)
-    return value
+    return int(value)
 
 
 def check_flag(name: str, value: object) -> bool:
