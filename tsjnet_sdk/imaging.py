@@ -153,7 +153,7 @@ def _decode(path: Path, fmt: str, max_pixels: int | None) -> np.ndarray:
             )
         im.load()  # Pillow raises on data that ends early (LOAD_TRUNCATED_IMAGES stays off)
         if fmt == "JPEG":
-            check_jpeg_complete(path.read_bytes(), str(path))
+            check_jpeg_complete(path.read_bytes(), str(path), np.asarray(im))
         return pil_to_array(upright(im), str(path))
 
 
@@ -227,17 +227,21 @@ def _jpeg_structure(data: bytes) -> tuple[list[int], bool, list[tuple[list[int],
             ids = [body[1 + 2 * k] for k in range(count)]
             ss, se, al = body[1 + 2 * count], body[2 + 2 * count], body[3 + 2 * count] & 0x0F
             scans.append((ids, ss, se, al))
-            j = seg_end
-            while j < n - 1 and not (data[j] == 0xFF and data[j + 1] != 0x00 and not 0xD0 <= data[j + 1] <= 0xD7):
-                j += 1
+            j = data.find(b"\xff", seg_end)  # jump from 0xFF to 0xFF: bytes.find, not a Python loop per byte
+            while j != -1 and j < n - 1 and (data[j + 1] == 0x00 or 0xD0 <= data[j + 1] <= 0xD7):
+                j = data.find(b"\xff", j + 1)
+            if j == -1 or j >= n - 1:
+                return None
             end_of_last_scan = i = j
             continue
         i = seg_end
     return None
 
 
-def check_jpeg_complete(data: bytes, name: str = "image") -> None:
-    """Raise ImageError when a JPEG that decodes without error is missing data (see the note above)."""
+def check_jpeg_complete(data: bytes, name: str = "image", decoded: np.ndarray | None = None) -> None:
+    """Raise ImageError when a JPEG that decodes without error is missing data (see the note above).
+
+    ``decoded``: Pillow's decode of ``data`` when the caller has it (saves one decode)."""
     import io
 
     from PIL import Image
@@ -262,7 +266,7 @@ def check_jpeg_complete(data: bytes, name: str = "image") -> None:
             im.load()
             return np.asarray(im)
 
-    reference = decode(data)
+    reference = decode(data) if decoded is None else decoded
     for padding in _PADDINGS:
         if not np.array_equal(reference, decode(data[:end] + padding + data[end:])):
             raise ImageError(truncated)
