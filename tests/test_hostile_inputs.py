@@ -351,6 +351,10 @@ def test_na_backend_variable_is_checked_when_a_torch_fuser_is_made(monkeypatch):
 
     torch.manual_seed(0)
     model = create_model("tsjnet-tiny").eval()
+    monkeypatch.setenv("TSJNET_NA_KERNEL", "garbage")
+    with pytest.raises(ValueError, match="TSJNET_NA_KERNEL='garbage' is not understood"):
+        Fuser(model)
+    monkeypatch.delenv("TSJNET_NA_KERNEL")
     monkeypatch.setattr(na, "_default_backend", "garbage")  # what TSJNET_NA_BACKEND=garbage sets at import
     with pytest.raises(ValueError, match=r"\$TSJNET_NA_BACKEND must be one of auto, reference, natten, cuda"):
         Fuser(model)

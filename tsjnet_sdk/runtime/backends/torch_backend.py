@@ -45,9 +45,11 @@ class TorchBackend(Backend):
         import torch
 
         from tsjnet_sdk.models import load_checkpoint
-        from tsjnet_sdk.ops.neighborhood_attention import check_default_backend
+        from tsjnet_sdk.ops.neighborhood_attention import auto_cuda_kernel_enabled, check_default_backend
 
-        check_default_backend()  # $TSJNET_NA_BACKEND: refused now, not as a traceback at the first frame
+        # $TSJNET_NA_BACKEND and $TSJNET_NA_KERNEL: refused now, not as a traceback at the first frame.
+        check_default_backend()
+        auto_cuda_kernel_enabled()
 
         super().__init__(path, resolve_torch_device(device))
         self.options = options or TorchOptions()
