@@ -106,7 +106,7 @@ def bench_command(
                 extra = (f", {ratio:.2f}x" if ratio else "") + (f", PSNR {psnr:.1f} dB" if psnr is not None else "")
                 bar.console.print(f"[green]ok[/green] [{row['config']}] {row['id']}: {median:.1f} ms median{extra}")
             else:
-                bar.console.print(f"[yellow]{row['status']}[/yellow] [{row['config']}] {row['id']}: {row['reason']}")
+                error_line(bar.console, f"[{row['config']}] {row['id']}: {row['reason']}", row["status"], "yellow")
 
         if only_na:
             from tsjnet_sdk.benchmarks.bench import SCHEMA

@@ -12,9 +12,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = data_root()  # $TSJNET_DATA, else ../shared/data beside the checkout
 
 
-def mean_onnx_model(path: Path, shape: list) -> Path:
+def mean_onnx_model(path: Path, shape: list, metadata: bool = True) -> Path:
     """An ONNX with the tsjnet I/O names whose output is (ir + vis) / 2 (builds in ms); ``shape`` is
-    [N, 1, H, W] with ints (static) or names (dynamic)."""
+    [N, 1, H, W] with ints (static) or names (dynamic). ``metadata``: carry tsjnet metadata (sdk_version,
+    config_name), as `tsjnet export` writes it; without it the Fuser refuses the file unless
+    allow_foreign_model=True."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -26,8 +28,16 @@ def mean_onnx_model(path: Path, shape: list) -> Path:
         [helper.make_tensor_value_info("fused", TensorProto.FLOAT, shape)],
         [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])],
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    if metadata:
+        for key, value in TSJNET_TEST_PROPS.items():
+            model.metadata_props.add(key=key, value=value)
+    onnx.save(model, path)
     return path
+
+
+#: tsjnet metadata for the hand-built test graphs (what the Fuser requires of an ONNX file).
+TSJNET_TEST_PROPS = {"tsjnet.sdk_version": "0.1.0", "tsjnet.config_name": "test-mean", "tsjnet.precision": "fp32"}
 
 
 def require_shared_data(*parts: str) -> Path:

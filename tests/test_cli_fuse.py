@@ -54,7 +54,7 @@ def test_fuse_defaults_to_the_shipped_weights(tmp_path, synthetic_pair):
     out = tmp_path / "d.png"
     result = runner.invoke(app, ["fuse", *map(str, synthetic_pair), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "shipped trained tsjnet-edge" in result.output and "RANDOM" not in result.output
+    assert "model: shipped tsjnet-edge (tsjnet-edge.onnx on onnxruntime)" in result.output and "RANDOM" not in result.output
     assert read_image(out).shape == (48, 72, 3)
 
 

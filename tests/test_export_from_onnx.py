@@ -60,7 +60,7 @@ def _tsjnet_onnx(path: Path) -> Path:
     """A tiny ONNX with the tsjnet I/O and metadata, as `tsjnet export` writes it (no torch needed)."""
     import onnx
 
-    mean_onnx_model(path, ["N", 1, "H", "W"])
+    mean_onnx_model(path, ["N", 1, "H", "W"], metadata=False)
     model = onnx.load(str(path))
     for key, value in {"config_name": "tsjnet-tiny", "na_mode": "decomposed", "precision": "fp32", "shapes": "dynamic"}.items():
         model.metadata_props.add(key=f"tsjnet.{key}", value=value)
@@ -93,7 +93,7 @@ def test_a_bare_engine_opens_with_its_sidecar_and_only_with_it(tmp_path) -> None
 
 
 def test_sidecar_refuses_a_foreign_onnx_and_a_headed_engine(tmp_path) -> None:
-    foreign = mean_onnx_model(tmp_path / "foreign.onnx", [1, 1, 32, 32])
+    foreign = mean_onnx_model(tmp_path / "foreign.onnx", [1, 1, 32, 32], metadata=False)
     engine = tmp_path / "m.plan"
     engine.write_bytes(b"bytes" * 10)
     result = runner.invoke(app, ["export", str(foreign), "--sidecar-for", str(engine)])

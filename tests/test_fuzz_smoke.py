@@ -19,7 +19,8 @@ sys.path.insert(0, str(FUZZ))
 
 import harnesses  # noqa: E402
 
-ITERATIONS = {"engine_header": 400, "onnx_metadata": 200, "checkpoint": 400, "image": 400, "pairing": 150}
+ITERATIONS = {"engine_header": 400, "onnx_metadata": 200, "checkpoint": 400, "image": 400, "jpeg": 300, "tiff_wide": 300,
+              "ort_cache": 60, "pairing": 150}
 
 
 @pytest.mark.parametrize("name", sorted(harnesses.HARNESSES))

@@ -177,7 +177,7 @@ def test_errors_name_the_problem(tiny_checkpoint, tiny_onnx, tmp_path):
         Fuser(tiny_onnx, backend="torch")
     with pytest.raises(ValueError, match="unknown backend"):
         Fuser(tiny_checkpoint, backend="tflite")
-    with pytest.raises(ValueError, match="at least 32"):
+    with pytest.raises(ValueError, match="tile must be None, a whole number >= 32"):
         Fuser(tiny_checkpoint, tile=16)
     with pytest.raises(ImageError, match="too small|at least"):
         fuser(ir[:20, :20], vis[:20, :20])

@@ -70,7 +70,7 @@ def error_text(e: BaseException) -> str:
 
 
 def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend: str, device: str, gray: bool, tile: Optional[int],
-                options: Optional[list] = None):
+                options: Optional[list] = None, allow_foreign_model: bool = False):
     """A Fuser for --model (a file or a shipped model's name); else for a randomly initialised --config;
     else for the default shipped model (tsjnet_sdk/shipped.py decides which file and backend)."""
     from tsjnet_sdk import shipped
@@ -83,7 +83,8 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
                 console.print(f"model: {description}", highlight=False, markup=False)
             else:
                 error_line(console, shipped.missing_weights_warning(), "warning", "yellow")
-            return Fuser(what, backend=backend, device=device, gray=gray, tile=tile, options=options)
+            return Fuser(what, backend=backend, device=device, gray=gray, tile=tile, options=options,
+                         allow_foreign_model=allow_foreign_model)
         import torch
 
         from tsjnet_sdk.models import create_model
@@ -124,11 +125,17 @@ def fuse(
     trt_ep_fp16: bool = typer.Option(False, "--trt-ep-fp16", help=FLAG_HELP["trt_ep_fp16"]),
     trt_ep_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["trt_ep_cache"]),
     dtype: str = typer.Option("fp32", help=FLAG_HELP["dtype"]),
+    allow_foreign_model: bool = typer.Option(
+        False, "--allow-foreign-model", help="Run an ONNX file or engine without tsjnet metadata (your own ir/vis -> fused graph)."
+    ),
 ) -> None:
     """Fuse an IR/visible pair, or two folders of pairs, and write the fused images."""
     from rich.progress import Progress
 
-    from tsjnet_sdk.imaging import IMAGE_SUFFIXES, ImageError, write_image
+    from tsjnet_sdk.atomic import DiskFullError
+    from tsjnet_sdk.imaging import ImageError, check_output_path, write_image
+    from tsjnet_sdk.output_paths import output_file_problem, output_folder_problem
+    from tsjnet_sdk.runtime import ModelOutputError
 
     folders = ir.is_dir() or vis.is_dir()
     if folders and not (ir.is_dir() and vis.is_dir()):
@@ -144,17 +151,23 @@ def fuse(
         if not pairs:
             raise _fail(f"no pairs: no file names in common between {ir} and {vis}")
         out_dir = output or Path("fused")
-        if out_dir.suffix.lower() in IMAGE_SUFFIXES:
-            raise _fail(f"for folders, --output is a folder, got the file name {out_dir}")
+        problem = output_folder_problem(out_dir, (ir, vis))
         jobs = [(name, i, v, out_dir / f"{name}.png") for name, i, v in pairs]
     else:
         unpaired, jobs = [], [(ir.stem, ir, vis, output or Path("fused.png"))]
+        try:
+            check_output_path(jobs[0][3])
+            problem = output_file_problem(jobs[0][3], (ir, vis))
+        except ImageError as e:
+            problem = str(e)
+    if problem:  # found before any model loads or pair is fused
+        raise _fail(problem)
 
     try:
         options = options_from_flags(threads, ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
     except ValueError as e:
         raise _fail(str(e)) from None
-    fuser = _open_fuser(model, config, seed, backend, device, gray, tile, options)
+    fuser = _open_fuser(model, config, seed, backend, device, gray, tile, options, allow_foreign_model)
     console.print(repr(fuser), markup=False, highlight=False)
     failures: list[str] = []
     start = time.perf_counter()
@@ -163,11 +176,11 @@ def fuse(
         for name, ir_path, vis_path, out_path in jobs:
             try:
                 write_image(out_path, fuser(ir_path, vis_path))
-            except ImageError as e:
+            except (DiskFullError, ModelOutputError, RuntimeError) as e:  # the same for every pair: stop now
+                raise _fail(f"{name}: {e}") from None
+            except (ImageError, ValueError, OSError) as e:  # this pair only (a bad file, an unwritable output)
                 failures.append(f"{name}: {e}")
                 error_line(console, f"{name}: {e}", "skipped")
-            except (OSError, RuntimeError) as e:  # full disk (DiskFullError), corrupt weights (ModelOutputError)
-                raise _fail(f"{name}: {e}") from None
             progress.advance(task)
     elapsed = time.perf_counter() - start
     done = len(jobs) - len(failures)
@@ -176,6 +189,9 @@ def fuse(
     for name in unpaired:
         typer.echo(f"unpaired: {name}")
     if failures:
+        typer.echo(f"failed {len(failures)} pair(s):")
+        for line in failures:
+            typer.echo(f"  {line}")
         raise typer.Exit(1)
 
 

@@ -152,7 +152,7 @@ def load_pairs(ir: str | os.PathLike | None, vis: str | os.PathLike | None, coun
     if not matched.rows:
         raise DemoError(f"no pairs: no image file names in common between {ir_path} and {vis_path}")
     for label in matched.unpaired_labels(("ir", "visible")):
-        _console.print(f"[yellow]unpaired, skipped:[/yellow] {label}")
+        error_line(_console, label, "unpaired, skipped", "yellow")
     return [(name, read_image(i), read_image(v)) for name, i, v in matched.rows], False
 
 
@@ -451,9 +451,12 @@ def demo_command(
     """Fuse sample pairs with TSJNet and classical baselines; write images, panels and metrics."""
     from tsjnet_sdk.runtime import BackendUnavailable, ModelFileError
 
+    if out_dir.exists() and not out_dir.is_dir():
+        error_line(_console, f"--out {out_dir} is a file; it takes a folder (created if missing): choose another")
+        raise typer.Exit(2)
     try:
         options = options_from_flags(threads, ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
         run_demo(model, ir, vis, out_dir, count, (height, width), backend=backend, device=device, options=options, real=real)
-    except (DemoError, ImageError, FileNotFoundError, ValueError, BackendUnavailable, ModelFileError) as e:
+    except (DemoError, ImageError, OSError, ValueError, BackendUnavailable, ModelFileError) as e:
         error_line(_console, e)
         raise typer.Exit(2) from None

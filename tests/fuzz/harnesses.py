@@ -7,7 +7,14 @@ Harnesses (seed corpus in tests/fuzz/corpus/<name>/):
   engine_header     tsjnet engine file header (engine_format.read_engine_header / read_engine_file)
   onnx_metadata     what `tsjnet info` does with an .onnx file (runtime.inspect_artifact)
   checkpoint        checkpoint metadata and config (read_checkpoint_metadata, checkpoint_config, inspect_artifact)
-  image             image files, any format Pillow detects (imaging.read_image, with a 4 Mpx limit)
+  image             image files of every listed format, named by their content (imaging.read_image, 4 Mpx
+                    limit); one input in 8 gets another listed suffix (the suffix/content check)
+  jpeg              JPEGs only: the completeness check (imaging.check_jpeg_complete: marker walk, scan
+                    coverage, padding re-decode) on files that Pillow decodes without error
+  tiff_wide         TIFFs with float / 32-bit / 16-bit samples, range tags, orientation, several pages
+                    (imaging.pil_to_array's scaling and refusals)
+  ort_cache         an ONNX Runtime optimised-graph cache file holding arbitrary bytes, with a record that
+                    vouches for them: the Fuser must run the true model or rebuild, never the bytes' graph
   pairing           pairing of IR / visible folders by file name (tsjnet_sdk.pairing.pair_folders)
 """
 
@@ -70,20 +77,91 @@ def checkpoint(data: bytes) -> None:
         _documented(e)
 
 
-_IMAGE_SUFFIXES = (".png", ".jpg", ".tif", ".bmp")
+# Content magic -> the suffix that names it, so mutants reach the decoder of their content.
+_MAGIC = ((b"\x89PNG", ".png"), (b"\xff\xd8", ".jpg"), (b"BM", ".bmp"), (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"))
+_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-def image(data: bytes) -> None:
+def _read_checked(path: Path) -> None:
+    """read_image must return uint8/uint16 H x W or H x W x 3, or raise ImageError; nothing else."""
     from tsjnet_sdk.imaging import ImageError, read_image
 
-    # The suffix does not matter to Pillow (it sniffs the content), but vary it anyway.
-    path = _file(data, "frame" + _IMAGE_SUFFIXES[len(data) % len(_IMAGE_SUFFIXES)])
     try:
         arr = read_image(path, max_pixels=1 << 22)
         assert arr.dtype.name in ("uint8", "uint16") and arr.ndim in (2, 3), (arr.dtype, arr.shape)
         assert arr.ndim == 2 or arr.shape[2] == 3
     except ImageError:
         pass
+
+
+def image(data: bytes) -> None:
+    suffix = next((s for magic, s in _MAGIC if data.startswith(magic)), ".png")
+    if len(data) % 8 == 7:  # now and then, a listed suffix that disagrees with the content
+        suffix = _SUFFIXES[len(data) % len(_SUFFIXES)]
+    _read_checked(_file(data, "frame" + suffix))
+
+
+def jpeg(data: bytes) -> None:
+    from tsjnet_sdk.imaging import ImageError, check_jpeg_complete
+
+    try:
+        check_jpeg_complete(data, "fuzz.jpg")  # alone: any bytes, also ones Pillow would refuse first
+    except ImageError:
+        pass
+    except Exception as e:  # noqa: BLE001 - Pillow's own decode errors are read_image's to wrap (below)
+        if not isinstance(e, (OSError, SyntaxError, ValueError, EOFError)):
+            raise
+    _read_checked(_file(data, "frame.jpg"))
+
+
+def tiff_wide(data: bytes) -> None:
+    _read_checked(_file(data, "frame.tif"))
+
+
+_ORT_MODELS: dict[str, Path] = {}
+
+
+def ort_cache(data: bytes) -> None:
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from tsjnet_sdk import Fuser
+    from tsjnet_sdk.runtime import BackendUnavailable, ModelFileError, OrtOptions
+    from tsjnet_sdk.runtime.backends.onnxruntime_backend import optimized_model
+
+    if not _ORT_MODELS:
+        _ORT_MODELS["mean"] = _mean_model(_WORK / "mean.onnx")
+    model, cache = _ORT_MODELS["mean"], _WORK / "ort_cache"
+    options = OrtOptions(optimized_model_cache=cache, intra_op_threads=1)
+    graph, source_sha = optimized_model(model, options, ["CPUExecutionProvider"])
+    graph.write_bytes(data)  # the cache now holds the fuzzer's bytes, and its record vouches for them
+    record = graph.with_suffix(".json")
+    record.write_text(json.dumps({"source_sha256": source_sha, "cache_sha256": hashlib.sha256(data).hexdigest()}))
+    frame = np.arange(32 * 32, dtype=np.uint8).reshape(32, 32)
+    try:
+        out = Fuser(model, options=options, gray=True)(frame, frame)
+    except (BackendUnavailable, ModelFileError):
+        return
+    assert np.array_equal(out, frame), "a cached graph other than the model's own ran"
+
+
+def _mean_model(path: Path) -> Path:
+    from onnx import TensorProto, helper, save
+
+    shape = ["N", 1, "H", "W"]
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["ir", "vis"], ["sum"]), helper.make_node("Mul", ["sum", "half"], ["fused"])], "mean",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("ir", "vis")],
+        [helper.make_tensor_value_info("fused", TensorProto.FLOAT, shape)],
+        [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    for key, value in {"tsjnet.sdk_version": "0.1.0", "tsjnet.config_name": "fuzz-mean"}.items():
+        model.metadata_props.add(key=key, value=value)
+    save(model, path)
+    return path
 
 
 def pairing(data: bytes) -> None:
@@ -135,6 +213,9 @@ HARNESSES: dict[str, Callable[[bytes], None]] = {
     "onnx_metadata": onnx_metadata,
     "checkpoint": checkpoint,
     "image": image,
+    "jpeg": jpeg,
+    "tiff_wide": tiff_wide,
+    "ort_cache": ort_cache,
     "pairing": pairing,
 }
 CORPUS = Path(__file__).resolve().parent / "corpus"

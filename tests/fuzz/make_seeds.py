@@ -8,11 +8,13 @@ from __future__ import annotations
 import io
 import json
 import struct
+import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
 
@@ -101,6 +103,64 @@ def images() -> None:
     _write("image", "huge_header.png", png_header_only(100_000, 100_000))
 
 
+def jpegs() -> None:
+    from PIL import Image
+
+    y, x = np.mgrid[:48, :64]
+    smooth = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).astype(np.uint8)
+    cases = {
+        "baseline.jpg": ({}, smooth), "progressive.jpg": ({"progressive": True}, smooth),
+        "restart.jpg": ({"restart_marker_blocks": 2}, smooth), "grey.jpg": ({}, smooth[..., 0].copy()),
+        "q100_444.jpg": ({"quality": 100, "subsampling": 0}, smooth),
+    }
+    for name, (kw, array) in cases.items():
+        buf = io.BytesIO()
+        Image.fromarray(array).save(buf, "JPEG", **kw)
+        _write("jpeg", name, buf.getvalue())
+        if name == "baseline.jpg":  # one cut short and closed with EOI: what the completeness check refuses
+            _write("jpeg", "cut_with_eoi.jpg", buf.getvalue()[: len(buf.getvalue()) * 2 // 3] + b"\xff\xd9")
+
+
+def wide_tiffs() -> None:
+    from PIL import Image
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    grey = np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)
+    ranged = ImageFileDirectory_v2()
+    ranged[340], ranged[341] = 0.0, 600.0
+    ranged.tagtype[340] = ranged.tagtype[341] = 11
+    rotated = Image.fromarray(grey).getexif()
+    rotated[0x0112] = 6
+    cases = {
+        "float_unit.tif": (Image.fromarray(grey.astype(np.float32) / 255), {}),
+        "float_ranged.tif": (Image.fromarray(grey.astype(np.float32) * 2), {"tiffinfo": ranged}),
+        "int32_ranged.tif": (Image.fromarray(grey.astype(np.int32) * 16), {"tiffinfo": {280: 0, 281: 4095}}),
+        "int32.tif": (Image.fromarray(grey.astype(np.int32)), {}),
+        "uint16_rotated.tif": (Image.fromarray(grey.astype(np.uint16) * 257), {"exif": rotated}),
+        "two_pages.tif": (Image.fromarray(grey), {"save_all": True, "append_images": [Image.fromarray(grey)]}),
+    }
+    for name, (im, kw) in cases.items():
+        buf = io.BytesIO()
+        im.save(buf, format="TIFF", **kw)
+        _write("tiff_wide", name, buf.getvalue())
+
+
+def ort_caches() -> None:
+    """The mean model's real optimised graph (what the cache normally holds) and a few bytes."""
+    import tempfile
+
+    import harnesses
+
+    from tsjnet_sdk.runtime import OrtOptions
+    from tsjnet_sdk.runtime.backends.onnxruntime_backend import optimized_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = harnesses._mean_model(Path(tmp) / "mean.onnx")
+        graph, _ = optimized_model(model, OrtOptions(optimized_model_cache=Path(tmp) / "c"), ["CPUExecutionProvider"])
+        _write("ort_cache", "mean_optimised.onnx", graph.read_bytes())
+    _write("ort_cache", "empty", b"")
+
+
 def pairing() -> None:
     _write("pairing", "names.txt", b"00001.png\n00001.png\n00002.jpg\n00002.PNG\n003.tif\nx.txt\n.png\na.b.bmp\na.b.bmp\n")
     _write("pairing", "odd.txt", "caf\u00e9.png\ncaf\u00e9.png\n \n .png\nA.PNG\na.png\n".encode("latin-1"))
@@ -111,5 +171,8 @@ if __name__ == "__main__":
     onnx_files()
     checkpoints()
     images()
+    jpegs()
+    wide_tiffs()
+    ort_caches()
     pairing()
     print("\n".join(f"{p.relative_to(CORPUS)}  {p.stat().st_size} B" for p in sorted(CORPUS.rglob("*")) if p.is_file()))

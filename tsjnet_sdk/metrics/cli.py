@@ -71,7 +71,7 @@ def eval_command(
     for label, names in unmatched.items():
         if names:
             shown = ", ".join(names[:10]) + (f", ... ({len(names) - 10} more)" if len(names) > 10 else "")
-            err.print(f"[yellow]unmatched:[/yellow] {len(names)} image(s) only in the {label} folder: {shown}")
+            error_line(err, f"{len(names)} image(s) only in the {label} folder: {shown}", "unmatched", "yellow")
     if not matched:
         fail("no image name is present in all three folders; pairs are matched by file name without suffix")
 

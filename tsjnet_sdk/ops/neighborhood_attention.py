@@ -57,7 +57,10 @@ BACKENDS = ("auto", "reference", "natten", "cuda")
 ONNX_MODES = ("decomposed", "plugin")
 _onnx_mode: str = "decomposed"
 
-_default_backend: str = os.environ.get("TSJNET_NA_BACKEND", "auto")
+#: Environment variable with the process-wide default implementation (one of BACKENDS; checked by
+#: check_default_backend when a torch Fuser is created, and at the first NA call).
+NA_BACKEND_ENV = "TSJNET_NA_BACKEND"
+_default_backend: str = os.environ.get(NA_BACKEND_ENV, "auto")
 #: Environment variable that lets ``auto`` use the SDK's CUDA kernel: ``cuda`` (on) or ``reference``/empty (off).
 AUTO_KERNEL_ENV = "TSJNET_NA_KERNEL"
 _AUTO_KERNEL_VALUES = {"cuda": True, "": False, "reference": False, "off": False, "0": False}
@@ -198,6 +201,14 @@ def available_backends() -> list[str]:
     return names
 
 
+def check_default_backend() -> None:
+    """Raise ValueError (the SDK's OptionError) when $TSJNET_NA_BACKEND named no implementation."""
+    if _default_backend not in BACKENDS:
+        from tsjnet_sdk.runtime.options import bad_option
+
+        raise bad_option(f"${NA_BACKEND_ENV}", f"one of {', '.join(BACKENDS)} (or unset)", _default_backend)
+
+
 def _check_backend_name(name: str) -> None:
     if name not in BACKENDS:
         raise ValueError(f"unknown neighborhood-attention backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -272,6 +283,8 @@ def neighborhood_attention_2d(
         _validate(q, k, v, kernel_size, dilation, rpb)
     elif _onnx_mode == "plugin" and torch.onnx.is_in_onnx_export():
         return _plugin_node(q, k, v, kernel_size, dilation, rpb, scale)
+    if backend is None:
+        check_default_backend()
     name = backend or _default_backend
     _check_backend_name(name)
     height, width = q.shape[1], q.shape[2]

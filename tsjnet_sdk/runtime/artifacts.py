@@ -43,6 +43,22 @@ class ArtifactInfo:
         return cfg.get("name") if isinstance(cfg, dict) else self.metadata.get("config_name")
 
 
+def require_tsjnet_metadata(metadata: ArtifactMetadata, path: str | os.PathLike, allow_foreign_model: bool) -> None:
+    """Refuse an ONNX file or engine without tsjnet metadata (``sdk_version`` and the config name) unless
+    the user opted in with ``allow_foreign_model=True`` (``--allow-foreign-model``).
+
+    Any graph with inputs named ``ir``/``vis`` would otherwise run as if it were TSJNet (a graph that
+    returns a 1 x 1 mean loaded fine); files from ``tsjnet export`` always carry the metadata.
+    """
+    if allow_foreign_model or (metadata.sdk_version and (metadata.config_name or metadata.config)):
+        return
+    raise ModelFileError(
+        f"{path}: no tsjnet metadata (sdk_version, config_name), so nothing says this is a TSJNet fusion model; "
+        "export models with `tsjnet export`, or, to run your own ir/vis -> fused graph, pass "
+        "Fuser(..., allow_foreign_model=True) (CLI: --allow-foreign-model)"
+    )
+
+
 def _looks_like_safetensors(head: bytes, size: int) -> bool:
     if len(head) < 9:
         return False

@@ -19,11 +19,20 @@ from typing import Any, Union
 import numpy as np
 
 from tsjnet_sdk.errors import TsjnetError
-from tsjnet_sdk.imaging import ImageError, check_frame_size, compose_output, from_unit_float, prepare_pair, read_image
+from tsjnet_sdk.imaging import (
+    ImageError,
+    check_frame_size,
+    compose_output,
+    from_unit_float,
+    pixel_limit,
+    prepare_pair,
+    read_image,
+    upright,
+)
 from tsjnet_sdk.models.config import MIN_INPUT_SIZE
 from tsjnet_sdk.runtime.backends import open_backend
 from tsjnet_sdk.runtime.backends.base import Backend
-from tsjnet_sdk.runtime.options import BackendOptions
+from tsjnet_sdk.runtime.options import BackendOptions, bad_option, check_device, check_flag, check_whole, is_whole
 
 ImageLike = Union[np.ndarray, str, os.PathLike, Any]  # noqa: UP007 - a runtime alias of a typing special form; Any: a PIL image
 
@@ -44,7 +53,7 @@ def load_frame(image: ImageLike, name: str, max_pixels: int | None = None) -> np
         from tsjnet_sdk.imaging import pil_to_array
 
         check_frame_size(*image.size, name, max_pixels)
-        return pil_to_array(image, name)
+        return pil_to_array(upright(image), name)  # EXIF orientation applied, as for files
     raise ImageError(f"{name} must be a numpy array, a PIL image or a path, got {type(image).__name__}")
 
 
@@ -97,7 +106,50 @@ def blend_weights(tile_h: int, tile_w: int, overlap: int) -> np.ndarray:
 
 
 class ModelOutputError(TsjnetError, RuntimeError):
-    """The network returned NaN or inf: the model file's weights are corrupt, never a valid fusion."""
+    """The network's output cannot be a fusion of its input: NaN/inf (corrupt weights), or the wrong
+    shape, dtype or range (a model file that is not a TSJNet fusion model)."""
+
+
+def _check_tile(tile: object) -> tuple[int, int] | None:
+    """None, or ``tile`` as (H, W) when it is a whole number or a pair of them >= 32; else OptionError."""
+    if tile is None:
+        return None
+    pair = (tile, tile) if is_whole(tile) else tile
+    if isinstance(pair, (tuple, list)) and len(pair) == 2 and all(is_whole(v) and v >= MIN_INPUT_SIZE for v in pair):
+        return int(pair[0]), int(pair[1])
+    raise bad_option("tile", f"None, a whole number >= {MIN_INPUT_SIZE} or a pair (H, W) of them", tile)
+
+
+# A model's output may leave [0, 1] by rounding (fp16 graphs); anything further is not a fusion.
+OUTPUT_RANGE_SLACK = 1e-2
+
+
+def check_output(out: Any, ir: np.ndarray, model: object) -> np.ndarray:
+    """The backend's output as float32, or ModelOutputError: it must be a float [N, 1, H, W] array of the
+    input's shape, finite, within [0, 1] (+- OUTPUT_RANGE_SLACK)."""
+    where = model or "the model"
+    if not isinstance(out, np.ndarray) or not np.issubdtype(out.dtype, np.floating):
+        kind = getattr(out, "dtype", type(out).__name__)
+        raise ModelOutputError(f"the network returned {kind}, not floats in [0, 1]: {where} is not a TSJNet fusion model")
+    if out.shape != ir.shape:
+        raise ModelOutputError(
+            f"the network returned shape {list(out.shape)} for an input of shape {list(ir.shape)}: {where} is not a "
+            "TSJNet fusion model (its output must have the input's shape [N, 1, H, W])"
+        )
+    # NaN/inf would silently become black or random pixels after clipping; it only comes from corrupt
+    # weights (inputs are checked finite and in [0, 1]), so name the model file.
+    if not np.isfinite(out).all():
+        raise ModelOutputError(
+            f"the network returned NaN/inf for a valid input: the weights of {where} are "
+            "corrupt (NaN/inf or bit-flipped); re-export or re-download the model file"
+        )
+    lo, hi = float(out.min()), float(out.max())
+    if lo < -OUTPUT_RANGE_SLACK or hi > 1 + OUTPUT_RANGE_SLACK:
+        raise ModelOutputError(
+            f"the network returned values in [{lo:.4g}, {hi:.4g}], outside [0, 1]: {where} is not a TSJNet fusion "
+            "model (or its output is scaled differently)"
+        )
+    return out.astype(np.float32, copy=False)
 
 
 class Fuser:
@@ -122,6 +174,18 @@ class Fuser:
             which are the fastest measured safe settings (docs/edge.md).
         max_pixels: the largest frame (W x H pixels) accepted; None: tsjnet_sdk.imaging.pixel_limit()
             (MAX_PIXELS, 67 Mpx, or $TSJNET_MAX_PIXELS). Image files are refused from their header.
+        allow_foreign_model: run an ONNX file or engine without tsjnet metadata (a graph of your own with
+            float32 inputs ``ir``, ``vis`` and output ``fused``, [N, 1, H, W] in [0, 1]). Off: such files
+            are refused, since nothing proves they are a fusion model.
+
+    Every option is checked here, before the model loads (``OptionError``, a ValueError, naming the
+    option, what it takes and what it got). Every network output is checked against its input: same
+    shape [N, 1, H, W], float, finite, within [0, 1] (``ModelOutputError`` otherwise).
+
+    Processes: see docs/reliability.md ("Processes"). A Fuser may be used in a child made by
+    ``os.fork`` on the onnxruntime backend and on the torch backend on the CPU (the child runs torch
+    with one thread: its thread pool does not survive a fork); CUDA and TensorRT work cannot cross
+    a fork and raise a clear error in the child. With ``spawn``, create the Fuser in each worker.
 
     Threads: one Fuser may be called from several threads at once (docs/reliability.md). Backends
     whose execution is thread-safe (onnxruntime sessions, torch inference) run calls concurrently;
@@ -149,7 +213,18 @@ class Fuser:
         gray: bool = False,
         options: BackendOptions | Sequence[BackendOptions] | None = None,
         max_pixels: int | None = None,
+        allow_foreign_model: bool = False,
     ) -> None:
+        # Every option is checked here, before the model loads, with one message style (OptionError).
+        check_device(device)
+        tile = _check_tile(tile)
+        check_whole("tile_overlap", tile_overlap, 0)
+        check_flag("bgr", bgr)
+        check_flag("gray", gray)
+        check_flag("allow_foreign_model", allow_foreign_model)
+        if max_pixels is not None:
+            check_whole("max_pixels", max_pixels, 1)
+        pixel_limit(max_pixels)  # also checks $TSJNET_MAX_PIXELS now rather than at the first frame
         if isinstance(model, Backend):
             if backend != "auto" or device != "auto" or options is not None:
                 raise ValueError(
@@ -158,12 +233,10 @@ class Fuser:
                 )
             self._runner = model
         else:
-            self._runner = open_backend(model, backend, device, options)
+            self._runner = open_backend(model, backend, device, options, allow_foreign_model=allow_foreign_model)
         # Serialize backend calls only for backends that are not safe to call from several threads.
         self._lock = None if getattr(self._runner, "thread_safe", False) else threading.Lock()
         self.max_pixels = max_pixels
-        if isinstance(tile, int):
-            tile = (tile, tile)
         static = self._runner.static_shape
         if static is not None:
             # A fixed-shape artefact runs any frame size through tiles of exactly its shape.
@@ -173,10 +246,8 @@ class Fuser:
                     f"size, not {tile[0]}x{tile[1]}: omit tile= (or export with dynamic shapes)"
                 )
             tile = static[1:]
-        if tile is not None and min(tile) < 32:
-            raise ValueError(f"tile must be at least 32 x 32, got {tile}")
         if tile is not None and tile_overlap >= min(tile):
-            raise ValueError(f"tile_overlap ({tile_overlap}) must be smaller than the tile {tile}")
+            raise bad_option("tile_overlap", f"smaller than the tile {tile[0]}x{tile[1]}", tile_overlap)
         self.tile, self.tile_overlap, self.bgr, self.gray = tile, tile_overlap, bgr, gray
 
     @property
@@ -245,20 +316,13 @@ class Fuser:
         return np.concatenate([self._run_tiled(ir[i : i + 1], vis[i : i + 1]) for i in range(ir.shape[0])])
 
     def _execute(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
-        """One backend call (under the lock for backends that are not thread-safe), output checked finite."""
+        """One backend call (under the lock for backends that are not thread-safe), output checked (check_output)."""
         if self._lock is None:
             out = self._runner.run(ir, vis)
         else:
             with self._lock:
                 out = self._runner.run(ir, vis)
-        # NaN/inf would silently become black or random pixels after clipping; it only comes from corrupt
-        # weights (inputs are checked finite and in [0, 1]), so name the model file.
-        if not np.isfinite(out).all():
-            raise ModelOutputError(
-                f"the network returned NaN/inf for a valid input: the weights of {self._runner.path or 'the model'} are "
-                "corrupt (NaN/inf or bit-flipped); re-export or re-download the model file"
-            )
-        return out
+        return check_output(out, ir, self._runner.path)
 
     def _run_tiled(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
         tile_h, tile_w = self.tile

@@ -17,14 +17,60 @@ fp16/bf16) are opt-in until verified on a GPU.
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tsjnet_sdk.errors import TsjnetError
+
 EXECUTION_MODES = ("sequential", "parallel")
 GRAPH_LEVELS = ("disabled", "basic", "extended", "all")
 TORCH_DTYPES = ("fp32", "fp16", "bf16")
+
+
+class OptionError(TsjnetError, ValueError):
+    """An option with a wrong type or value. One message style everywhere: ``NAME must be WHAT, got VALUE``."""
+
+
+def bad_option(name: str, expected: str, value: object) -> OptionError:
+    """The one error for an option ``name`` that is not ``expected``."""
+    return OptionError(f"{name} must be {expected}, got {value!r}")
+
+
+def is_whole(value: object) -> bool:
+    """A whole number: int or numpy integer, not a bool (True would count as 1; numpy's bool is no Integral)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_whole(name: str, value: object, minimum: int = 0) -> int:
+    """``value`` as an int if it is a whole number (:func:`is_whole`) >= ``minimum``, else OptionError."""
+    if not is_whole(value) or value < minimum:
+        raise bad_option(name, f"a whole number >= {minimum}", value)
+    return int(value)
+
+
+def check_flag(name: str, value: object) -> bool:
+    """``value`` if it is True or False, else OptionError (a string "no" would be truthy)."""
+    if not isinstance(value, bool):
+        raise bad_option(name, "True or False", value)
+    return value
+
+
+DEVICES = "auto, cpu, cuda or cuda:N (N = 0, 1, ...)"
+
+
+def check_device(device: object) -> str:
+    """``device`` if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``, else OptionError (checked before any
+    backend sees it: torch would raise its own parse error, onnxruntime would quietly run on the CPU)."""
+    if isinstance(device, str):
+        if device in ("auto", "cpu", "cuda"):
+            return device
+        head, _, index = device.partition(":")
+        if head == "cuda" and index.isdigit() and index.isascii():
+            return device
+    raise bad_option("device", DEVICES, device)
 
 
 def usable_cores() -> int:
@@ -152,6 +198,8 @@ def options_for(backend: str, options: BackendOptions | Sequence[BackendOptions]
     if options is None:
         return None
     many = not isinstance(options, OPTION_TYPES)
+    if many and (isinstance(options, (str, bytes)) or not isinstance(options, Sequence)):
+        raise bad_option("options", "an OrtOptions, TorchOptions or TensorRTOptions, or a list of them", options)
     items = list(options) if many else [options]
     seen: dict[str, BackendOptions] = {}
     for item in items:

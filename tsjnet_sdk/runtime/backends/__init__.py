@@ -9,7 +9,7 @@ from typing import Any
 
 from tsjnet_sdk.runtime.artifacts import CHECKPOINT, ENGINE, ONNX, detect_kind
 from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
-from tsjnet_sdk.runtime.options import BackendOptions, options_for
+from tsjnet_sdk.runtime.options import BackendOptions, OptionError, check_device, check_flag, options_for
 
 BACKEND_NAMES = ("auto", "torch", "onnxruntime", "tensorrt")
 # Which backends can execute which artefact: a checkpoint needs torch, ONNX runs in onnxruntime,
@@ -22,6 +22,7 @@ def open_backend(
     backend: str = "auto",
     device: str = "auto",
     options: BackendOptions | Sequence[BackendOptions] | None = None,
+    allow_foreign_model: bool = False,
 ) -> Backend:
     """Load ``model`` (checkpoint / ONNX / engine path, a shipped model's name, None for the default
     shipped model, or an in-memory TSJNet) on the right backend.
@@ -33,10 +34,13 @@ def open_backend(
     backend that cannot run the artefact raises with the fix (e.g. export the checkpoint first).
     ``options``: an OrtOptions / TorchOptions / TensorRTOptions (tsjnet_sdk.runtime.options), or a
     list with one per backend; the chosen backend takes its own (a lone object of another backend's
-    type raises, rather than being ignored).
+    type raises, rather than being ignored). ``allow_foreign_model``: run an ONNX file or engine that has
+    no tsjnet metadata (refused by default: nothing proves it is a TSJNet fusion model).
     """
-    if backend not in BACKEND_NAMES:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    if not isinstance(backend, str) or backend not in BACKEND_NAMES:
+        raise OptionError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    check_device(device)
+    check_flag("allow_foreign_model", allow_foreign_model)
     from tsjnet_sdk import shipped
 
     if shipped.is_shipped_name(model):
@@ -69,10 +73,11 @@ def open_backend(
     if wanted == "onnxruntime":
         from tsjnet_sdk.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
-        return OnnxRuntimeBackend(path, device, options=options_for("onnxruntime", options))
+        return OnnxRuntimeBackend(path, device, options=options_for("onnxruntime", options),
+                                  allow_foreign_model=allow_foreign_model)
     from tsjnet_sdk.runtime.backends.tensorrt_backend import TensorRTBackend
 
-    return TensorRTBackend(path, device, options=options_for("tensorrt", options))
+    return TensorRTBackend(path, device, options=options_for("tensorrt", options), allow_foreign_model=allow_foreign_model)
 
 
 __all__ = ["BACKEND_NAMES", "Backend", "BackendUnavailable", "open_backend"]

@@ -7,6 +7,7 @@ batching, output format) is done once, in tsjnet_sdk.runtime.fuser, for all of t
 from __future__ import annotations
 
 import abc
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,18 @@ class Backend(abc.ABC):
     def __init__(self, path: Path | None, device: str) -> None:
         self.path = path
         self.device = device
+        self.created_in_pid = os.getpid()  # a different pid at run time: this object crossed an os.fork()
+
+    def forked(self) -> bool:
+        """Whether this backend is being used in a child process forked after it was created."""
+        return os.getpid() != self.created_in_pid
+
+    def fork_error(self, why: str) -> BackendUnavailable:
+        """The error for a backend that cannot run in a forked child (``why``: what does not survive a fork)."""
+        return BackendUnavailable(
+            f"this {self.name} Fuser was created before os.fork() and {why}, so it cannot run in the child: create "
+            "the Fuser in the child process, or start workers with multiprocessing's 'spawn' (or 'forkserver') method"
+        )
 
     @abc.abstractmethod
     def run(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray: ...

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from tsjnet_sdk.artifact_metadata import ArtifactMetadata
+from tsjnet_sdk.artifact_metadata import ArtifactMetadata, ArtifactMetadataError
+from tsjnet_sdk.runtime.artifacts import require_tsjnet_metadata
 from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
 from tsjnet_sdk.runtime.options import TensorRTOptions
 
@@ -93,7 +94,7 @@ class TensorRTBackend(Backend):
     name = "tensorrt"
 
     def __init__(self, path: Path, device: str = "auto", options: TensorRTOptions | None = None,
-                 plugin_library: str | Path | None = None) -> None:
+                 plugin_library: str | Path | None = None, allow_foreign_model: bool = False) -> None:
         from tsjnet_sdk.engine_format import EngineIncompatibleError, check_engine_compatible, read_engine_file
 
         if device == "cpu":
@@ -101,6 +102,10 @@ class TensorRTBackend(Backend):
         self.options = options or TensorRTOptions()
         plugin_library = plugin_library or self.options.plugin_library
         header, engine_bytes = read_engine_file(path)
+        try:  # before TensorRT is imported: an engine without tsjnet metadata is refused on any machine
+            require_tsjnet_metadata(ArtifactMetadata.from_header(header, str(path)), path, allow_foreign_model)
+        except ArtifactMetadataError as e:
+            raise BackendUnavailable(str(e)) from None
         flavour = header.get("trt_flavour")
         trt = import_tensorrt(flavour)
         # Version first (needs no GPU), then the GPU itself and its compute capability.
@@ -138,6 +143,8 @@ class TensorRTBackend(Backend):
         self.trt_version = trt.__version__
 
     def run(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
+        if self.forked():
+            raise self.fork_error("its CUDA context, stream and buffers do not exist in a forked child")
         cudart, stream = self.cudart, self.stream
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
         for name, array in (("ir", ir), ("vis", vis)):
