@@ -54,6 +54,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -931,9 +932,19 @@ def section_sanitizer(ctx: Ctx) -> None:
             ctx.check(f"compute-sanitizer {name}", SKIPPED, f"cannot attach here (exit {rc}): "
                       f"{text.strip().splitlines()[-1][:200] if text.strip() else ''}", exit_code=rc)
         else:
-            clean = rc == 0 and all(" 0 error" in s or "0 hazard" in s for s in summary) if summary else rc == 0
+            clean = rc == 0 and sanitizer_summary_clean(summary) if summary else rc == 0
             ctx.check(f"compute-sanitizer {name}", PASS if clean else FAIL,
                       "; ".join(s.strip() for s in summary) or f"exit {rc}", exit_code=rc)
+
+
+def sanitizer_summary_clean(summary: list[str]) -> bool:
+    """Whether every compute-sanitizer summary line reports nothing found.
+
+    The count right after ``SUMMARY:`` is read as a number ("ERROR SUMMARY: 0 errors", "RACECHECK SUMMARY:
+    0 hazards displayed (...)"); a substring test would take "10 hazards" for "0 hazard".
+    """
+    counts = [re.search(r"SUMMARY:\s*(\d+)\s", line) for line in summary]
+    return all(match is not None and int(match.group(1)) == 0 for match in counts)
 
 
 # ---------------------------------------------------------------------------------------------------

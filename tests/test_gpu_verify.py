@@ -147,3 +147,15 @@ def test_cli_subcommand_passes_options_through(tmp_path):
     result = CliRunner().invoke(app, ["gpu-verify", "--only", "nonsense", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert not list(tmp_path.iterdir())  # refused before anything ran or was written
+
+
+@pytest.mark.parametrize("line,clean", [
+    ("========= ERROR SUMMARY: 0 errors", True),
+    ("========= ERROR SUMMARY: 10 errors", False),
+    ("========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)", True),
+    ("========= RACECHECK SUMMARY: 10 hazards displayed (10 errors, 0 warnings)", False),  # "0 hazard" is in it
+    ("========= RACECHECK SUMMARY: 20 hazards displayed (0 errors, 20 warnings)", False),
+    ("========= ERROR SUMMARY: 1 error", False),
+])
+def test_sanitizer_summary_counts_are_read_as_numbers(line, clean):
+    assert gv.sanitizer_summary_clean([line]) is clean
