@@ -170,12 +170,44 @@ def _cast_like_to_cast(model: Any) -> Any:
     return model
 
 
+def _fold_initializer_transposes(model: Any) -> Any:
+    """Replace ``Transpose(initializer)`` by the transposed initializer (the Linear layers' weights).
+
+    onnxslim would fold them too, but not above FOLD_LIMIT_BYTES, and the larger Linear weights are above.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    kept = []
+    for node in graph.node:
+        source = inits.get(node.input[0]) if node.op_type == "Transpose" and node.input else None
+        if source is None:
+            kept.append(node)
+            continue
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        array = numpy_helper.to_array(source)
+        folded = numpy_helper.from_array(array.transpose(perm) if perm else array.T, node.output[0])
+        graph.initializer.append(folded)
+        uses[source.name] -= 1
+        if uses[source.name] == 0:
+            graph.initializer.remove(source)
+    del graph.node[:]
+    graph.node.extend(kept)
+    return model
+
+
 def _simplify(model: Any) -> Any:
     import onnxslim
 
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        return onnxslim.slim(_cast_like_to_cast(model), size_threshold=FOLD_LIMIT_BYTES,
+        model = _fold_initializer_transposes(_cast_like_to_cast(model))
+        return onnxslim.slim(model, size_threshold=FOLD_LIMIT_BYTES,
                              skip_fusion_patterns=SKIPPED_FUSIONS)
 
 

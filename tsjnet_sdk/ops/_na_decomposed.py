@@ -74,15 +74,16 @@ def _cached(key: tuple[object, ...], build):  # noqa: ANN001, ANN202 - small pri
 
 def window_tables(height: int, width: int, kernel_size: int, dilation: int,
                   device: torch.device) -> tuple[Tensor, Tensor]:
-    """(keys, bias_index), both [H, W, k*k] int64: the flat key position ``row * W + col`` of every
+    """(keys [H, W, k*k], bias_index [H, W, k*k, 1]) int64: the flat key position ``row * W + col`` of every
     (query, window slot), and its index into the padded [2k, 2k] rpb table (row-major)."""
 
     def build() -> tuple[Tensor, Tensor]:
         row_key, row_bias = axis_tables(height, kernel_size, dilation, device)
         col_key, col_bias = axis_tables(width, kernel_size, dilation, device)
         kk, side = kernel_size * kernel_size, 2 * kernel_size
-        keys = (row_key[:, None, :, None] * width + col_key[None, :, None, :]).reshape(height, width, kk)
-        bias = (row_bias[:, None, :, None] * side + col_bias[None, :, None, :]).reshape(height, width, kk)
+        keys = _reshape(row_key[:, None, :, None] * width + col_key[None, :, None, :], (0, 0, kk), (height, width, kk))
+        bias = _reshape(row_bias[:, None, :, None] * side + col_bias[None, :, None, :], (0, 0, kk, 1),
+                        (height, width, kk, 1))
         return keys, bias
 
     return _cached(("window", height, width, kernel_size, dilation, device), build)
@@ -112,17 +113,19 @@ def neighborhood_attention_2d_decomposed(
     # rpb padded with a -inf last row and column (the masked slots' index), flattened: [heads or 1, (2k)^2].
     table = rpb.to(compute) if rpb is not None else torch.zeros(1, side - 1, side - 1, dtype=compute, device=q.device)
     table = torch.nn.functional.pad(table, (0, 1, 0, 1), value=float("-inf")).flatten(1)
-    bias = _gather(table, 1, bias_index, (table.shape[0], height, width, kk)).unsqueeze(-1)  # [h|1, H, W, kk, 1]
+    bias = _gather(table, 1, bias_index, (table.shape[0], height, width, kk, 1))   # [h|1, H, W, kk, 1]
 
     def windows(x: Tensor) -> Tensor:                              # [B, H, W, h, D] -> [B, h, H, W, kk, D]
-        flat = x.to(compute).permute(0, 3, 1, 2, 4).flatten(2, 3)  # [B, h, H*W, D]
+        flat = _reshape(x.to(compute).permute(0, 3, 1, 2, 4), (0, 0, -1, head_dim),
+                        (batch, heads, height * width, head_dim))  # [B, h, H*W, D]
         return _gather(flat, 2, keys, (batch, heads, height, width, kk, head_dim))
 
     query = (q.to(compute) * scale).permute(0, 3, 1, 2, 4).unsqueeze(-1)        # [B, h, H, W, D, 1]
     logits = torch.matmul(windows(k), query) + bias                             # [B, h, H, W, kk, 1]
     attn = logits.softmax(dim=-2).transpose(-1, -2)                             # [B, h, H, W, 1, kk]
     out = torch.matmul(attn, windows(v))                                        # [B, h, H, W, 1, D]
-    return out.permute(0, 2, 3, 4, 1, 5).reshape(batch, height, width, heads, head_dim).to(q.dtype)
+    out = out.permute(0, 2, 3, 4, 1, 5)                                         # [B, H, W, 1, h, D]
+    return _reshape(out, (0, 0, 0, heads, head_dim), (batch, height, width, heads, head_dim)).to(q.dtype)
 
 
 def _gather(data: Tensor, axis: int, index: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -134,3 +137,12 @@ def _gather(data: Tensor, axis: int, index: Tensor, shape: tuple[int, ...]) -> T
     if torch.onnx.is_in_onnx_export():
         return torch.onnx.ops.symbolic("::Gather", (data, index), {"axis": axis}, dtype=data.dtype, shape=shape)
     return data.index_select(axis, index.flatten()).reshape(shape)
+
+
+def _reshape(x: Tensor, onnx_shape: tuple[int, ...], shape: tuple[int, ...]) -> Tensor:
+    """``x.reshape(shape)``; in an ONNX export one Reshape to the constant ``onnx_shape`` (0 copies the input's
+    dimension, -1 is inferred), so a dynamic-shape graph computes no shape vector for it."""
+    if torch.onnx.is_in_onnx_export():
+        target = torch.tensor(onnx_shape, dtype=torch.int64)
+        return torch.onnx.ops.symbolic("::Reshape", (x, target), {}, dtype=x.dtype, shape=shape)
+    return x.reshape(shape)
