@@ -120,3 +120,32 @@ def test_export_is_lean_shares_tables_and_matches_reference(dynamic):
             x = neighborhood_attention_2d_reference(x, k, v, kernel, 1, rpb.detach())
         got = session.run(None, {"q": q.numpy(), "k": k.numpy(), "v": v.numpy()})[0]
         assert np.abs(got - x.numpy()).max() < 1e-5, size
+
+
+def test_exported_model_bakes_no_per_position_table(tiny_checkpoint, tiny_onnx):
+    # Everything baked into the file is a weight or an O(H k + W k) table: nothing larger than the
+    # model's largest parameter, no CastLike left for onnxslim to trip on.
+    import onnx
+    from safetensors.numpy import load_file
+
+    model = onnx.load(str(tiny_onnx))
+    largest_weight = max(a.size for a in load_file(str(tiny_checkpoint)).values())
+    assert _largest_initializer(model) <= largest_weight
+    assert not [n for n in model.graph.node if n.op_type == "CastLike"]
+
+
+def test_initializer_transposes_are_folded():
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from tsjnet_sdk.export.onnx_export import _fold_initializer_transposes
+
+    w = np.arange(6, dtype=np.float32).reshape(2, 3)
+    graph = helper.make_graph(
+        [helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]), helper.make_node("MatMul", ["x", "wt"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2])], [numpy_helper.from_array(w, "w")])
+    model = _fold_initializer_transposes(helper.make_model(graph))
+    assert [n.op_type for n in model.graph.node] == ["MatMul"]
+    (init,) = model.graph.initializer
+    assert init.name == "wt" and np.array_equal(numpy_helper.to_array(init), w.T)
