@@ -86,13 +86,15 @@ def load_model_for_export(checkpoint: str | os.PathLike) -> nn.Module:
 def _trace_to_onnx(graph: FusionGraph, static: tuple[int, int, int] | None, opset: int, na: str) -> Any:
     """torch.export + translation to an onnx.ModelProto (not yet simplified)."""
     from tsjnet_sdk.ops import onnx_export_mode
+    from tsjnet_sdk.ops._na_decomposed import shared_tables
 
     # Example inputs: batch 2 and H != W so that torch.export does not specialise N to 1 or tie H to W.
     n, h, w = static if static is not None else (2, 64, 96)
     example = (torch.rand(n, 1, h, w), torch.rand(n, 1, h, w))
     dims = None if static is not None else {0: "batch", 2: "height", 3: "width"}
     dynamic_shapes = None if dims is None else {"ir": dims, "vis": dims}
-    with onnx_export_mode(na), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    # shared_tables: one trace, so NA calls on maps of one size share their index tables (dynamic graphs).
+    with onnx_export_mode(na), shared_tables(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             graph, example, None, input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
@@ -101,12 +103,76 @@ def _trace_to_onnx(graph: FusionGraph, static: tuple[int, int, int] | None, opse
     return program.model_proto
 
 
+# onnxslim folds constant subgraphs into initializers. Above this size it leaves them as computations:
+# the decomposed NA builds its per-position tables ([H, W, k*k] indices and biases) at run time from
+# O(H k + W k) tables, and folding them would bake megabytes per layer into the file.
+FOLD_LIMIT_BYTES = 64 * 1024
+
+
+# onnxslim's MatMul + Add -> Gemm fusion wraps every channels-last Linear in two Reshapes (3 nodes for 2);
+# onnxruntime fuses MatMul + Add itself.
+SKIPPED_FUSIONS = ["FusionGemm"]
+
+
+def _cast_like_to_cast(model: Any) -> Any:
+    """Rewrite ``CastLike(x, like)`` as ``Cast(x, to=<like's dtype>)`` where the exporter recorded that dtype.
+
+    torch's exporter writes CastLike for the zero bias of bias-free convolutions and for clamp bounds;
+    onnxslim cannot fold a CastLike (its target is a run-time tensor) but folds a Cast of a constant, and
+    then the Expand that follows: about 100 nodes fewer on TSJNet, same values.
+    """
+    from onnx import helper
+
+    graph = model.graph
+    dtypes = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
+    for init in graph.initializer:
+        dtypes[init.name] = init.data_type
+    for i, node in enumerate(graph.node):
+        if node.op_type == "CastLike" and node.domain in ("", "ai.onnx") and dtypes.get(node.input[1]):
+            cast = helper.make_node("Cast", [node.input[0]], list(node.output), name=node.name, to=dtypes[node.input[1]])
+            graph.node[i].CopyFrom(cast)
+    return model
+
+
+def _fold_initializer_transposes(model: Any) -> Any:
+    """Replace ``Transpose(initializer)`` by the transposed initializer (the Linear layers' weights).
+
+    onnxslim would fold them too, but not above FOLD_LIMIT_BYTES, and the larger Linear weights are above.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+    kept = []
+    for node in graph.node:
+        source = inits.get(node.input[0]) if node.op_type == "Transpose" and node.input else None
+        if source is None:
+            kept.append(node)
+            continue
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), None)
+        array = numpy_helper.to_array(source)
+        folded = numpy_helper.from_array(array.transpose(perm) if perm else array.T, node.output[0])
+        graph.initializer.append(folded)
+        uses[source.name] -= 1
+        if uses[source.name] == 0:
+            graph.initializer.remove(source)
+    del graph.node[:]
+    graph.node.extend(kept)
+    return model
+
+
 def _simplify(model: Any) -> Any:
     import onnxslim
 
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        return onnxslim.slim(model)
+        model = _fold_initializer_transposes(_cast_like_to_cast(model))
+        return onnxslim.slim(model, size_threshold=FOLD_LIMIT_BYTES,
+                             skip_fusion_patterns=SKIPPED_FUSIONS)
 
 
 def _set_metadata(model: Any, metadata: dict[str, str]) -> None:

@@ -147,3 +147,68 @@ def test_cli_subcommand_passes_options_through(tmp_path):
     result = CliRunner().invoke(app, ["gpu-verify", "--only", "nonsense", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert not list(tmp_path.iterdir())  # refused before anything ran or was written
+
+
+@pytest.mark.parametrize("line,clean", [
+    ("========= ERROR SUMMARY: 0 errors", True),
+    ("========= ERROR SUMMARY: 10 errors", False),
+    ("========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)", True),
+    ("========= RACECHECK SUMMARY: 10 hazards displayed (10 errors, 0 warnings)", False),  # "0 hazard" is in it
+    ("========= RACECHECK SUMMARY: 20 hazards displayed (0 errors, 20 warnings)", False),
+    ("========= ERROR SUMMARY: 1 error", False),
+])
+def test_sanitizer_summary_counts_are_read_as_numbers(line, clean):
+    assert gv.sanitizer_summary_clean([line]) is clean
+
+
+def test_sanitizer_device_not_supported_is_skipped_even_with_a_summary():
+    # gVisor-sandboxed GPUs: compute-sanitizer cannot attach, says so, and may still print a summary.
+    text = ("========= COMPUTE-SANITIZER\n========= Error: Device not supported\n"
+            "========= Error: unspecified launch failure (error 999)\n========= ERROR SUMMARY: 1 error\n")
+    verdict, _ = gv.classify_sanitizer_run(9, text, timeout=60)
+    assert verdict == gv.SKIPPED
+
+
+@pytest.mark.parametrize("rc,text,want", [
+    (0, "case 1 ok\n========= ERROR SUMMARY: 0 errors\n", gv.PASS),
+    (9, "========= Invalid __global__ read\n========= ERROR SUMMARY: 2 errors\n", gv.FAIL),
+    (124, "partial\n[timed out]", gv.CUT),
+    (1, "compute-sanitizer: unable to attach (permission denied)\n", gv.SKIPPED),
+])
+def test_sanitizer_run_classification(rc, text, want):
+    assert gv.classify_sanitizer_run(rc, text, timeout=60)[0] == want
+
+
+def test_a_timed_out_command_leaves_no_child_running(tmp_path):
+    # compute-sanitizer runs a python child; a timeout must end the whole process group, not just the tool.
+    pid_file = tmp_path / "child.pid"
+    script = f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); " \
+             f"open({str(pid_file)!r}, 'w').write(str(p.pid)); p.wait()"
+    rc, _ = gv._run_text([sys.executable, "-c", script], timeout=3)
+    assert rc == 124
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.1)
+    assert not _alive(child), "the grandchild outlived the timeout"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by its orphaned parent) counts as gone
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+def test_each_sanitizer_tool_gets_about_a_minute_of_its_section():
+    # Each tool starts python, imports torch and initialises CUDA under instrumentation: ~35 s was too
+    # little, and a tool cut off leaves the gating section unpassable.
+    budget = next(s.budget_s for s in gv.default_sections() if s.name == "sanitizer")
+    left = budget
+    for i in range(len(gv.SANITIZER_TOOLS)):
+        timeout = gv.sanitizer_tool_timeout(left, len(gv.SANITIZER_TOOLS) - i)
+        assert timeout >= 55, (i, timeout)
+        left -= timeout

@@ -126,3 +126,22 @@ def test_configs_registry_and_json_round_trip():
         TSJNetConfig(nat_heads=(3, 4, 8, 16))
     with pytest.raises(ValueError, match="newer tsjnet-sdk"):
         TSJNetConfig.from_dict({**cfg.to_dict(), "future_field": 1})
+
+
+def test_eval_runs_the_encoder_once_on_both_modalities_with_the_same_values():
+    # Inference stacks IR and visible on the batch axis for one encoder pass; training keeps two passes.
+    torch.manual_seed(0)
+    model = create_model(get_config("tsjnet-tiny")).eval()
+    ir, vis = torch.rand(2, 1, 64, 96), torch.rand(2, 1, 64, 96)
+    calls = []
+    model.encoder.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    with torch.no_grad():
+        out = model(ir, vis)
+        base_vis, detail_vis = model.encoder(vis)      # 64 x 96: a multiple of 32, no padding
+    assert calls[0] == 4  # one pass, both modalities of both samples
+    assert torch.allclose(out.base_vis, base_vis, atol=1e-5)
+    assert torch.allclose(out.detail_vis, detail_vis, atol=1e-5)
+    model.train()
+    calls.clear()
+    model(ir, vis)
+    assert calls == [2, 2]

@@ -110,8 +110,15 @@ class TSJNet(nn.Module):
         pad = _reflect_pad_amounts(height, width)
         ir_p, vis_p = F.pad(ir, pad, mode="reflect"), F.pad(vis, pad, mode="reflect")
 
-        base_vis, detail_vis = self.encoder(vis_p)
-        base_ir, detail_ir = self.encoder(ir_p)
+        if self.training:
+            base_vis, detail_vis = self.encoder(vis_p)
+            base_ir, detail_ir = self.encoder(ir_p)
+        else:
+            # Inference: one encoder pass over both modalities stacked on the batch axis. The encoder is
+            # per-sample in eval mode (BatchNorm on running statistics), so the values are the same, and an
+            # exported graph holds the encoder once instead of twice (about a third fewer nodes).
+            base, detail = self.encoder(torch.cat([vis_p, ir_p]))
+            (base_vis, base_ir), (detail_vis, detail_ir) = base.chunk(2), detail.chunk(2)
         fused, att = self.decoder(self.base_fuse(base_ir + base_vis), self.detail_fuse(detail_ir + detail_vis))
         ir_recon = vis_recon = None
         if reconstruct:

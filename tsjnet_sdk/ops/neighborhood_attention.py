@@ -34,7 +34,8 @@ hardware: ``auto`` never picks it unless ``TSJNET_NA_KERNEL=cuda`` is set or
 says what a GPU run would use and why (``tsjnet doctor`` prints it).
 
 ONNX export has two forms, chosen with :func:`onnx_export_mode` around ``torch.onnx.export``:
-``decomposed`` (default: the reference op traced into standard ONNX ops) or ``plugin`` (one custom
+``decomposed`` (default: standard ONNX ops in the lean form of ``_na_decomposed.py``, same semantics as
+the reference, no per-position constants) or ``plugin`` (one custom
 node ``tsjnet::NeighborhoodAttention2D`` per call, contract in ``tsjnet_sdk/na_node.py``, which the
 TensorRT plugin of kernels/ implements).
 """
@@ -51,6 +52,7 @@ import torch
 from torch import Tensor
 
 from tsjnet_sdk import na_node
+from tsjnet_sdk.ops._na_decomposed import neighborhood_attention_2d_decomposed
 from tsjnet_sdk.ops._na_reference import neighborhood_attention_2d_reference
 
 BACKENDS = ("auto", "reference", "natten", "cuda")
@@ -281,8 +283,10 @@ def neighborhood_attention_2d(
     exporting = _is_exporting()
     if not exporting:
         _validate(q, k, v, kernel_size, dilation, rpb)
-    elif _onnx_mode == "plugin" and torch.onnx.is_in_onnx_export():
-        return _plugin_node(q, k, v, kernel_size, dilation, rpb, scale)
+    elif torch.onnx.is_in_onnx_export():
+        if _onnx_mode == "plugin":
+            return _plugin_node(q, k, v, kernel_size, dilation, rpb, scale)
+        return neighborhood_attention_2d_decomposed(q, k, v, kernel_size, dilation, rpb, scale)
     if backend is None:
         check_default_backend()
     name = backend or _default_backend
