@@ -106,3 +106,19 @@ def test_atheris_smoke(name, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Done 300 runs" in proc.stderr
+
+
+def test_onnx_with_non_utf8_dimension_name_is_a_clear_error(tmp_path):
+    """Found by the ort_cache harness: ONNX Runtime decodes dimension names as UTF-8 only when they are
+    read, and a corrupt name crashed the Fuser's I/O check with UnicodeDecodeError."""
+    from conftest import mean_onnx_model
+
+    from tsjnet_sdk import Fuser
+    from tsjnet_sdk.runtime import BackendUnavailable
+
+    path = mean_onnx_model(tmp_path / "mean.onnx", ["N", 1, "H", "W"])
+    data = path.read_bytes()
+    assert data.count(b"\x12\x01H") >= 1  # Dimension.dim_param (field 2), length 1, "H"
+    path.write_bytes(data.replace(b"\x12\x01H", b"\x12\x01\xbd"))
+    with pytest.raises(BackendUnavailable, match="cannot read the graph's inputs and outputs"):
+        Fuser(path)

@@ -194,7 +194,8 @@ def test_engine_files_are_checked_before_tensorrt_runs(tmp_path):
         trt = None
         missing = str(e)
     flavour = "tensorrt_rtx" if trt is not None and trt.__name__ == "tensorrt_rtx" else "tensorrt"
-    old = write_engine_file(tmp_path / "old.engine", {"trt_flavour": flavour, "trt_version": "0.0.1"}, b"x" * 64)
+    meta = {"sdk_version": "0.1.0", "config_name": "tsjnet-tiny", "trt_flavour": flavour, "trt_version": "0.0.1"}
+    old = write_engine_file(tmp_path / "old.engine", meta, b"x" * 64)
     if trt is None:
         with pytest.raises(BackendUnavailable, match="not installed"):
             Fuser(old)

@@ -210,7 +210,12 @@ def check_io(session: Any, path: Path) -> None:
     def describe(args: Any) -> str:
         return ", ".join(f"{a.name} {a.type} {list(a.shape)}" for a in args)
 
-    inputs, outputs = session.get_inputs(), session.get_outputs()
+    try:  # ORT decodes names and dimension names as UTF-8 only when asked (a corrupt file raises here)
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        for arg in [*inputs, *outputs]:
+            arg.name, arg.type, arg.shape  # noqa: B018 - read once to surface decoding errors
+    except (UnicodeDecodeError, RuntimeError, ValueError) as e:
+        raise BackendUnavailable(f"{path}: cannot read the graph's inputs and outputs ({e}); the file is corrupt") from None
     expected = "inputs 'ir' and 'vis' (tensor(float) [N, 1, H, W]) and one output 'fused' (tensor(float) [N, 1, H, W])"
     problem = None
     if sorted(i.name for i in inputs) != ["ir", "vis"]:
