@@ -26,6 +26,7 @@ from tsjnet_sdk.demo import demo_command
 from tsjnet_sdk.export.cli import export_command
 from tsjnet_sdk.kernels.cli import build_kernels_command
 from tsjnet_sdk.metrics.cli import eval_command
+from tsjnet_sdk.runtime.backends import BACKEND_NAMES
 from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
 from tsjnet_sdk.training.cli import plot_command, select_command, ship_command, train_command
 
@@ -113,7 +114,7 @@ def fuse(
     config: Optional[str] = typer.Option(
         None, help="Named config with RANDOM weights instead of a model (e.g. tsjnet, to time the faithful model)."
     ),
-    backend: str = typer.Option("auto", help="auto | torch | onnxruntime | tensorrt."),
+    backend: str = typer.Option("auto", help=" | ".join(BACKEND_NAMES) + "."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     gray: bool = typer.Option(False, "--gray", help="Write the fused luminance only, even for colour visible images."),
     tile: Optional[int] = typer.Option(None, help="Fuse in overlapping tiles of this size (large frames)."),

@@ -66,6 +66,7 @@ from tsjnet_sdk.imaging import (
 )
 from tsjnet_sdk.pairing import PairingError, pair_folders
 from tsjnet_sdk.results import write_json
+from tsjnet_sdk.runtime.backends import BACKEND_NAMES
 from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags, options_with_threads
 
 #: Metric preset of the demo's quality table (tsjnet_sdk.metrics).
@@ -438,7 +439,7 @@ def demo_command(
     real: bool = typer.Option(True, "--real/--no-real", help="Without --ir/--vis: add real pairs from the data root ($TSJNET_DATA or ../shared/data) when present."),
     height: int = typer.Option(480, help="Height of the built-in scenes."),
     width: int = typer.Option(640, help="Width of the built-in scenes."),
-    backend: str = typer.Option("auto", help="auto | torch | onnxruntime | tensorrt."),
+    backend: str = typer.Option("auto", help=" | ".join(BACKEND_NAMES) + "."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     threads: Optional[int] = typer.Option(None, help=FLAG_HELP["threads"] + " 1 is often faster on a CPU busy with other work."),
     ort_threads: Optional[int] = typer.Option(None, help=FLAG_HELP["ort_threads"]),

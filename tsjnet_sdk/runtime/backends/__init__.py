@@ -1,9 +1,15 @@
-"""Backends, one per file with the same interface, and the one place that picks among them."""
+"""Backends, one per file with the same interface, and the one place that picks among them.
+
+Adding a backend is one file here (a :class:`Backend` subclass) plus one row in :data:`BACKENDS`; the CLI's
+``--backend`` choices, ``tsjnet doctor`` and the dispatch below read the table.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +17,33 @@ from tsjnet_sdk.runtime.artifacts import CHECKPOINT, ENGINE, ONNX, detect_kind
 from tsjnet_sdk.runtime.backends.base import Backend, BackendUnavailable
 from tsjnet_sdk.runtime.options import BackendOptions, OptionError, check_device, check_flag, options_for
 
-BACKEND_NAMES = ("auto", "torch", "onnxruntime", "tensorrt")
-# Which backends can execute which artefact: a checkpoint needs torch, ONNX runs in onnxruntime,
-# an engine in TensorRT. (To run a checkpoint elsewhere, export it first.)
-RUNS = {CHECKPOINT: "torch", ONNX: "onnxruntime", ENGINE: "tensorrt"}
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """One row of the backend table."""
+
+    name: str  # backend="..." and --backend
+    runs: str  # the model-file kind it executes (tsjnet_sdk.runtime.artifacts)
+    module: str  # the file of its Backend subclass, in this package
+    cls: str
+    export_format: str | None  # `tsjnet export --format` that makes its file from a checkpoint (None: the checkpoint itself)
+    checks_metadata: bool  # takes allow_foreign_model: its files may lack tsjnet metadata
+    summary: str  # one line for docs and `tsjnet doctor`
+
+
+#: The backends, one row each. A checkpoint runs on torch, an ONNX file on ONNX Runtime, an engine on TensorRT;
+#: to run a checkpoint elsewhere, export it first.
+BACKENDS: tuple[BackendSpec, ...] = (
+    BackendSpec("torch", CHECKPOINT, "torch_backend", "TorchBackend", None, False,
+                "PyTorch: checkpoints (.safetensors), CPU or CUDA; the reference"),
+    BackendSpec("onnxruntime", ONNX, "onnxruntime_backend", "OnnxRuntimeBackend", "onnx", True,
+                "ONNX Runtime: ONNX files from tsjnet export, CPU (default path) or its CUDA/TensorRT providers"),
+    BackendSpec("tensorrt", ENGINE, "tensorrt_backend", "TensorRTBackend", "engine", True,
+                "TensorRT / TensorRT-RTX: tsjnet engines (or trtexec engines with a sidecar), NVIDIA GPUs"),
+)
+BACKEND_NAMES = ("auto", *(spec.name for spec in BACKENDS))
+SPECS = {spec.name: spec for spec in BACKENDS}
+RUNS = {spec.runs: spec.name for spec in BACKENDS}
 
 
 def open_backend(
@@ -58,26 +87,14 @@ def open_backend(
 
     path = Path(model)
     kind = detect_kind(path)
-    wanted = RUNS[kind] if backend == "auto" else backend
-    if wanted != RUNS[kind]:
-        fix = {
-            CHECKPOINT: f"export it first: tsjnet export {path} --format {'onnx' if wanted == 'onnxruntime' else 'engine'}",
-            ONNX: "use backend='onnxruntime', or build an engine / use the checkpoint",
-            ENGINE: "use backend='tensorrt' (engines run only in TensorRT)",
-        }[kind]
-        raise BackendUnavailable(f"{path} is a {kind}; the {wanted} backend cannot run it: {fix}")
-    if wanted == "torch":
-        from tsjnet_sdk.runtime.backends.torch_backend import TorchBackend
-
-        return TorchBackend(path, device, options=options_for("torch", options))
-    if wanted == "onnxruntime":
-        from tsjnet_sdk.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
-
-        return OnnxRuntimeBackend(path, device, options=options_for("onnxruntime", options),
-                                  allow_foreign_model=allow_foreign_model)
-    from tsjnet_sdk.runtime.backends.tensorrt_backend import TensorRTBackend
-
-    return TensorRTBackend(path, device, options=options_for("tensorrt", options), allow_foreign_model=allow_foreign_model)
+    spec = SPECS[RUNS[kind] if backend == "auto" else backend]
+    if spec.runs != kind:
+        fix = (f"export it first: tsjnet export {path} --format {spec.export_format}" if kind == CHECKPOINT and spec.export_format
+               else f"use backend='{RUNS[kind]}' ({kind} files run only there), or the checkpoint")
+        raise BackendUnavailable(f"{path} is a {kind}; the {spec.name} backend cannot run it: {fix}")
+    backend_class = getattr(importlib.import_module(f"{__name__}.{spec.module}"), spec.cls)
+    extra = {"allow_foreign_model": allow_foreign_model} if spec.checks_metadata else {}
+    return backend_class(path, device, options=options_for(spec.name, options), **extra)
 
 
-__all__ = ["BACKEND_NAMES", "Backend", "BackendUnavailable", "open_backend"]
+__all__ = ["BACKENDS", "BACKEND_NAMES", "Backend", "BackendSpec", "BackendUnavailable", "open_backend"]
