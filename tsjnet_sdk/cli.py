@@ -26,6 +26,7 @@ from tsjnet_sdk.kernels.cli import build_kernels_command
 from tsjnet_sdk.metrics.cli import eval_command
 from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
 from tsjnet_sdk.training.cli import plot_command, select_command, ship_command, train_command
+from tsjnet_sdk.video_cli import calibrate_command
 
 app = typer.Typer(
     name="tsjnet",
@@ -58,7 +59,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend: str, device: str, gray: bool, tile: Optional[int],
-                options: Optional[list] = None):
+                options: Optional[list] = None, rig: Optional[Path] = None):
     """A Fuser for --model; else for a randomly initialised --config; else for the shipped tsjnet-edge
     weights (or, when a stripped install lacks them, a random tsjnet-edge with a warning)."""
     from tsjnet_sdk import shipped
@@ -71,9 +72,9 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
                 console.print(f"model: the shipped trained {shipped.FALLBACK_CONFIG} weights ({shipped.SHIPPED_WEIGHTS.name})")
             else:
                 console.print(f"[yellow]warning:[/yellow] {shipped.missing_weights_warning()}")
-            return Fuser(net, backend=backend, device=device, gray=gray, tile=tile, options=options)
+            return Fuser(net, backend=backend, device=device, gray=gray, tile=tile, options=options, rig=rig)
         if model is not None:
-            return Fuser(model, backend=backend, device=device, gray=gray, tile=tile, options=options)
+            return Fuser(model, backend=backend, device=device, gray=gray, tile=tile, options=options, rig=rig)
         import torch
 
         from tsjnet_sdk.models import create_model
@@ -83,17 +84,19 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
             f"[yellow]warning:[/yellow] no --model given: config {config!r} with RANDOM weights (seed {seed}); "
             "the output is not a real fusion"
         )
-        return Fuser(create_model(config).eval(), backend=backend, device=device, gray=gray, tile=tile, options=options)
-    except (ModelFileError, BackendUnavailable, FileNotFoundError, ValueError, KeyError) as e:
+        return Fuser(create_model(config).eval(), backend=backend, device=device, gray=gray, tile=tile, options=options, rig=rig)
+    except (ModelFileError, BackendUnavailable, FileNotFoundError, ValueError, KeyError, ImportError) as e:
         raise _fail(str(e).strip("'\"")) from None
 
 
 @app.command()
 def fuse(
-    ir: Path = typer.Argument(..., help="Infrared image, or a folder of them (paired with VIS by file name)."),
-    vis: Path = typer.Argument(..., help="Visible image (RGB or grey, same size as IR), or a folder."),
+    ir: str = typer.Argument(..., help="Infrared image, a folder of them (paired with VIS by file name), a video file, "
+                             "or a camera: index (0), V4L2 path (/dev/video0), rtsp:// URL or GStreamer pipeline."),
+    vis: str = typer.Argument(..., help="Visible image (RGB or grey, same size as IR unless --rig), a folder, a video or a camera."),
     output: Optional[Path] = typer.Option(
-        None, "-o", "--output", help="Output image (default fused.png), or output folder for folders (default fused/)."
+        None, "-o", "--output", help="Output image (default fused.png), output folder for folders (default fused/), "
+        "or output video for videos/cameras (default fused.mp4)."
     ),
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="Checkpoint, ONNX file or engine (default: the shipped trained tsjnet-edge weights)."
@@ -112,11 +115,35 @@ def fuse(
     trt_ep_fp16: bool = typer.Option(False, "--trt-ep-fp16", help=FLAG_HELP["trt_ep_fp16"]),
     trt_ep_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["trt_ep_cache"]),
     dtype: str = typer.Option("fp32", help=FLAG_HELP["dtype"]),
+    rig: Optional[Path] = typer.Option(None, "--rig", help="Rig file from tsjnet calibrate: registers unaligned cameras (docs/rig.md)."),
+    frames: Optional[Path] = typer.Option(None, "--frames", help="Videos/cameras: also write every fused frame as PNG into this folder."),
+    sync_tolerance: Optional[float] = typer.Option(
+        None, "--sync-tolerance", help="Videos/cameras: pair frames whose timestamps differ by at most this many ms "
+        "(default: half the slower stream's frame period)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Videos/cameras: stop after this many fused frames."),
 ) -> None:
-    """Fuse an IR/visible pair, or two folders of pairs, and write the fused images."""
+    """Fuse an IR/visible pair, two folders of pairs, or two videos / cameras, and write the fused result."""
     from rich.progress import Progress
 
     from tsjnet_sdk.imaging import IMAGE_SUFFIXES, ImageError, write_image
+    from tsjnet_sdk.rig import RigError
+    from tsjnet_sdk.video import is_video_path
+
+    try:
+        options = options_from_flags(ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    if is_video_path(ir) or is_video_path(vis):
+        from tsjnet_sdk.video_cli import fuse_streams
+
+        fuser = _open_fuser(model, config, seed, backend, device, gray, tile, options, rig)
+        console.print(f"{fuser!r}")
+        try:
+            fuse_streams(fuser, ir, vis, output or Path("fused.mp4"), frames, sync_tolerance, max_frames, console)
+        except (ValueError, OSError, ImportError, RuntimeError) as e:  # VideoError, ImageError, RigError, disk full, no OpenCV
+            raise _fail(str(e)) from None
+        return
+    ir, vis = Path(ir), Path(vis)
 
     folders = ir.is_dir() or vis.is_dir()
     if folders and not (ir.is_dir() and vis.is_dir()):
@@ -138,11 +165,7 @@ def fuse(
     else:
         unpaired, jobs = [], [(ir.stem, ir, vis, output or Path("fused.png"))]
 
-    try:
-        options = options_from_flags(ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
-    except ValueError as e:
-        raise _fail(str(e)) from None
-    fuser = _open_fuser(model, config, seed, backend, device, gray, tile, options)
+    fuser = _open_fuser(model, config, seed, backend, device, gray, tile, options, rig)
     console.print(f"{fuser!r}")
     failures: list[str] = []
     start = time.perf_counter()
@@ -151,7 +174,7 @@ def fuse(
         for name, ir_path, vis_path, out_path in jobs:
             try:
                 write_image(out_path, fuser(ir_path, vis_path))
-            except ImageError as e:
+            except (ImageError, RigError) as e:
                 failures.append(f"{name}: {e}")
                 console.print(f"[red]skipped[/red] {name}: {e}")
             except (OSError, RuntimeError) as e:  # full disk (DiskFullError), corrupt weights (ModelOutputError)
@@ -225,6 +248,7 @@ def build_plugin_command(
     typer.echo(f"built {path} (sha256 {file_sha256(path)[:16]}...)")
 
 
+app.command("calibrate")(calibrate_command)
 app.command("eval")(eval_command)
 app.command("export")(export_command)
 app.command("bench")(bench_command)
