@@ -2,9 +2,10 @@
 
 From an aligned pair (W x H): the *IR camera* sees the central crop (a margin of MARGIN on each side);
 the *visible camera* sees a quadrilateral of the original scene: the IR crop rotated by a few degrees,
-zoomed by 1 / scale (0.8-1.2), shifted by tens of pixels and given a small perspective tilt, rendered
-at another resolution (1.5x or 2x the IR frame). Its view stays inside the original picture (rejection
-sampling), so no artificial black borders appear. The truth is the homography between the two.
+zoomed by 1 / scale (0.8-1.2) and shifted by tens of pixels (TILT_PX > 0 adds a perspective tilt),
+rendered at another resolution (1.5x or 2x the IR frame). Its view stays inside the original picture (rejection
+sampling), so no artificial black borders appear. The truth is the homography between the two, if the
+source pair was exactly aligned; :func:`truth_given` composes it with the source pair's own mapping.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ MARGIN = 0.15
 ROTATION_DEG = 4.0        # uniform in [-4, 4] degrees
 SCALE_RANGE = (0.8, 1.2)  # relative zoom of the visible camera
 SHIFT_PX = 30.0           # uniform in [-30, 30] pixels (of the original pair), each axis
-TILT_PX = float(__import__("os").environ.get("TILT","0.0"))
+TILT_PX = 0.0            # perspective: each corner moved by up to this fraction of the width (0: affine warps)
 RESOLUTIONS = (1.5, 2.0)  # visible frame size / IR frame size
 
 
@@ -41,6 +42,15 @@ def corner_error(estimate: np.ndarray, truth: np.ndarray, ir_size: tuple[int, in
     c = np.c_[ir_corners(ir_size), np.ones(4)].T
     p = estimate @ np.linalg.inv(truth) @ c
     return float(np.mean(np.hypot(p[0] / p[2] - c[0], p[1] / p[2] - c[1])))
+
+
+def truth_given(synthetic: SyntheticRig, original: np.ndarray) -> np.ndarray:
+    """The true visible -> IR homography of a synthetic rig when the source pair itself was not exactly
+    aligned but related by ``original`` (its own visible -> IR homography, e.g. estimated on it)."""
+    mx, my = synthetic.params["margin_px"]
+    shift = np.array([[1, 0, mx], [0, 1, my], [0, 0, 1]], dtype=np.float64)
+    out = np.linalg.inv(shift) @ original @ shift @ synthetic.homography
+    return out / out[2, 2]
 
 
 def make_rig_pair(ir: np.ndarray, vis: np.ndarray, rng: np.random.Generator) -> SyntheticRig:
@@ -72,6 +82,6 @@ def make_rig_pair(ir: np.ndarray, vis: np.ndarray, rng: np.random.Generator) -> 
     to_vis = cv2.getPerspectiveTransform(quad.astype(np.float32), ir_corners((wv, hv)).astype(np.float32))
     vis_cam = cv2.warpPerspective(vis, to_vis, (wv, hv), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     truth = np.array([[1, 0, -mx], [0, 1, -my], [0, 0, 1]], dtype=np.float64) @ np.linalg.inv(to_vis)
-    params = {"rotation_deg": round(angle, 3), "scale": round(scale, 4), "shift_px": [round(float(s), 2) for s in shift],
+    params = {"margin_px": [mx, my], "rotation_deg": round(angle, 3), "scale": round(scale, 4), "shift_px": [round(float(s), 2) for s in shift],
               "tilt_px_max": round(float(np.abs(tilt).max()), 2), "visible_size": [wv, hv], "ir_size": [wi, hi]}
     return SyntheticRig(ir_cam, vis_cam, vis_truth, truth / truth[2, 2], params)

@@ -33,7 +33,7 @@ from tsjnet_sdk.rig import Rig
 
 # Method settings, in one place. Chosen on the training pairs (../shared/data/train), never on evaluation sets.
 WORK_SIZE = 640          # the IR frame is aligned at most this wide/high (finer adds time, not accuracy)
-COARSE_SIZE = 96         # longest side of the coarsest pyramid level (the start search runs there)
+COARSE_SIZE = 160        # longest side of the coarsest pyramid level (the start search runs there)
 ROTATIONS_DEG = tuple(np.arange(-8.0, 8.01, 2.0))   # start search: visible camera roll relative to IR
 SCALES = tuple(np.exp(np.linspace(np.log(0.7), np.log(1.4), 11)))  # and relative zoom (after the size ratio)
 MODELS = ("affine", "homography")
@@ -41,7 +41,8 @@ AFFINE_LEVELS = 2        # the coarsest levels fit an affine model, the finer on
 ECC_ITERATIONS, ECC_EPS = 200, 1e-6
 LEVEL_BLUR = 1.0         # Gaussian blur (pixels of the level) of each gradient pyramid level: widens ECC's reach
 LOCAL_NORM_SIGMA = 8.0   # edge strength is normalised over this neighbourhood (pixels of the work grid)
-STARTS = 3               # the best few starts of the coarse search are each refined; the best result is kept
+STARTS = 8               # the best few starts of the coarse search are each refined; the best result is kept
+CLAHE_CLIP = 2.0         # contrast equalisation of both frames before their gradients
 BLUR_SIGMA = 1.0         # Gaussian blur (pixels of the level) before the gradient: tames noise and JPEG blocks
 
 
@@ -69,7 +70,13 @@ class Calibration:
 
 
 def _grey(image: np.ndarray, name: str) -> np.ndarray:
-    return np.ascontiguousarray(as_gray(to_unit_float(image, name), name), dtype=np.float32)
+    """Grey float32 in [0, 1], contrast-equalised (CLAHE): a night visible frame's edges are as faint
+    as its pixels, and equalising brings them up to the IR frame's."""
+    cv2 = require_cv2()
+    grey = as_gray(to_unit_float(image, name), name)
+    u8 = np.clip(grey * 255 + 0.5, 0, 255).astype(np.uint8)
+    clahe = cv2.createCLAHE(clipLimit=CLAHE_CLIP, tileGridSize=(8, 8))
+    return clahe.apply(u8).astype(np.float32) / 255
 
 
 def gradient_image(grey: np.ndarray, sigma: float = BLUR_SIGMA) -> np.ndarray:
@@ -97,10 +104,10 @@ def _scaling(fx: float, fy: float) -> np.ndarray:
     return np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5], [0, 0, 1]], dtype=np.float64)
 
 
-def _level(gradient: np.ndarray, k: float) -> np.ndarray:
-    """A pyramid level of a gradient image: averaged down by ``k`` (<= 1), then blurred by LEVEL_BLUR."""
+def _level(grey: np.ndarray, factor: float) -> np.ndarray:
+    """A pyramid level: the grey frame resized by ``factor``, its gradient image, blurred by LEVEL_BLUR."""
     cv2 = require_cv2()
-    out = _resize(gradient, k) if k < 1 else gradient
+    out = gradient_image(_resize(grey, factor) if factor != 1 else grey)
     return cv2.GaussianBlur(out, (0, 0), LEVEL_BLUR) if LEVEL_BLUR > 0 else out
 
 
@@ -114,20 +121,14 @@ def _similarity(angle_deg: float, scale: float, centre: tuple[float, float]) -> 
 def _ecc(template: np.ndarray, image: np.ndarray, warp: np.ndarray, model: int) -> tuple[np.ndarray, float]:
     """One ECC run: warp (3x3, template -> image pixels) refined; (warp, correlation), or raises cv2.error.
 
-    The image gets a wide border of zeros first: ECC scores only the template pixels that land inside the
-    image, so without it, it can raise its score by pushing the template's hard parts off the image.
+    Only template pixels that land inside the image count (OpenCV's rule).
     """
     cv2 = require_cv2()
-    pad = max(image.shape) // 2
-    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
-    shift = np.array([[1, 0, pad], [0, 1, pad], [0, 0, 1]], dtype=np.float64)
-    start = shift @ warp
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, ECC_ITERATIONS, ECC_EPS)
-    w = start.astype(np.float32) if model == cv2.MOTION_HOMOGRAPHY else start[:2].astype(np.float32)
-    corr, w = cv2.findTransformECC(template, padded, w, model, criteria, None, 5)
+    w = warp.astype(np.float32) if model == cv2.MOTION_HOMOGRAPHY else warp[:2].astype(np.float32)
+    corr, w = cv2.findTransformECC(template, image, w, model, criteria, None, 5)
     out = np.eye(3)
     out[: w.shape[0]] = w
-    out = np.linalg.inv(shift) @ out
     return out / out[2, 2], float(corr)
 
 
@@ -141,6 +142,12 @@ def _correlation(template: np.ndarray, image: np.ndarray, warp: np.ndarray) -> f
     if mask.sum() < 0.1 * mask.size:
         return -1.0
     return float(cv2.computeECC(template, warped, mask))
+
+
+def _phase_correlate(a: np.ndarray, b: np.ndarray, window: np.ndarray) -> tuple[tuple[float, float], float]:
+    """cv2.phaseCorrelate on copies: OpenCV 5.0 multiplies its inputs by the window in place."""
+    cv2 = require_cv2()
+    return cv2.phaseCorrelate(np.array(a, np.float32), np.array(b, np.float32), window)
 
 
 def _coarse_starts(template: np.ndarray, image: np.ndarray, count: int) -> list[np.ndarray]:
@@ -157,7 +164,7 @@ def _coarse_starts(template: np.ndarray, image: np.ndarray, count: int) -> list[
             base = _similarity(angle, 1.0 / scale, centre) @ np.array(
                 [[1, 0, centre[0] - (w - 1) / 2], [0, 1, centre[1] - (h - 1) / 2], [0, 0, 1]], dtype=np.float64)
             warped = cv2.warpPerspective(image, base, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-            (dx, dy), _ = cv2.phaseCorrelate(template, warped, window)
+            (dx, dy), _ = _phase_correlate(template, warped, window)
             cand = base @ np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], dtype=np.float64)
             scored.append((_correlation(template, image, cand), len(scored), cand))
     scored.sort(key=lambda t: (-t[0], t[1]))
@@ -181,7 +188,7 @@ def _patch_residual(template: np.ndarray, aligned: np.ndarray, grid: int = 4) ->
             b = aligned[gy * ph : (gy + 1) * ph, gx * pw : (gx + 1) * pw]
             if np.mean(a > level) < 0.03 or np.count_nonzero(b) < 0.5 * b.size:
                 continue
-            (dx, dy), response = cv2.phaseCorrelate(np.ascontiguousarray(a), np.ascontiguousarray(b), window)
+            (dx, dy), response = _phase_correlate(a, b, window)
             if response > 0.05:
                 shifts.append(float(np.hypot(dx, dy)))
     return float(np.median(shifts)) if shifts else float("nan")
@@ -209,11 +216,8 @@ def align_pair(ir: np.ndarray, visible: np.ndarray, start: np.ndarray | None = N
     f_ir = min(1.0, WORK_SIZE / max(ir_g.shape))
     f_vis = f_ir * min(ir_g.shape[1] / vis_g.shape[1], ir_g.shape[0] / vis_g.shape[0])
     levels = max(1, int(np.ceil(np.log2(max(ir_g.shape) * f_ir / COARSE_SIZE))) + 1)
-    # Gradients once, at the work resolution; coarser levels average them (INTER_AREA) and blur them, so a
-    # coarse level shows where edges are dense, a smooth target that ECC converges to from far away.
-    tmpl_full = gradient_image(_resize(ir_g, f_ir))
-    img_full = gradient_image(_resize(vis_g, f_vis))
-    pyramid = [(_level(tmpl_full, 2.0 ** -lv), _level(img_full, 2.0 ** -lv)) for lv in range(levels)]
+    # Each level: the grey frame resized, then its normalised gradient, lightly blurred.
+    pyramid = [(_level(ir_g, f_ir * 2.0 ** -lv), _level(vis_g, f_vis * 2.0 ** -lv)) for lv in range(levels)]
     # full-res IR -> work IR, full-res visible -> work visible
     s_ir, s_vis = _scaling(f_ir, f_ir), _scaling(f_vis, f_vis)
     k = 2.0 ** -(levels - 1)
@@ -355,17 +359,16 @@ def _calibrate_checkerboard(pairs: list[tuple[np.ndarray, np.ndarray]], pattern:
     for ir, vis in pairs:
         ir_pts, vis_pts = find_checkerboard(ir, pattern, "IR"), find_checkerboard(vis, pattern, "visible")
         # The detector may start the corner order at either end when the contrast differs (a heated board
-        # is bright where the print is dark): keep the order that fits a homography best.
+        # is bright where the print is dark), and both orders fit a homography exactly: the two cameras of a
+        # rig stand upright, so keep the order whose mapping turns the board least.
         best = None
         for cand in (vis_pts, vis_pts[::-1]):
             h, _ = cv2.findHomography(cand, ir_pts, 0)
             if h is None:
                 continue
-            err = _reprojection_rms(h, cand, ir_pts)
-            if best is None or err < best[0]:
-                best = (err, cand)
-        if best is None:
-            raise CalibrationError("the checkerboard corners do not fit a homography")
+            turn = abs(np.arctan2(h[1, 0] - h[0, 1], h[0, 0] + h[1, 1]))
+            if best is None or turn < best[0]:
+                best = (turn, cand)
         src.append(best[1])
         dst.append(ir_pts)
     src_all, dst_all = np.concatenate(src), np.concatenate(dst)
