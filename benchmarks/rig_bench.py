@@ -17,7 +17,8 @@
   video files made from real pairs; alternated, median of the rounds.
 * memory: RSS while streaming 1,000 frames through ``Fuser.stream`` from video files.
 
-Results: ``benchmarks/results/rig.json`` (every number), ``rig.md`` and ``rig.png`` (written atomically).
+Results: ``benchmarks/results/rig_<part>.json`` per part, merged into ``rig.json`` (every number), ``rig.md``
+and ``rig.png`` (written atomically).
 """
 
 from __future__ import annotations
@@ -60,12 +61,11 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _save(part: str, value: Any) -> None:
-    path = _out_dir() / "rig.json"
-    data = _load(path)
-    data[part] = value
-    data["machine"] = {"python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+    """One file per part (rig_<part>.json: parts may run in separate processes); the report merges them."""
+    value = dict(value)
+    value["machine"] = {"python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
                        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    write_json(path, data)
+    write_json(_out_dir() / f"rig_{part}.json", value)
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -289,9 +289,12 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 
 def write_report() -> Path:
-    data = _load(_out_dir() / "rig.json")
+    data = {part: _load(_out_dir() / f"rig_{part}.json") for part in ("registration", "fusion", "stream", "memory")}
+    data = {k: v for k, v in data.items() if v}
+    write_json(_out_dir() / "rig.json", data)
+    machines = "; ".join(f"{k}: {v['machine']}" for k, v in data.items())
     lines = ["# Two-camera rigs: registration, fusion with / without the rig, stream speed and memory", "",
-             f"Machine: {data.get('machine', {})}. Made by `python -m tsjnet_sdk.benchmarks.rig_bench` "
+             f"Machines: {machines}. Made by `python -m tsjnet_sdk.benchmarks.rig_bench` "
              "(benchmarks/rig_bench.py; method in its docstring). CPU only: nothing here ran on a GPU.", ""]
     reg = data.get("registration")
     if reg:

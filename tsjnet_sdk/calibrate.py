@@ -9,8 +9,8 @@ invariant to gain and offset) finds the homography between them, coarse to fine:
    ~1/8 resolution: ECC only converges from a start within a few pixels;
 2. ECC with an affine model on the coarse pyramid levels, then a full homography on the finer ones.
 
-With several pairs, each is aligned and the homography that fits all pairs best (the highest summed
-ECC correlation) is kept. The residual is measured on the aligned gradient images: the median shift
+With several pairs (of one rig), each is aligned on its own and the rig takes the per-corner median of
+the estimates (a pair with few shared edges cannot pull it). The residual is measured on the aligned gradient images: the median shift
 that phase correlation still finds between patches (IR pixels; ~0.1-0.3 px on a well-aligned pair is
 noise); with several pairs also the spread of the per-pair estimates (mean corner distance).
 
@@ -279,13 +279,18 @@ def corner_distance(h1: np.ndarray, h2: np.ndarray, visible_size: tuple[int, int
     return float(np.mean(np.hypot(a[0] / a[2] - b[0] / b[2], a[1] / a[2] - b[1] / b[2])))
 
 
-def _score_on_pair(h_vis_to_ir: np.ndarray, ir: np.ndarray, visible: np.ndarray) -> float:
-    """ECC correlation of a pair's gradient images under a candidate homography (at work resolution)."""
-    ir_g, vis_g = _grey(ir, "ir"), _grey(visible, "visible")
-    f_ir = min(1.0, WORK_SIZE / max(ir_g.shape))
-    s_ir = _scaling(f_ir, f_ir)
-    warp = np.linalg.inv(s_ir @ h_vis_to_ir)  # work IR -> full visible
-    return _correlation(gradient_image(_resize(ir_g, f_ir)), gradient_image(vis_g), warp)
+def _median_homography(homographies: list[np.ndarray], visible_size: tuple[int, int]) -> np.ndarray:
+    """The homography through the per-corner median of where ``homographies`` put the visible frame's corners."""
+    cv2 = require_cv2()
+    w, h = visible_size
+    corners = np.array([[0, 0, 1], [w - 1, 0, 1], [w - 1, h - 1, 1], [0, h - 1, 1]], dtype=np.float64).T
+    mapped = []
+    for hom in homographies:
+        p = hom @ corners
+        mapped.append((p[:2] / p[2]).T)
+    target = np.median(np.stack(mapped), axis=0)
+    out = cv2.getPerspectiveTransform(corners[:2].T.astype(np.float32), target.astype(np.float32)).astype(np.float64)
+    return out / out[2, 2]
 
 
 def calibrate(pairs: list[tuple[np.ndarray, np.ndarray]], model: str = "affine",
@@ -314,16 +319,16 @@ def calibrate(pairs: list[tuple[np.ndarray, np.ndarray]], model: str = "affine",
     for ir, vis in pairs:
         fits.append(align_pair(ir, vis, model=model))
     if len(fits) == 1:
-        best = fits[0]
-        spread = None
+        homography, spread = fits[0].homography, None
     else:
-        totals = [sum(_score_on_pair(f.homography, ir, vis) for ir, vis in pairs) for f in fits]
-        best = fits[int(np.argmax(totals))]
-        spread = float(np.mean([corner_distance(f.homography, best.homography, vis_size) for f in fits if f is not best]))
+        # Several pairs of one rig: each pair's estimate errs on its own (its scene's edges), so the rig takes
+        # the median of where the estimates put the visible frame's corners (an outlier pair cannot pull it).
+        homography = _median_homography([f.homography for f in fits], vis_size)
+        spread = float(np.mean([corner_distance(f.homography, homography, vis_size) for f in fits]))
     residuals = [f.residual_px for f in fits if np.isfinite(f.residual_px)]
     residual = float(np.median(residuals)) if residuals else float("nan")
     info = _info(f"gradient-ecc-{model}", len(pairs), residual, spread)
-    rig = Rig(ir_size=ir_size, visible_size=vis_size, homography=best.homography, calibration=info)
+    rig = Rig(ir_size=ir_size, visible_size=vis_size, homography=homography, calibration=info)
     return Calibration(rig=rig, pairs=fits, residual_px=residual, spread_px=spread)
 
 
