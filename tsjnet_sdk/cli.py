@@ -29,6 +29,7 @@ from tsjnet_sdk.metrics.cli import eval_command
 from tsjnet_sdk.runtime.backends import BACKEND_NAMES
 from tsjnet_sdk.runtime.options import FLAG_HELP, options_from_flags
 from tsjnet_sdk.training.cli import plot_command, select_command, ship_command, train_command
+from tsjnet_sdk.video_cli import calibrate_command
 
 app = typer.Typer(
     name="tsjnet",
@@ -71,7 +72,7 @@ def error_text(e: BaseException) -> str:
 
 
 def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend: str, device: str, gray: bool, tile: Optional[int],
-                options: Optional[list] = None, allow_foreign_model: bool = False):
+                options: Optional[list] = None, allow_foreign_model: bool = False, rig: Optional[Path] = None):
     """A Fuser for --model (a file or a shipped model's name); else for a randomly initialised --config;
     else for the default shipped model (tsjnet_sdk/shipped.py decides which file and backend)."""
     from tsjnet_sdk import shipped
@@ -85,7 +86,7 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
             else:
                 error_line(console, shipped.missing_weights_warning(), "warning", "yellow")
             return Fuser(what, backend=backend, device=device, gray=gray, tile=tile, options=options,
-                         allow_foreign_model=allow_foreign_model)
+                         allow_foreign_model=allow_foreign_model, rig=rig)
         import torch
 
         from tsjnet_sdk.models import create_model
@@ -95,17 +96,19 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
             f"[yellow]warning:[/yellow] no --model given: config {config!r} with RANDOM weights (seed {seed}); "
             "the output is not a real fusion"
         )
-        return Fuser(create_model(config).eval(), backend=backend, device=device, gray=gray, tile=tile, options=options)
-    except (ModelFileError, BackendUnavailable, FileNotFoundError, ValueError, KeyError) as e:
+        return Fuser(create_model(config).eval(), backend=backend, device=device, gray=gray, tile=tile, options=options, rig=rig)
+    except (ModelFileError, BackendUnavailable, FileNotFoundError, ValueError, KeyError, ImportError) as e:
         raise _fail(error_text(e)) from None
 
 
 @app.command()
 def fuse(
-    ir: Path = typer.Argument(..., help="Infrared image, or a folder of them (paired with VIS by file name)."),
-    vis: Path = typer.Argument(..., help="Visible image (RGB or grey, same size as IR), or a folder."),
+    ir: str = typer.Argument(..., help="Infrared image, a folder of them (paired with VIS by file name), a video file, "
+                             "or a camera: index (0), V4L2 path (/dev/video0), rtsp:// URL or GStreamer pipeline."),
+    vis: str = typer.Argument(..., help="Visible image (RGB or grey, same size as IR unless --rig), a folder, a video or a camera."),
     output: Optional[Path] = typer.Option(
-        None, "-o", "--output", help="Output image (default fused.png), or output folder for folders (default fused/)."
+        None, "-o", "--output", help="Output image (default fused.png), output folder for folders (default fused/), "
+        "or output video for videos/cameras (default fused.mp4)."
     ),
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="Checkpoint, ONNX file, engine or shipped model name (default: the shipped tsjnet-edge, "
@@ -129,14 +132,38 @@ def fuse(
     allow_foreign_model: bool = typer.Option(
         False, "--allow-foreign-model", help="Run an ONNX file or engine without tsjnet metadata (your own ir/vis -> fused graph)."
     ),
+    rig: Optional[Path] = typer.Option(None, "--rig", help="Rig file from tsjnet calibrate: registers unaligned cameras (docs/rig.md)."),
+    frames: Optional[Path] = typer.Option(None, "--frames", help="Videos/cameras: also write every fused frame as PNG into this folder."),
+    sync_tolerance: Optional[float] = typer.Option(
+        None, "--sync-tolerance", help="Videos/cameras: pair frames whose timestamps differ by at most this many ms "
+        "(default: half the slower stream's frame period)."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Videos/cameras: stop after this many fused frames."),
 ) -> None:
-    """Fuse an IR/visible pair, or two folders of pairs, and write the fused images."""
+    """Fuse an IR/visible pair, two folders of pairs, or two videos / cameras, and write the fused result."""
     from rich.progress import Progress
 
     from tsjnet_sdk.atomic import DiskFullError
     from tsjnet_sdk.imaging import ImageError, check_output_path, write_image
     from tsjnet_sdk.output_paths import output_file_problem, output_folder_problem
+    from tsjnet_sdk.rig import RigError
     from tsjnet_sdk.runtime import ModelOutputError
+    from tsjnet_sdk.video import is_video_path
+
+    try:
+        options = options_from_flags(threads, ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    if is_video_path(ir) or is_video_path(vis):
+        from tsjnet_sdk.video_cli import fuse_streams
+
+        fuser = _open_fuser(model, config, seed, backend, device, gray, tile, options, allow_foreign_model, rig)
+        console.print(repr(fuser), markup=False, highlight=False)
+        try:
+            fuse_streams(fuser, ir, vis, output or Path("fused.mp4"), frames, sync_tolerance, max_frames, console)
+        except (ValueError, OSError, ImportError, RuntimeError) as e:  # VideoError, ImageError, RigError, disk full, no OpenCV
+            raise _fail(str(e)) from None
+        return
+    ir, vis = Path(ir), Path(vis)
 
     folders = ir.is_dir() or vis.is_dir()
     if folders and not (ir.is_dir() and vis.is_dir()):
@@ -164,11 +191,7 @@ def fuse(
     if problem:  # found before any model loads or pair is fused
         raise _fail(problem)
 
-    try:
-        options = options_from_flags(threads, ort_threads, ort_cache, providers, trt_ep_fp16, trt_ep_cache, dtype)
-    except ValueError as e:
-        raise _fail(str(e)) from None
-    fuser = _open_fuser(model, config, seed, backend, device, gray, tile, options, allow_foreign_model)
+    fuser = _open_fuser(model, config, seed, backend, device, gray, tile, options, allow_foreign_model, rig)
     console.print(repr(fuser), markup=False, highlight=False)
     failures: list[str] = []
     start = time.perf_counter()
@@ -179,7 +202,7 @@ def fuse(
                 write_image(out_path, fuser(ir_path, vis_path))
             except (DiskFullError, ModelOutputError, RuntimeError) as e:  # the same for every pair: stop now
                 raise _fail(f"{name}: {e}") from None
-            except (ImageError, ValueError, OSError) as e:  # this pair only (a bad file, an unwritable output)
+            except (ImageError, RigError, ValueError, OSError) as e:  # this pair only (a bad file, an unwritable output)
                 failures.append(f"{name}: {e}")
                 error_line(console, f"{name}: {e}", "skipped")
             progress.advance(task)
@@ -259,6 +282,7 @@ def build_plugin_command(
     typer.echo(f"built {path} (sha256 {file_sha256(path)[:16]}...)")
 
 
+app.command("calibrate")(calibrate_command)
 app.command("eval")(eval_command)
 app.command("export")(export_command)
 app.command("bench")(bench_command)

@@ -67,7 +67,10 @@ def run_app(app: Callable[..., Any], console: Any) -> None:
     try:
         app()
     except ImportError as e:
-        message = missing_extra_message(e)
+        from tsjnet_sdk.errors import TsjnetError
+
+        # the SDK's own MissingExtraError already names the install; a bare ImportError is mapped to its extra
+        message = str(e) if isinstance(e, TsjnetError) else missing_extra_message(e)
         if message is None:
             raise
         error_line(console, message)

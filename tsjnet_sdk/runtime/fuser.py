@@ -3,7 +3,8 @@
     from tsjnet_sdk import Fuser
     fuser = Fuser()                              # the shipped tsjnet-edge (ONNX Runtime when installed)
     fused = fuser(ir_frame, rgb_frame)           # uint8 H x W x 3 in -> uint8 H x W x 3 out
-    for fused in fuser.stream(camera_pairs): ...  # video: the session stays warm
+    for fused in fuser.stream(camera_pairs): ...  # video: decode, inference and output overlap (threads)
+    fuser = Fuser("tsjnet-edge.onnx", rig="rig.json")  # two unaligned cameras: registered first (docs/rig.md)
 
 All pre/post-processing lives here (via tsjnet_sdk.imaging), so backends differ only in how they
 execute the network.
@@ -60,8 +61,10 @@ def load_frame(image: ImageLike, name: str, max_pixels: int | None = None) -> np
 class _Frame:
     """One pair prepared for the network, plus what is needed to give the output the visible's format."""
 
-    def __init__(self, ir: ImageLike, visible: ImageLike, bgr: bool, max_pixels: int | None = None) -> None:
+    def __init__(self, ir: ImageLike, visible: ImageLike, bgr: bool, max_pixels: int | None = None, rig: Any = None) -> None:
         ir_arr, vis_arr = load_frame(ir, "ir", max_pixels), load_frame(visible, "visible", max_pixels)
+        if rig is not None:  # two cameras: the visible frame onto the IR grid (tsjnet_sdk/rig.py)
+            ir_arr, vis_arr = rig.apply(ir_arr, vis_arr)
         self.vis_dtype = vis_arr.dtype
         self.vis_ndim = vis_arr.ndim
         self.colour = vis_arr.ndim == 3 and vis_arr.shape[2] == 3
@@ -186,6 +189,10 @@ class Fuser:
     ``os.fork`` on the onnxruntime backend and on the torch backend on the CPU (the child runs torch
     with one thread: its thread pool does not survive a fork); CUDA and TensorRT work cannot cross
     a fork and raise a clear error in the child. With ``spawn``, create the Fuser in each worker.
+        rig: a two-camera rig (``tsjnet_sdk.rig.Rig`` or the path of a rig file from ``tsjnet calibrate``):
+            each visible frame is first mapped onto the IR frame's grid (undistorted, warped by the rig's
+            homography, cropped/scaled as it says), so unaligned cameras of different resolutions fuse.
+            The output then has the rig's output size. Needs the ``[video]`` extra (OpenCV).
 
     Threads: one Fuser may be called from several threads at once (docs/reliability.md). Backends
     whose execution is thread-safe (onnxruntime sessions, torch inference) run calls concurrently;
@@ -214,6 +221,7 @@ class Fuser:
         options: BackendOptions | Sequence[BackendOptions] | None = None,
         max_pixels: int | None = None,
         allow_foreign_model: bool = False,
+        rig: Any = None,
     ) -> None:
         # Every option is checked here, before the model loads, with one message style (OptionError).
         check_device(device)
@@ -225,6 +233,9 @@ class Fuser:
         if max_pixels is not None:
             check_whole("max_pixels", max_pixels, 1)
         pixel_limit(max_pixels)  # also checks $TSJNET_MAX_PIXELS now rather than at the first frame
+        from tsjnet_sdk.rig import as_rig
+
+        self.rig = as_rig(rig)
         if isinstance(model, Backend):
             if backend != "auto" or device != "auto" or options is not None:
                 raise ValueError(
@@ -260,7 +271,9 @@ class Fuser:
         return self._runner.device
 
     def describe(self) -> dict[str, Any]:
-        return {**self._runner.describe(), "tile": self.tile}
+        return {**self._runner.describe(), "tile": self.tile,
+                "rig": f"{self.rig.visible_size[0]}x{self.rig.visible_size[1]} -> {self.rig.output_size[0]}x{self.rig.output_size[1]}"
+                if self.rig is not None else None}
 
     def __repr__(self) -> str:
         facts = ", ".join(f"{k}={v}" for k, v in self.describe().items() if v is not None)
@@ -276,7 +289,7 @@ class Fuser:
 
     def fuse_batch(self, pairs: Sequence[tuple[ImageLike, ImageLike]], bgr: bool | None = None) -> list[np.ndarray]:
         """Fuse several pairs; pairs of one size run as one batch [N, 1, H, W]."""
-        frames = [_Frame(ir, vis, self.bgr if bgr is None else bgr, self.max_pixels) for ir, vis in pairs]
+        frames = [self._prepare(ir, vis, bgr) for ir, vis in pairs]
         fused: list[np.ndarray | None] = [None] * len(frames)
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i, frame in enumerate(frames):
@@ -289,10 +302,48 @@ class Fuser:
                 fused[i] = out[j, 0]
         return [frame.finish(f, self.gray) for frame, f in zip(frames, fused)]
 
-    def stream(self, pairs: Iterable[tuple[ImageLike, ImageLike]], bgr: bool | None = None) -> Iterator[np.ndarray]:
-        """Fuse a stream of pairs (video) lazily, one at a time; the backend stays loaded and warm."""
-        for ir, visible in pairs:
-            yield self.fuse(ir, visible, bgr=bgr)
+    def stream(self, pairs: Iterable[tuple[ImageLike, ImageLike]], bgr: bool | None = None, *,
+               batch: int | None = None, queue_size: int = 4, threaded: bool = True) -> Iterator[np.ndarray]:
+        """Fuse a stream of pairs (video, cameras) lazily; yields the fused frames in input order.
+
+        Decoding/reading the pairs and preparing them, the network, and composing the output overlap in
+        three threads with bounded queues (``queue_size`` items each: memory stays flat, a slow consumer
+        stalls the source); see tsjnet_sdk/runtime/stream.py. An error of any frame is raised here after
+        the frames before it; breaking out of the loop, an exception or Ctrl-C stops and joins the
+        threads. ``batch``: up to this many waiting frames of one size run as one network call (None:
+        4 on a GPU, 1 on the CPU, where batching does not pay). ``threaded=False``: one frame at a time
+        in the caller's thread (no threads at all).
+        """
+        flip = self.bgr if bgr is None else bgr
+        if not threaded:
+            for ir, visible in pairs:
+                yield self.fuse(ir, visible, bgr=flip)
+            return
+        from tsjnet_sdk.runtime.stream import Pipeline
+
+        def infer(frames: list[_Frame]) -> list[np.ndarray]:
+            ir = np.stack([f.ir_y for f in frames])[:, None]
+            vis = np.stack([f.vis_y for f in frames])[:, None]
+            return list(self._run(ir, vis)[:, 0])
+
+        pipeline = Pipeline(
+            prepare=lambda pair: self._prepare(pair[0], pair[1], flip),
+            infer=infer,
+            finish=lambda frame, fused: frame.finish(fused, self.gray),
+            key=lambda frame: frame.ir_y.shape,
+            batch=self.stream_batch() if batch is None else batch,
+            queue_size=queue_size,
+        )
+        yield from pipeline.run(pairs)
+
+    def stream_batch(self) -> int:
+        """Frames per network call in :meth:`stream` by default: 4 on a GPU with a dynamic-shape model,
+        else 1 (a CPU backend already uses every core on one frame)."""
+        on_gpu = str(self.device).startswith("cuda")
+        return 4 if on_gpu and self._runner.static_shape is None and self.tile is None else 1
+
+    def _prepare(self, ir: ImageLike, visible: ImageLike, bgr: bool | None) -> _Frame:
+        return _Frame(ir, visible, self.bgr if bgr is None else bgr, self.max_pixels, self.rig)
 
     def close(self) -> None:
         self._runner.close()
