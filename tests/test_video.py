@@ -43,6 +43,15 @@ def test_source_kinds(spec, kind):
     assert source_kind(spec) == kind
 
 
+def test_existing_paths_are_never_cameras(tmp_path, monkeypatch):
+    from tsjnet_sdk.video import is_video_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "0").mkdir()
+    assert source_kind("0") == "file" and not is_video_path("0")
+    assert is_video_path("1") and is_video_path("a.MP4") and not is_video_path("a.png")
+
+
 class FakeSource:
     """A source of frames at given timestamps (what pair_by_time needs: fps and iteration)."""
 

@@ -9,7 +9,7 @@
 * :class:`VideoWriter` writes frames to a video file atomically; :class:`FrameWriter` to numbered PNGs.
 
 Timestamps: files use the frame index / the container's frame rate (exact, repeatable); live sources
-use the time each frame arrived (monotonic clock), since camera clocks are not shared.
+use the time each frame arrived (one monotonic clock for all sources), since camera clocks are not shared.
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ class Frame:
 
 
 def source_kind(spec: str) -> str:
-    """What a source string names: ``camera`` (an index), ``v4l2``, ``network``, ``gstreamer`` or ``file``."""
-    if spec.isdigit():
+    """What a source string names: ``camera`` (an index), ``v4l2``, ``network``, ``gstreamer`` or ``file``
+    (an existing path is always a file or folder, even when its name is a number)."""
+    if spec.isdigit() and not Path(spec).exists():
         return "camera"
     if spec.startswith("/dev/video"):
         return "v4l2"
@@ -59,8 +60,11 @@ def source_kind(spec: str) -> str:
 
 
 def is_video_path(path: str | os.PathLike) -> bool:
-    """True for a path with a video suffix (.mp4, .avi, ...) or a non-file source string."""
+    """True for a path with a video suffix (.mp4, .avi, ...) or a camera / stream source string; False
+    for folders and images."""
     text = str(path)
+    if Path(text).is_dir():
+        return False
     return source_kind(text) != "file" or Path(text).suffix.lower() in VIDEO_SUFFIXES
 
 
@@ -104,12 +108,11 @@ class VideoSource:
 
     def __iter__(self) -> Iterator[Frame]:
         period = 1.0 / self.fps if self.fps else 1.0 / 30
-        start = time.monotonic()
         while True:
             ok, image = self._cap.read()
             if not ok or image is None:
                 return
-            t = time.monotonic() - start if self.live else self.read_count * period
+            t = time.monotonic() if self.live else self.read_count * period
             yield Frame(self.read_count, t, image)
             self.read_count += 1
 
