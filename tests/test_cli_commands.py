@@ -66,3 +66,18 @@ def test_bench_report_rerenders_atomically(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r.md").read_text().startswith("# tsjnet bench")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.md"]  # no temporary files left
+
+
+def test_help_lists_user_commands_and_groups_developer_tools() -> None:
+    from typer.testing import CliRunner
+
+    from tsjnet_sdk.cli import DEV_COMMANDS, app
+
+    runner = CliRunner()
+    top = runner.invoke(app, ["--help"], terminal_width=200).output
+    dev = runner.invoke(app, ["dev", "--help"], terminal_width=200).output
+    listed = lambda text: {line.split()[1] for line in text.splitlines() if line.startswith("│ ") and len(line.split()) > 2}  # noqa: E731
+    assert {"fuse", "export", "info", "doctor", "demo", "dev"} <= listed(top)
+    assert not set(DEV_COMMANDS) & listed(top) and set(DEV_COMMANDS) <= listed(dev)
+    # the earlier spelling still runs (unlisted)
+    assert runner.invoke(app, ["bench-report", "--help"]).exit_code == 0

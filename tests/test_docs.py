@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_the_guide_reaches_a_camera_stream_in_at_most_10_commands_and_marks_what
 
 @pytest.mark.slow
 def test_the_guide_runs_verbatim_where_a_cpu_can(tmp_path: Path) -> None:
-    """The PC and Orin blocks a CPU can run, in order, in one shell (the Orin's ~ is a fresh folder here):
+    """The PC and Orin blocks a CPU can run, in order, each block in one shell (the Orin's ~ is a fresh folder here):
     the wheel, the virtual environment, the install from the wheel (PyPI for its dependencies), `tsjnet doctor`."""
     if shutil.which("python3") is None:
         pytest.skip("needs python3 on PATH, as the guide does")
@@ -80,7 +81,9 @@ def test_the_guide_runs_verbatim_where_a_cpu_can(tmp_path: Path) -> None:
         if "tsjnet doctor" in code:
             assert "default model" in proc.stdout and "tsjnet-edge" in proc.stdout, proc.stdout
     wheels = list((home / "tsjnet-wheels").glob("tsjnet_sdk-*.whl"))
-    assert len(wheels) == 1 and wheels[0].stat().st_size > 20 * 2**20  # carries the shipped model files
+    assert len(wheels) == 1
+    names = set(zipfile.ZipFile(wheels[0]).namelist())  # the wheel carries the shipped model files
+    assert {f"tsjnet_sdk/weights/tsjnet-edge{s}" for s in (".onnx", "_fp16.onnx", ".safetensors", ".parity.json")} <= names
     assert (home / "tsjnet" / "bin" / "tsjnet").exists()
     assert (tmp_path / "tsjnet-edge_plugin.onnx").exists()
     assert len(ran) >= 5 and skipped, (ran, skipped)

@@ -282,23 +282,34 @@ def build_plugin_command(
     typer.echo(f"built {path} (sha256 {file_sha256(path)[:16]}...)")
 
 
+# User commands: what people who fuse, deploy, evaluate or train run.
 app.command("calibrate")(calibrate_command)
 app.command("eval")(eval_command)
 app.command("export")(export_command)
 app.command("bench")(bench_command)
-app.command("gpu-verify")(gpu_verify_command)
 app.command("quality")(quality_command)
 app.command("demo")(demo_command)
 app.command("train")(train_command)
 app.command("select")(select_command)
-app.command("ship")(ship_command)
-app.command("plot-log")(plot_command)
-app.command("bench-report")(report_command)
-app.command("flops")(flops_command)
-app.command("bench-metrics")(metrics_speed_command)
-app.command("bench-default")(default_path_command)
-app.command("soak")(soak_command)
-app.command("build-kernels")(build_kernels_command)
+
+# Developer commands live in one group, `tsjnet dev ...`, so that `tsjnet --help` lists the user's tasks.
+dev_app = typer.Typer(name="dev", help="Developer tools: kernels, GPU verification, profiling, reports, shipping weights.",
+                      no_args_is_help=True)
+DEV_COMMANDS = {
+    "build-kernels": build_kernels_command,
+    "gpu-verify": gpu_verify_command,
+    "ship": ship_command,
+    "plot-log": plot_command,
+    "bench-report": report_command,
+    "bench-metrics": metrics_speed_command,
+    "bench-default": default_path_command,
+    "flops": flops_command,
+    "soak": soak_command,
+}
+for _name, _command in DEV_COMMANDS.items():
+    dev_app.command(_name)(_command)
+    app.command(_name, hidden=True)(_command)  # the earlier top-level spelling keeps working, unlisted
+app.add_typer(dev_app)
 
 
 if __name__ == "__main__":
