@@ -29,3 +29,16 @@ def test_a_missing_extra_is_one_clear_line(args, hint, tmp_path) -> None:
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and hint in last, proc.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_every_install_hint_names_an_extra_that_exists() -> None:
+    import re
+    import tomllib
+
+    extras = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    hints = set()
+    for folder in ("tsjnet_sdk", "export", "training", "kernels", "benchmarks"):
+        for path in (REPO_ROOT / folder).rglob("*.py"):
+            for match in re.finditer(r"tsjnet-sdk\[([a-z0-9,-]+)\]", path.read_text()):
+                hints.update(match.group(1).split(","))
+    assert {"torch", "onnx", "export", "video"} <= hints and hints <= extras, hints - extras

@@ -148,7 +148,7 @@ def _onnx_props(path: str | os.PathLike) -> dict[str, str]:
     try:
         import onnx
     except ImportError:
-        raise ModelFileError(f"{path}: reading ONNX metadata needs onnxruntime or onnx: pip install onnxruntime") from None
+        raise ModelFileError(f"{path}: reading ONNX metadata needs onnxruntime or onnx: pip install 'tsjnet-sdk[onnx]'") from None
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # noqa: BLE001 - protobuf raises many types
