@@ -10,9 +10,9 @@ import typer
 from rich.console import Console
 
 from tsjnet_sdk.cli_support import error_line
+from tsjnet_sdk.export.formats import FORMATS, ExportOptions
 
 console = Console(stderr=True, soft_wrap=True)
-FORMATS = ("onnx", "engine")
 
 
 def _source_path(model: str, format: str, fp16: bool) -> Path:
@@ -31,7 +31,7 @@ def _source_path(model: str, format: str, fp16: bool) -> Path:
 
 def export_command(
     model: str = typer.Argument(..., help="Checkpoint (.safetensors), tsjnet ONNX file, or a shipped model's name (tsjnet-edge)."),
-    format: str = typer.Option("onnx", "--format", "-f", help="onnx | engine."),
+    format: str = typer.Option("onnx", "--format", "-f", help=" | ".join(FORMATS) + " (export/formats.py)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Output file (default: <name>[_fp16].<format> in the current folder)."),
     fp16: bool = typer.Option(False, "--fp16", help="FP16 (I/O stays float32; softmax/norms/sigmoid in float32)."),
     na: Optional[str] = typer.Option(
@@ -73,22 +73,13 @@ def export_command(
 
             typer.echo(f"wrote {write_engine_sidecar(sidecar_for, source, fp16=fp16)}")
             return
-        if format == "onnx":
-            from tsjnet_sdk.export.onnx_export import export_onnx
-
-            result = export_onnx(
-                source, output, na=na or "decomposed", fp16=fp16, static=(batch, *static) if static else None,
-                opset=18 if opset is None else opset, simplify=simplify, parity=parity, parity_pair=parity_pair, progress=say,
-            )
-        else:
-            from tsjnet_sdk.export.engine_export import build_engine
-
-            result = build_engine(
-                source, output, fp16=fp16, na=na, min_shape=(1, *min_hw), opt_shape=(1, *opt_hw),
-                max_shape=(batch, *max_hw), workspace_gb=workspace, flavour=trt,
-                compute_capabilities=compute_capability.split(",") if compute_capability else None,
-                timing_cache=timing_cache, plugin_library=plugin_lib, opset=opset, parity=parity, parity_pair=parity_pair, progress=say,
-            )
+        options = ExportOptions(
+            fp16=fp16, na=na, static=static, batch=batch, opset=opset, simplify=simplify, parity=parity,
+            parity_pair=parity_pair, min_hw=min_hw, opt_hw=opt_hw, max_hw=max_hw, workspace_gb=workspace, trt=trt,
+            compute_capabilities=tuple(compute_capability.split(",")) if compute_capability else None,
+            timing_cache=timing_cache, plugin_lib=plugin_lib,
+        )
+        result = FORMATS[format].run(source, output, options, say)
     except ImportError as e:
         error_line(console, f"exporting from a checkpoint needs the export extras ({e.name} missing): pip install "
                             "'tsjnet-sdk[export]' (engines from an ONNX file need only TensorRT)")
@@ -98,9 +89,8 @@ def export_command(
         raise typer.Exit(2) from None
     if result.parity is not None:
         p = result.parity
-        what = "the ONNX this engine was built from" if format == "engine" else "this ONNX"
         typer.echo(
-            f"parity of {what} vs PyTorch ({p['input']}): max abs error {p['max_abs_error']:.2e}, "
+            f"parity of {FORMATS[format].parity_subject} vs PyTorch ({p['input']}): max abs error {p['max_abs_error']:.2e}, "
             f"mean {p['mean_abs_error']:.2e}, PSNR {p['psnr_db']:.1f} dB (floor {p['psnr_floor_db']:.0f} dB) -> {result.parity_path}"
         )
     elif format == "engine":

@@ -362,3 +362,15 @@ def _load_timing_cache(config: Any, path: str | os.PathLike | None) -> Any:
     if cache is not None:
         config.set_timing_cache(cache, ignore_mismatch=True)
     return cache
+
+
+def export_from_options(source: str | os.PathLike, output: str | os.PathLike | None, options: Any,
+                        progress: Progress | None = None) -> ExportResult:
+    """The ``engine`` row of export/formats.py: :func:`build_engine` with an ExportOptions."""
+    return build_engine(
+        source, output, fp16=options.fp16, na=options.na, min_shape=(1, *options.min_hw), opt_shape=(1, *options.opt_hw),
+        max_shape=(options.batch, *options.max_hw), workspace_gb=options.workspace_gb, flavour=options.trt,
+        compute_capabilities=options.compute_capabilities, timing_cache=options.timing_cache,
+        plugin_library=options.plugin_lib, opset=options.opset, parity=options.parity, parity_pair=options.parity_pair,
+        progress=progress,
+    )

@@ -291,3 +291,14 @@ def export_onnx(
 def default_onnx_path(checkpoint: str | os.PathLike, fp16: bool, na: str) -> Path:
     """``<stem>[_fp16][_plugin].onnx`` in the current folder (never beside the checkpoint: it may be installed)."""
     return default_output_path(checkpoint, f"{'_fp16' if fp16 else ''}{'_plugin' if na == 'plugin' else ''}", ".onnx")
+
+
+def export_from_options(source: str | os.PathLike, output: str | os.PathLike | None, options: Any,
+                        progress: Progress | None = None) -> ExportResult:
+    """The ``onnx`` row of export/formats.py: :func:`export_onnx` with an ExportOptions."""
+    return export_onnx(
+        source, output, na=options.na or "decomposed", fp16=options.fp16,
+        static=(options.batch, *options.static) if options.static else None,
+        opset=DEFAULT_OPSET if options.opset is None else options.opset, simplify=options.simplify,
+        parity=options.parity, parity_pair=options.parity_pair, progress=progress,
+    )

@@ -127,3 +127,16 @@ def test_engine_from_the_onnx_builds_with_torch_absent(tiny_onnx, tmp_path) -> N
     assert proc.returncode == 2 and "has NA mode 'decomposed'" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.engine"]
     assert json.loads(json.dumps(header))  # the header is plain JSON
+
+
+def test_every_export_format_row_points_at_an_exporter() -> None:
+    import importlib
+
+    from tsjnet_sdk.export.formats import EXPORT_FORMATS
+
+    assert [f.name for f in EXPORT_FORMATS] == ["onnx", "engine"]
+    for fmt in EXPORT_FORMATS:
+        module = importlib.import_module(f"tsjnet_sdk.export.{fmt.module}")
+        assert callable(module.export_from_options) and fmt.suffix.startswith(".")
+    result = runner.invoke(app, ["export", "tsjnet-edge", "--format", "tflite"])
+    assert result.exit_code == 2 and "choose onnx or engine" in result.output

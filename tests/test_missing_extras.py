@@ -33,6 +33,7 @@ def test_a_missing_extra_is_one_clear_line(args, hint, tmp_path) -> None:
 
 def test_every_install_hint_names_an_extra_that_exists() -> None:
     import re
+
     import tomllib
 
     extras = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
