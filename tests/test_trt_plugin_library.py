@@ -313,7 +313,8 @@ def test_exporter_chooses_and_reports(plugin_env, tmp_path):
 
 
 def _plugin_engine(tmp_path: Path, sha: str) -> Path:
-    meta = {"trt_flavour": "tensorrt", "trt_version": "10.3.0", "na_mode": "plugin", "compute_capabilities": ["8.7"],
+    meta = {"sdk_version": "0.1.0", "config_name": "tsjnet-tiny",  # what export writes (and Fuser requires)
+            "trt_flavour": "tensorrt", "trt_version": "10.3.0", "na_mode": "plugin", "compute_capabilities": ["8.7"],
             "na_plugin": {"implementation": "library", "library": bp.LIBRARY_NAME, "library_sha256": sha}}
     return write_engine_file(tmp_path / "m.engine", meta, b"serialized-engine")
 
