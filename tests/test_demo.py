@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +86,7 @@ def test_demo_input_errors(tiny_model: Path, tmp_path: Path) -> None:
 
 
 def test_fallback_is_random_edge_with_a_warning(monkeypatch, tmp_path: Path, capsys) -> None:
-    monkeypatch.setattr(shipped, "SHIPPED_WEIGHTS", tmp_path / "not-there.safetensors")
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path)  # a stripped install: no shipped file at all
     state = torch.random.get_rng_state()
     net, description, trained = demo.resolve_model(None)
     assert not trained and "random" in description
@@ -96,10 +97,13 @@ def test_fallback_is_random_edge_with_a_warning(monkeypatch, tmp_path: Path, cap
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
 
 
-def test_shipped_weights_are_preferred(monkeypatch, tiny_model: Path) -> None:
-    monkeypatch.setattr(shipped, "SHIPPED_WEIGHTS", tiny_model)
+def test_shipped_weights_are_preferred(monkeypatch, tiny_model: Path, tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copy(tiny_model, weights / "tsjnet-edge.safetensors")  # a shipped checkpoint and no shipped ONNX
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", weights)
     model, description, trained = demo.resolve_model(None)
-    assert model == tiny_model and trained and "shipped" in description
+    assert model == weights / "tsjnet-edge.safetensors" and trained and "shipped" in description
 
 
 def test_make_panel_layout() -> None:

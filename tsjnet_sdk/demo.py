@@ -363,10 +363,11 @@ def _run_demo(
             panel_path = write_image(out / "panels" / f"{name}.png", panel)
             results.append({"name": name, "images": {m: str(p) for m, p in paths.items()}, "panel": str(panel_path)})
             progress.advance(task)
+    info = {"model": model_desc, "trained": trained, "backend": fuser.backend, "device": fuser.device}
+    fuser.close()  # also gives torch back the thread count it had before --threads
     seconds["fuse"] = sum(fuse_times)
 
     mean = _mean_metrics(per_pair)
-    info = {"model": model_desc, "trained": trained, "backend": fuser.backend, "device": fuser.device}
     csv_path, json_path = write_metrics(out, per_pair, mean, info)
     seconds["total"] = time.perf_counter() - start
     summary = {

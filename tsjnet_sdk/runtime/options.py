@@ -147,8 +147,9 @@ class TorchOptions:
         dtype: ``fp32``; ``fp16`` or ``bf16`` run the network in half precision on CUDA (inputs and
             outputs stay float32 [N, 1, H, W] in [0, 1]). Half precision on the CPU is refused (slower
             than fp32 there). Off by default until verified on a GPU.
-        threads: CPU threads for PyTorch (``torch.set_num_threads``, which is process-wide); None keeps
-            torch's setting. On a CPU busy with other work, 1 can be several times faster.
+        threads: CPU threads for PyTorch (``torch.set_num_threads``, which is process-wide, until the
+            Fuser is closed); None keeps torch's setting. On a CPU busy with other work, 1 can be several
+            times faster.
     """
 
     dtype: str = "fp32"

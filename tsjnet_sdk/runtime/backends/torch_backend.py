@@ -53,6 +53,8 @@ class TorchBackend(Backend):
 
         super().__init__(path, resolve_torch_device(device))
         self.options = options or TorchOptions()
+        # TorchOptions(threads=N) sets torch's process-wide count; close() gives the previous one back.
+        self._threads_before = torch.get_num_threads() if self.options.threads is not None else None
         if self.options.threads is not None:
             torch.set_num_threads(self.options.threads)
         if self.options.dtype != "fp32" and not self.device.startswith("cuda"):
@@ -63,6 +65,11 @@ class TorchBackend(Backend):
         self._dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.options.dtype]
         self.model = (model if model is not None else load_checkpoint(path)).to(self.device, self._dtype).eval()
         self._torch = torch
+
+    def close(self) -> None:
+        if self._threads_before is not None:
+            self._torch.set_num_threads(self._threads_before)
+            self._threads_before = None
 
     def run(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
         torch = self._torch
