@@ -63,7 +63,7 @@ def _load(path: Path) -> dict[str, Any]:
 def _save(part: str, value: Any) -> None:
     """One file per part (rig_<part>.json: parts may run in separate processes); the report merges them."""
     value = dict(value)
-    value["machine"] = {"python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+    value["machine"] = {"load_average_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
                        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_json(_out_dir() / f"rig_{part}.json", value)
 
@@ -334,7 +334,7 @@ def write_report() -> Path:
                   "| loop | frames/s (median) | rounds |", "|---|---|---|",
                   f"| plain loop (`fuser(ir, vis)` per frame) | {st['plain_loop_fps']:.2f} | {', '.join(f'{v:.2f}' for v in st['fps']['plain_loop'])} |",
                   f"| `Fuser.stream` | {st['stream_fps']:.2f} | {', '.join(f'{v:.2f}' for v in st['fps']['stream'])} |",
-                  "", f"Ratio stream / plain: **{st['ratio']:.2f}x**.", ""]
+                  "", f"Ratio stream / plain: **{st['ratio']:.2f}x**." + (f" {st['notes']}" if st.get("notes") else ""), ""]
     mem = data.get("memory")
     if mem:
         lines += ["## Memory over a stream", "",
