@@ -1,6 +1,6 @@
 """Two-camera rig benchmark: registration accuracy, fusion with / without the rig, stream speed and memory.
 
-    python -m tsjnet_sdk.benchmarks.rig_bench [--part registration|fusion|stream|memory|report] [--warps 3]
+    python -m tsjnet_sdk.benchmarks.rig_bench [--part registration|fusion|stream|memory|report|all] [--warps 3]
 
 * registration: every pair of msrs/test and roadscene (evaluation sets: measured, nothing tuned on them)
   becomes ``--warps`` synthetic rigs (benchmarks/rig_warps.py: rotation +-4 deg, zoom 0.8-1.2, shifts
@@ -23,7 +23,6 @@ and ``rig.png`` (written atomically).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -31,9 +30,10 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Tuple
 
 import numpy as np
+import typer
 
 from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
 from tsjnet_sdk.results import data_root, results_dir, write_json
@@ -63,7 +63,7 @@ def _load(path: Path) -> dict[str, Any]:
 def _save(part: str, value: Any) -> None:
     """One file per part (rig_<part>.json: parts may run in separate processes); the report merges them."""
     value = dict(value)
-    value["machine"] = {"python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
+    value["machine"] = {"load_average_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
                        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     write_json(_out_dir() / f"rig_{part}.json", value)
 
@@ -334,7 +334,7 @@ def write_report() -> Path:
                   "| loop | frames/s (median) | rounds |", "|---|---|---|",
                   f"| plain loop (`fuser(ir, vis)` per frame) | {st['plain_loop_fps']:.2f} | {', '.join(f'{v:.2f}' for v in st['fps']['plain_loop'])} |",
                   f"| `Fuser.stream` | {st['stream_fps']:.2f} | {', '.join(f'{v:.2f}' for v in st['fps']['stream'])} |",
-                  "", f"Ratio stream / plain: **{st['ratio']:.2f}x**.", ""]
+                  "", f"Ratio stream / plain: **{st['ratio']:.2f}x**." + (f" {st['notes']}" if st.get("notes") else ""), ""]
     mem = data.get("memory")
     if mem:
         lines += ["## Memory over a stream", "",
@@ -392,26 +392,35 @@ def draw_chart(data: dict[str, Any], path: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["registration", "fusion", "stream", "memory", "report", "all"], default="all")
-    parser.add_argument("--warps", type=int, default=3)
-    parser.add_argument("--stream-frames", type=int, default=120)
-    parser.add_argument("--stream-size", type=int, nargs=2, default=[160, 128])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--memory-frames", type=int, default=1000)
-    parser.add_argument("--memory-size", type=int, nargs=2, default=[64, 48])
-    args = parser.parse_args(argv)
-    if args.part in ("registration", "all"):
-        run_registration(args.warps)
-    if args.part in ("fusion", "all"):
+def rig_bench_command(
+    part: str = typer.Option("all", help="registration | fusion | stream | memory | report | all"),
+    warps: int = typer.Option(3, help="Synthetic warps per pair (registration)."),
+    stream_frames: int = typer.Option(120, help="Frames per round (stream)."),
+    stream_size: Tuple[int, int] = typer.Option((160, 128), help="W H of the stream frames."),
+    rounds: int = typer.Option(3, help="Alternating rounds of plain loop and stream."),
+    memory_frames: int = typer.Option(1000, help="Frames streamed for the memory curve."),
+    memory_size: Tuple[int, int] = typer.Option((64, 48), help="W H of the memory-run frames."),
+) -> None:
+    """Two-camera rig benchmark: registration accuracy, fusion with / without the rig, stream speed, memory."""
+    parts = ("registration", "fusion", "stream", "memory", "report", "all")
+    if part not in parts:
+        raise typer.BadParameter(f"--part must be one of {', '.join(parts)}")
+    if part in ("registration", "all"):
+        run_registration(warps)
+    if part in ("fusion", "all"):
         run_fusion()
-    if args.part in ("stream", "all"):
-        run_stream(args.stream_frames, tuple(args.stream_size), args.rounds)
-    if args.part in ("memory", "all"):
-        run_memory(args.memory_frames, tuple(args.memory_size))
+    if part in ("stream", "all"):
+        run_stream(stream_frames, tuple(stream_size), rounds)
+    if part in ("memory", "all"):
+        run_memory(memory_frames, tuple(memory_size))
     print(f"wrote {write_report()}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tsjnet_sdk.benchmarks.rig_bench``: parsed by typer like every ``tsjnet`` command."""
+    from tsjnet_sdk.cli_support import run_command
+
+    return run_command(rig_bench_command, argv, "python -m tsjnet_sdk.benchmarks.rig_bench")
 
 
 if __name__ == "__main__":
