@@ -54,12 +54,15 @@ def axis_tables(length: int, kernel_size: int, dilation: int, device: torch.devi
     if dilation != 1:
         key, valid, bias = window_indices(length, kernel_size, dilation, device)
         return key, torch.where(valid, bias, 2 * kernel_size - 1)
-    # dilation 1: the same rule with fewer ops (every op is repeated per map size in a dynamic graph).
+    # dilation 1: the same rule with fewer ops (every op is repeated per map size in a dynamic graph;
+    # unsqueeze rather than [:, None], which exports as an extra Slice).
     pos = torch.arange(length, device=device)
     last = pos[-1:]                                                  # length - 1, as a tensor
-    start = torch.minimum((pos - kernel_size // 2).clamp(min=0), (last + 1 - kernel_size).clamp(min=0))
-    win = start[:, None] + torch.arange(kernel_size, device=device)[None, :]
-    bias = torch.where(win <= last, win - pos[:, None] + (kernel_size - 1), 2 * kernel_size - 1)
+    start = torch.minimum((pos - kernel_size // 2).clamp(min=0), (last - (kernel_size - 1)).clamp(min=0))
+    slot = torch.arange(kernel_size, device=device)
+    win = start.unsqueeze(1) + slot                                  # [L, k] window positions
+    # (key - query) + k - 1 = (start - pos) + slot + k - 1; masked where the window runs past the map
+    bias = torch.where(win <= last, (start - pos).unsqueeze(1) + (slot + (kernel_size - 1)), 2 * kernel_size - 1)
     return torch.minimum(win, last), bias
 
 
@@ -80,10 +83,16 @@ def window_tables(height: int, width: int, kernel_size: int, dilation: int,
     def build() -> tuple[Tensor, Tensor]:
         row_key, row_bias = axis_tables(height, kernel_size, dilation, device)
         col_key, col_bias = axis_tables(width, kernel_size, dilation, device)
-        kk, side = kernel_size * kernel_size, 2 * kernel_size
-        keys = _reshape(row_key[:, None, :, None] * width + col_key[None, :, None, :], (0, 0, kk), (height, width, kk))
-        bias = _reshape(row_bias[:, None, :, None] * side + col_bias[None, :, None, :], (0, 0, kk, 1),
-                        (height, width, kk, 1))
+        k, kk, side = kernel_size, kernel_size * kernel_size, 2 * kernel_size
+
+        def rows(x: Tensor) -> Tensor:                               # [H, k] -> [H, 1, k, 1]
+            return _reshape(x, (-1, 1, k, 1), (height, 1, k, 1))
+
+        def cols(x: Tensor) -> Tensor:                               # [W, k] -> [1, W, 1, k]
+            return _reshape(x, (1, -1, 1, k), (1, width, 1, k))
+
+        keys = _reshape(rows(row_key) * width + cols(col_key), (0, 0, kk), (height, width, kk))
+        bias = _reshape(rows(row_bias) * side + cols(col_bias), (0, 0, kk, 1), (height, width, kk, 1))
         return keys, bias
 
     return _cached(("window", height, width, kernel_size, dilation, device), build)
