@@ -204,7 +204,8 @@ def _fold_initializer_transposes(model: Any) -> Any:
 def _drop_identity_slices(model: Any) -> Any:
     """Remove ``Slice`` nodes that keep everything (starts 0, ends "to the end", steps 1).
 
-    torch's exporter writes one for each ``x[:, :, i]`` on a dynamic shape; onnxslim keeps them.
+    torch's exporter writes one for each ``x[:, :, i]`` on a dynamic shape; onnxslim keeps them. Initializers
+    left unused are removed.
     """
     from onnx import numpy_helper
 
@@ -229,6 +230,10 @@ def _drop_identity_slices(model: Any) -> Any:
         kept.append(node)
     del graph.node[:]
     graph.node.extend(kept)
+    used = {name for node in graph.node for name in node.input} | outputs
+    unused = [t for t in graph.initializer if t.name not in used]
+    for tensor in unused:
+        graph.initializer.remove(tensor)
     return model
 
 
@@ -237,9 +242,9 @@ def _simplify(model: Any) -> Any:
 
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        model = _drop_identity_slices(_fold_initializer_transposes(_cast_like_to_cast(model)))
-        return onnxslim.slim(model, size_threshold=FOLD_LIMIT_BYTES,
-                             skip_fusion_patterns=SKIPPED_FUSIONS)
+        model = _fold_initializer_transposes(_cast_like_to_cast(model))
+        model = onnxslim.slim(model, size_threshold=FOLD_LIMIT_BYTES, skip_fusion_patterns=SKIPPED_FUSIONS)
+        return _drop_identity_slices(model)  # after onnxslim: only then are a dynamic slice's ends constant
 
 
 def _set_metadata(model: Any, metadata: dict[str, str]) -> None:

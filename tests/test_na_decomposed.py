@@ -176,3 +176,4 @@ def test_identity_slices_are_dropped_and_real_ones_kept():
                               [const("zero", [0]), const("end", [2**63 - 1]), const("two", [2]), const("axis", [0])])
     model = _drop_identity_slices(helper.make_model(graph))
     assert [(n.op_type, n.input[0]) for n in model.graph.node] == [("Slice", "x"), ("Relu", "b")]
+    assert {t.name for t in model.graph.initializer} == {"zero", "two", "axis"}  # "end" was only the dropped one's
