@@ -5,7 +5,8 @@
 
 Each row runs in its own process (so that its peak RSS is its own), one after the other in one run:
 torch eager fp32 (the reference), then every ONNX file in ONNX Runtime on the CPU (1 thread, ORT's
-defaults otherwise; ``NAME:lowmem=...`` turns the CPU arena and the memory pattern off). Input: one
+defaults otherwise; ``NAME:lowmem=...`` turns the CPU arena and the memory pattern off, ``NAME:noarena``
+and ``NAME:nopattern`` one of them). Input: one
 random pair (seed 0) of the given size; the timing is the median of ``--reps`` calls after one warm-up.
 Ratios are only meaningful within one run (the machine may be shared).
 """
@@ -44,8 +45,9 @@ def _child(kind: str, path: str, height: int, width: int, reps: int, out_npy: st
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
-        if kind == "lowmem":
-            so.enable_cpu_mem_arena, so.enable_mem_pattern = False, False
+        # memory settings: lowmem = no CPU arena and no memory pattern; noarena / nopattern = one of them
+        so.enable_cpu_mem_arena = kind not in ("lowmem", "noarena")
+        so.enable_mem_pattern = kind not in ("lowmem", "nopattern")
         session = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 
         def run() -> np.ndarray:
@@ -70,7 +72,7 @@ def _nodes(path: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
-    parser.add_argument("rows", nargs="+", help="NAME=MODEL.onnx, or NAME:lowmem=MODEL.onnx")
+    parser.add_argument("rows", nargs="+", help="NAME=MODEL.onnx, or NAME:lowmem|noarena|nopattern=MODEL.onnx")
     parser.add_argument("--size", nargs=2, type=int, default=(480, 640))
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out", type=Path)
