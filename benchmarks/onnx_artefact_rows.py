@@ -1,7 +1,6 @@
 """ONNX artefacts side by side: file size, node count, latency, peak RSS and agreement with torch eager.
 
-    python -m tsjnet_sdk.benchmarks.onnx_artefact_rows CHECKPOINT NAME=MODEL.onnx [NAME=MODEL.onnx ...]
-        [--size 480 640] [--reps 3] [--out benchmarks/results/FILE.md]
+    tsjnet bench-onnx CHECKPOINT NAME=MODEL.onnx [NAME=MODEL.onnx ...] [--size 480 640] [--reps 3] [--out FILE.md]
 
 Each row runs in its own process (so that its peak RSS is its own), one after the other in one run:
 torch eager fp32 (the reference), then every ONNX file in ONNX Runtime on the CPU (1 thread, ORT's
@@ -13,13 +12,13 @@ Ratios are only meaningful within one run (the machine may be shared).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -69,37 +68,26 @@ def _nodes(path: str) -> int:
     return len(onnx.load(path, load_external_data=False).graph.node)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint")
-    parser.add_argument("rows", nargs="+", help="NAME=MODEL.onnx, or NAME:lowmem|noarena|nopattern=MODEL.onnx")
-    parser.add_argument("--size", nargs=2, type=int, default=(480, 640))
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        kind, path, h, w, reps, npy = args.child
-        _child(kind, path, int(h), int(w), int(reps), npy)
-        return 0
-    height, width = args.size
-    rows = [("torch-eager-fp32", "torch", args.checkpoint)]
-    for spec in args.rows:
+def run_rows(checkpoint: str, specs: Sequence[str], height: int = 480, width: int = 640, reps: int = 3,
+             out: Path | None = None) -> list[dict]:
+    """Run torch eager and each ``NAME[:MODE]=MODEL.onnx`` row; print and return the rows; write a table to ``out``."""
+    rows = [("torch-eager-fp32", "torch", checkpoint)]
+    for spec in specs:
         name, path = spec.split("=", 1)
         name, _, mode = name.partition(":")
         rows.append((name, mode or "onnx", path))
     results, reference = [], None
     for name, kind, path in rows:
         npy = f"/tmp/tsjnet_rows_{os.getpid()}_{len(results)}.npy"
-        cmd = [sys.executable, "-m", "tsjnet_sdk.benchmarks.onnx_artefact_rows", args.checkpoint, "x=y",
-               "--child", kind, path, str(height), str(width), str(args.reps), npy]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        code = (f"from tsjnet_sdk.benchmarks.onnx_artefact_rows import _child; "
+                f"_child({kind!r}, {str(path)!r}, {height}, {width}, {reps}, {npy!r})")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         row = json.loads(done.stdout.strip().splitlines()[-1])
-        out = np.load(npy)
+        output = np.load(npy)
         os.unlink(npy)
-        reference = out if reference is None else reference
-        mse = float(np.mean((out.astype(np.float64) - reference) ** 2))
-        row.update(name=name, path=path, psnr_db=float("inf") if mse == 0 else 10 * np.log10(1 / mse),
+        reference = output if reference is None else reference
+        mse = float(np.mean((output.astype(np.float64) - reference) ** 2))
+        row.update(name=name, path=str(path), psnr_db=float("inf") if mse == 0 else 10 * np.log10(1 / mse),
                    size_mb=os.path.getsize(path) / 1e6, nodes=_nodes(path) if kind != "torch" else None)
         results.append(row)
         print(json.dumps(row), flush=True)
@@ -111,14 +99,10 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['median_ms']:.0f} | {base / r['median_ms']:.2f}x | {r['peak_rss_mib']:.0f} | {r['psnr_db']:.1f} |")
     table = "\n".join(lines)
     print(table)
-    if args.out:
+    if out is not None:
         from tsjnet_sdk.atomic import atomic_path
 
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(f"{height}x{width}, 1 thread, median of {args.reps} calls, one run, rows one after "
+        with atomic_path(out) as tmp:
+            tmp.write_text(f"{height}x{width}, 1 thread, median of {reps} calls, one run, rows one after "
                            f"the other in their own processes.\n\n{table}\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return results

@@ -177,3 +177,14 @@ def test_identity_slices_are_dropped_and_real_ones_kept():
     model = _drop_identity_slices(helper.make_model(graph))
     assert [(n.op_type, n.input[0]) for n in model.graph.node] == [("Slice", "x"), ("Relu", "b")]
     assert {t.name for t in model.graph.initializer} == {"zero", "two", "axis"}  # "end" was only the dropped one's
+
+
+def test_bench_onnx_rows_report_size_nodes_and_agreement(tiny_checkpoint, tiny_onnx, tmp_path):
+    from tsjnet_sdk.benchmarks.onnx_artefact_rows import run_rows
+
+    out = tmp_path / "rows.md"
+    rows = run_rows(str(tiny_checkpoint), [f"ort={tiny_onnx}", f"ort-lowmem:lowmem={tiny_onnx}"], 64, 96, 1, out)
+    assert [r["name"] for r in rows] == ["torch-eager-fp32", "ort", "ort-lowmem"]
+    assert rows[1]["nodes"] > 0 and rows[1]["size_mb"] > 0 and rows[1]["peak_rss_mib"] > 0
+    assert rows[1]["psnr_db"] > 60 and rows[2]["psnr_db"] == rows[1]["psnr_db"]
+    assert "| ort-lowmem |" in out.read_text()

@@ -16,6 +16,7 @@ from tsjnet_sdk.benchmarks.cli import (
     flops_command,
     gpu_verify_command,
     metrics_speed_command,
+    onnx_rows_command,
     report_command,
     soak_command,
 )
@@ -239,6 +240,7 @@ app.command("bench-report")(report_command)
 app.command("flops")(flops_command)
 app.command("bench-metrics")(metrics_speed_command)
 app.command("soak")(soak_command)
+app.command("bench-onnx")(onnx_rows_command)
 app.command("build-kernels")(build_kernels_command)
 
 
