@@ -57,7 +57,10 @@ def _child(kind: str, path: str, height: int, width: int, reps: int, out_npy: st
         t = time.perf_counter()
         run()
         times.append((time.perf_counter() - t) * 1e3)
-    np.save(out_npy, out)
+    from tsjnet_sdk.atomic import atomic_path
+
+    with atomic_path(out_npy) as tmp, open(tmp, "wb") as f:
+        np.save(f, out)
     print(json.dumps({"median_ms": float(np.median(times)),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
