@@ -189,6 +189,19 @@ def flops_command(
         typer.echo(f"wrote {write}")
 
 
+def onnx_rows_command(
+    checkpoint: str = typer.Argument(..., help="tsjnet checkpoint (.safetensors): the torch eager reference row."),
+    rows: List[str] = typer.Argument(..., help="NAME=MODEL.onnx, or NAME:lowmem|noarena|nopattern=MODEL.onnx."),
+    size: tuple[int, int] = typer.Option((480, 640), "--size", help="Input H W."),
+    reps: int = typer.Option(3, help="Timed calls per row (median), after one warm-up."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the markdown table here."),
+) -> None:
+    """ONNX artefacts side by side: file size, nodes, ms, peak RSS, PSNR vs torch eager (each row its own process)."""
+    from tsjnet_sdk.benchmarks.onnx_artefact_rows import run_rows
+
+    run_rows(checkpoint, rows, size[0], size[1], reps, out)
+
+
 def metrics_speed_command(
     repeat: int = typer.Option(3, help="Best of N runs."),
     pair: str = typer.Option("00004N", help="MSRS test pair name."),

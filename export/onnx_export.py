@@ -165,14 +165,50 @@ def _fold_initializer_transposes(model: Any) -> Any:
     return model
 
 
+def _drop_identity_slices(model: Any) -> Any:
+    """Remove ``Slice`` nodes that keep everything (starts 0, ends "to the end", steps 1).
+
+    torch's exporter writes one for each ``x[:, :, i]`` on a dynamic shape; onnxslim keeps them. Initializers
+    left unused are removed.
+    """
+    from onnx import numpy_helper
+
+    graph = model.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:
+        for attr in node.attribute if node.op_type == "Constant" else ():
+            if attr.name == "value":
+                consts[node.output[0]] = numpy_helper.to_array(attr.t)
+    outputs = {o.name for o in graph.output}
+    renamed: dict[str, str] = {}
+    kept = []
+    for node in graph.node:
+        node.input[:] = [renamed.get(name, name) for name in node.input]
+        if node.op_type == "Slice" and node.output[0] not in outputs:
+            starts, ends = consts.get(node.input[1]), consts.get(node.input[2])
+            steps = consts.get(node.input[4]) if len(node.input) > 4 and node.input[4] else None
+            if (starts is not None and ends is not None and (starts == 0).all() and (ends >= 2**62).all()
+                    and (steps is None or (steps == 1).all())):
+                renamed[node.output[0]] = node.input[0]
+                continue
+        kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {name for node in graph.node for name in node.input} | outputs
+    unused = [t for t in graph.initializer if t.name not in used]
+    for tensor in unused:
+        graph.initializer.remove(tensor)
+    return model
+
+
 def _simplify(model: Any) -> Any:
     import onnxslim
 
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         model = _fold_initializer_transposes(_cast_like_to_cast(model))
-        return onnxslim.slim(model, size_threshold=FOLD_LIMIT_BYTES,
-                             skip_fusion_patterns=SKIPPED_FUSIONS)
+        model = onnxslim.slim(model, size_threshold=FOLD_LIMIT_BYTES, skip_fusion_patterns=SKIPPED_FUSIONS)
+        return _drop_identity_slices(model)  # after onnxslim: only then are a dynamic slice's ends constant
 
 
 def _set_metadata(model: Any, metadata: dict[str, str]) -> None:

@@ -149,3 +149,42 @@ def test_initializer_transposes_are_folded():
     assert [n.op_type for n in model.graph.node] == ["MatMul"]
     (init,) = model.graph.initializer
     assert init.name == "wt" and np.array_equal(numpy_helper.to_array(init), w.T)
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_axis_table_layouts_are_views_of_the_plain_tables(dilation):
+    key, bias = axis_tables(11, 5, dilation, torch.device("cpu"))
+    for layout, shape in (("rows", (11, 1, 5, 1)), ("cols", (1, 11, 1, 5))):
+        k2, b2 = axis_tables(11, 5, dilation, torch.device("cpu"), layout)
+        assert k2.shape == shape and torch.equal(k2.reshape(11, 5), key) and torch.equal(b2.reshape(11, 5), bias)
+
+
+def test_identity_slices_are_dropped_and_real_ones_kept():
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from tsjnet_sdk.export.onnx_export import _drop_identity_slices
+
+    def const(name, values):
+        return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+
+    nodes = [helper.make_node("Slice", ["x", "zero", "end", "axis"], ["a"]),      # everything: dropped
+             helper.make_node("Slice", ["a", "zero", "two", "axis"], ["b"]),      # first two: kept
+             helper.make_node("Relu", ["b"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
+                              [const("zero", [0]), const("end", [2**63 - 1]), const("two", [2]), const("axis", [0])])
+    model = _drop_identity_slices(helper.make_model(graph))
+    assert [(n.op_type, n.input[0]) for n in model.graph.node] == [("Slice", "x"), ("Relu", "b")]
+    assert {t.name for t in model.graph.initializer} == {"zero", "two", "axis"}  # "end" was only the dropped one's
+
+
+def test_bench_onnx_rows_report_size_nodes_and_agreement(tiny_checkpoint, tiny_onnx, tmp_path):
+    from tsjnet_sdk.benchmarks.onnx_artefact_rows import run_rows
+
+    out = tmp_path / "rows.md"
+    rows = run_rows(str(tiny_checkpoint), [f"ort={tiny_onnx}", f"ort-lowmem:lowmem={tiny_onnx}"], 64, 96, 1, out)
+    assert [r["name"] for r in rows] == ["torch-eager-fp32", "ort", "ort-lowmem"]
+    assert rows[1]["nodes"] > 0 and rows[1]["size_mb"] > 0 and rows[1]["peak_rss_mib"] > 0
+    assert rows[1]["psnr_db"] > 60 and rows[2]["psnr_db"] == rows[1]["psnr_db"]
+    assert "| ort-lowmem |" in out.read_text()

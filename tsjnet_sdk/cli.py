@@ -17,6 +17,7 @@ from tsjnet_sdk.benchmarks.cli import (
     flops_command,
     gpu_verify_command,
     metrics_speed_command,
+    onnx_rows_command,
     report_command,
     soak_command,
 )
@@ -303,6 +304,7 @@ DEV_COMMANDS = {
     "bench-report": report_command,
     "bench-metrics": metrics_speed_command,
     "bench-default": default_path_command,
+    "bench-onnx": onnx_rows_command,
     "flops": flops_command,
     "soak": soak_command,
 }

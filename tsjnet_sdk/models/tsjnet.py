@@ -117,8 +117,10 @@ class TSJNet(nn.Module):
             # Inference: one encoder pass over both modalities stacked on the batch axis. The encoder is
             # per-sample in eval mode (BatchNorm on running statistics), so the values are the same, and an
             # exported graph holds the encoder once instead of twice (about a third fewer nodes).
+            # (slices, not chunk(): chunk exports as an ONNX sequence op, which TensorRT rejects)
+            n = vis_p.shape[0]
             base, detail = self.encoder(torch.cat([vis_p, ir_p]))
-            (base_vis, base_ir), (detail_vis, detail_ir) = base.chunk(2), detail.chunk(2)
+            base_vis, base_ir, detail_vis, detail_ir = base[:n], base[n:], detail[:n], detail[n:]
         fused, att = self.decoder(self.base_fuse(base_ir + base_vis), self.detail_fuse(detail_ir + detail_vis))
         ir_recon = vis_recon = None
         if reconstruct:

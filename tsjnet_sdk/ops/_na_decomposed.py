@@ -43,23 +43,38 @@ def shared_tables() -> Iterator[None]:
         _table_cache = previous
 
 
-def axis_tables(length: int, kernel_size: int, dilation: int, device: torch.device) -> tuple[Tensor, Tensor]:
+# How window_tables lays out the per-axis tables so that they broadcast to [H, W, k, k], as ONNX Reshape
+# targets (-1: the axis length, or k for the slots): (per-position vector, window slots). None: [L, k].
+_LAYOUTS = {None: ((-1, 1), (1, -1)), "rows": ((-1, 1, 1, 1), (1, 1, -1, 1)), "cols": ((1, -1, 1, 1), (1, 1, 1, -1))}
+
+
+def axis_tables(length: int, kernel_size: int, dilation: int, device: torch.device,
+                layout: str | None = None) -> tuple[Tensor, Tensor]:
     """Per-axis window tables, O(length * k).
 
     Returns:
         ``key`` [length, k] int64: the key position of each (query, window slot), always a real position;
         ``bias`` [length, k] int64: the rpb index ``(key - query)/d + k - 1`` in [0, 2k-2], or ``2k-1``
         for a masked slot (beyond a dilation group shorter than k).
+        ``layout="rows"`` / ``"cols"`` gives them as [length, 1, k, 1] / [1, length, 1, k] instead.
     """
+    along, slots = _LAYOUTS[layout]
+    view = tuple(length if d == -1 else 1 for d in along)            # a per-position vector
+    slot_view = tuple(kernel_size if d == -1 else 1 for d in slots)  # the k slots
     if dilation != 1:
         key, valid, bias = window_indices(length, kernel_size, dilation, device)
-        return key, torch.where(valid, bias, 2 * kernel_size - 1)
-    # dilation 1: the same rule with fewer ops (every op is repeated per map size in a dynamic graph).
+        shape = tuple(a * b for a, b in zip(view, slot_view))        # [L, k] in the layout
+        return key.reshape(shape), torch.where(valid, bias, 2 * kernel_size - 1).reshape(shape)
+    # dilation 1: the same rule with fewer ops (every op is repeated per map size in a dynamic graph;
+    # the vectors are laid out for broadcasting right away, so no reshape follows).
     pos = torch.arange(length, device=device)
     last = pos[-1:]                                                  # length - 1, as a tensor
-    start = torch.minimum((pos - kernel_size // 2).clamp(min=0), (last + 1 - kernel_size).clamp(min=0))
-    win = start[:, None] + torch.arange(kernel_size, device=device)[None, :]
-    bias = torch.where(win <= last, win - pos[:, None] + (kernel_size - 1), 2 * kernel_size - 1)
+    start = torch.minimum((pos - kernel_size // 2).clamp(min=0), (last - (kernel_size - 1)).clamp(min=0))
+    slot = torch.arange(kernel_size, device=device).reshape(slot_view)
+    win = _reshape(start, along, view) + slot                        # window positions
+    # (key - query) + k - 1 = (start - pos) + slot + k - 1; masked where the window runs past the map
+    bias = torch.where(win <= last, _reshape(start - pos, along, view) + (slot + (kernel_size - 1)),
+                       2 * kernel_size - 1)
     return torch.minimum(win, last), bias
 
 
@@ -78,12 +93,11 @@ def window_tables(height: int, width: int, kernel_size: int, dilation: int,
     (query, window slot), and its index into the padded [2k, 2k] rpb table (row-major)."""
 
     def build() -> tuple[Tensor, Tensor]:
-        row_key, row_bias = axis_tables(height, kernel_size, dilation, device)
-        col_key, col_bias = axis_tables(width, kernel_size, dilation, device)
+        row_key, row_bias = axis_tables(height, kernel_size, dilation, device, "rows")   # [H, 1, k, 1]
+        col_key, col_bias = axis_tables(width, kernel_size, dilation, device, "cols")     # [1, W, 1, k]
         kk, side = kernel_size * kernel_size, 2 * kernel_size
-        keys = _reshape(row_key[:, None, :, None] * width + col_key[None, :, None, :], (0, 0, kk), (height, width, kk))
-        bias = _reshape(row_bias[:, None, :, None] * side + col_bias[None, :, None, :], (0, 0, kk, 1),
-                        (height, width, kk, 1))
+        keys = _reshape(row_key * width + col_key, (0, 0, kk), (height, width, kk))
+        bias = _reshape(row_bias * side + col_bias, (0, 0, kk, 1), (height, width, kk, 1))
         return keys, bias
 
     return _cached(("window", height, width, kernel_size, dilation, device), build)
