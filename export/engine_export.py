@@ -268,7 +268,8 @@ def _build_serialized(
         proto = onnx.load(str(onnx_path))
         prepare_onnx_for_tensorrt(proto, implementation=plugin.implementation)
         onnx_for_trt = tmpdir / "model_trt.onnx"
-        onnx.save(proto, str(onnx_for_trt))
+        with atomic_path(onnx_for_trt) as tmp:
+            onnx.save(proto, str(tmp))
     _say(progress, f"building the {flavour} {trt.__version__} engine ({'fp16' if fp16 else 'fp32'}, profile "
                    f"min {profile['min']} opt {profile['opt']} max {profile['max']})")
     logger = trt.Logger(trt.Logger.WARNING)

@@ -45,7 +45,7 @@ def warp_of(angle=2.0, scale=1.1, shift=(12.0, -8.0), centre=(160, 120)) -> np.n
 def test_rig_file_round_trip_and_validation(tmp_path):
     rig = Rig(ir_size=(320, 240), visible_size=(640, 480), homography=np.diag([0.5, 0.5, 1.0]), crop=(10, 20, 200, 100),
               scale=2.0, calibration={"method": "test"})
-    path = rig.save(tmp_path / "rig.json")
+    path = rig.write(tmp_path / "rig.json")
     data = json.loads(path.read_text())
     assert data["format"] == "tsjnet-rig" and data["version"] == 1
     loaded = Rig.load(path)
@@ -115,7 +115,7 @@ def test_lens_distortion_is_removed_before_the_homography():
 def test_fuser_with_a_rig_outputs_the_rig_grid(tmp_path):
     model = mean_onnx_model(tmp_path / "mean.onnx", ["n", 1, "h", "w"])
     rig = Rig(ir_size=(320, 240), visible_size=(640, 480), homography=np.diag([0.5, 0.5, 1.0]))
-    rig_path = rig.save(tmp_path / "rig.json")
+    rig_path = rig.write(tmp_path / "rig.json")
     fuser = Fuser(model, rig=rig_path)
     vis = np.dstack([scene(480, 640, seed=s) for s in range(3)])
     out = fuser(scene(240, 320), vis)

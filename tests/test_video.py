@@ -193,7 +193,7 @@ def test_fuse_videos_through_a_rig(tmp_path, real_videos):
     ir, vis, _ = real_videos
     model = mean_onnx_model(tmp_path / "mean.onnx", ["n", 1, "h", "w"])
     rig = Rig(ir_size=(96, 64), visible_size=(96, 64), homography=np.eye(3), crop=(8, 8, 80, 48))
-    path = rig.save(tmp_path / "rig.json")
+    path = rig.write(tmp_path / "rig.json")
     out = tmp_path / "fused.avi"
     result = runner.invoke(app, ["fuse", str(ir), str(vis), "-o", str(out), "-m", str(model), "--rig", str(path)])
     assert result.exit_code == 0, result.output

@@ -216,7 +216,7 @@ class Rig:
         except (TypeError, ValueError) as e:
             raise RigError(f"{source}: {e}") from None
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def write(self, path: str | os.PathLike) -> Path:
         """Write the rig as JSON, atomically (the previous file stays until the new one is complete)."""
         from tsjnet_sdk.results import write_json
 

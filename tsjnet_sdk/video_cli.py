@@ -141,7 +141,7 @@ def calibrate_command(
         if crop_box is not None or scale != 1.0:
             rig = Rig(ir_size=rig.ir_size, visible_size=rig.visible_size, homography=rig.homography,
                       crop=crop_box, scale=scale, calibration=rig.calibration)
-        rig.save(output)
+        rig.write(output)
     except (CalibrationError, RigError, ImageError, PairingError, MissingExtraError, ValueError) as e:
         raise fail(str(e)) from None
     for (name, _, _), fit in zip(named, result.pairs):
