@@ -259,6 +259,18 @@ def run_quality(
     return first
 
 
+def merge_results(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``a`` with the data sets (and skipped sets) of ``b`` added, convention by convention; both from
+    :func:`run_quality` with the same model and conventions."""
+    for doc, more in ((a, b), *((a["conventions"][c], d) for c, d in b.get("conventions", {}).items())):
+        doc["datasets"].update(more["datasets"])
+        doc["skipped"].update(more["skipped"])
+        for key in ("model_description", "backend"):
+            if key in more:
+                doc[key] = more[key]
+    return a
+
+
 # -- report ---------------------------------------------------------------------------------------
 
 
@@ -497,15 +509,22 @@ def quality_command(
         raise typer.Exit(2)
     chosen = [d.strip() for d in datasets.split(",") if d.strip()]
     conventions = [c.strip().lower() for c in convention.split(",") if c.strip()]
-    try:
-        results = run_quality(model, data, chosen, work, threads=threads, say=console.print, conventions=conventions)
-    except ValueError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
-    if not results["datasets"]:
+    # One data set at a time, the tables rewritten after each: a long run stopped early (a busy CPU,
+    # LLVIP's large frames last) still leaves the sets it finished.
+    results: dict[str, Any] | None = None
+    paths: dict[str, Path] = {}
+    for ds in chosen:
+        try:
+            part = run_quality(model, data, [ds], work, threads=threads, say=console.print, conventions=conventions)
+        except ValueError as e:
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2) from None
+        results = part if results is None else merge_results(results, part)
+        if results["datasets"]:
+            paths = write_results(results, out, name or f"quality_{model.stem}")
+    if results is None or not results["datasets"]:
         console.print(f"[red]error:[/red] none of {chosen} found under {data} (see --data)")
         raise typer.Exit(2)
-    paths = write_results(results, out, name or f"quality_{model.stem}")
     for ds_name, ds in results["datasets"].items():
         t = ds.get("trade_off")
         if not t:

@@ -140,3 +140,14 @@ def test_real_run_scores_the_copy_rows_in_both_conventions(tiny_checkpoint: Path
     assert cdd["mean"]["copy-visible"]["VIF"] == pytest.approx(2 * paper["mean"]["copy-visible"]["VIF"], rel=1e-6)
     assert cdd["mean"]["average"]["VIF"] == pytest.approx(2 * paper["mean"]["average"]["VIF"], rel=1e-6)
     assert "trade_off" in paper and "trade_off" not in cdd   # the acceptance rule is stated in `paper`
+
+
+def test_merge_results_adds_data_sets_convention_by_convention() -> None:
+    a, b = _doc("paper"), _doc("paper")
+    a["conventions"], b["conventions"] = {"cdd": _doc("cdd")}, {"cdd": _doc("cdd")}
+    b["datasets"] = {"tno": b["datasets"].pop("msrs")}
+    b["conventions"]["cdd"]["datasets"] = {"tno": b["conventions"]["cdd"]["datasets"].pop("msrs")}
+    b["skipped"] = {"llvip": "not found"}
+    merged = quality.merge_results(a, b)
+    assert list(merged["datasets"]) == ["msrs", "tno"] and merged["skipped"] == {"llvip": "not found"}
+    assert list(merged["conventions"]["cdd"]["datasets"]) == ["msrs", "tno"]
