@@ -13,6 +13,11 @@ Laplacian-pyramid baseline into the same Laplacian pyramid (tsjnet_sdk.baselines
 
 and which loss term binds: the norm of d term / dF of each weighted term of the run's fusion loss at
 the given weights (the term with the largest gradient pulls F hardest).
+
+The metrics also score an analytic per-scale blend rule, ``local_energy_rule`` (what a head that
+predicts per-scale blend weights instead of pixels could reach): the pyramid with its hard max-abs
+choice replaced by soft weights from each band's local energy, w_I = M_I^2 / (M_I^2 + M_V^2) with M the mean of the band's squares in a
+3x3 window.
 """
 
 from __future__ import annotations
@@ -46,6 +51,23 @@ def band_stats(images: dict[str, np.ndarray], ir: np.ndarray, vis: np.ndarray) -
         corr = [float(np.corrcoef(b.ravel(), c.ravel())[0, 1]) for b, c in zip(bf[:-1], chosen)]
         out[name] = {"rms": rms, "corr_lp": corr}
     return out
+
+
+def local_energy_fusion(ir: np.ndarray, vis: np.ndarray, window: int = 3) -> np.ndarray:
+    """Laplacian-pyramid fusion whose detail bands are blended with soft local-energy weights (base:
+    the average, as the baseline's); [H, W] in [0, 1]."""
+    from scipy.ndimage import uniform_filter
+
+    from tsjnet_sdk.baselines import reconstruct
+
+    bi, bv = bands(ir), bands(vis)
+    fused = []
+    for a, b in zip(bi[:-1], bv[:-1]):
+        ea, eb = uniform_filter(a * a, window) ** 2, uniform_filter(b * b, window) ** 2
+        w = ea / (ea + eb + 1e-12)
+        fused.append(w * a + (1 - w) * b)
+    fused.append(0.5 * (bi[-1] + bv[-1]))
+    return np.clip(reconstruct(fused), 0, 1)
 
 
 def binding_terms(trainer: Any, ir: Any, vis: Any) -> dict[str, float]:
@@ -101,11 +123,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             fused = trainer.model(ir_t, vis_t).fused.float().clamp(0, 1)[0, 0].numpy()
         ir, vis = s["ir"][0].numpy(), s["vis"][0].numpy()
         images = {"ir": ir, "vis": vis, "model": fused, "average": average_fusion(ir, vis),
-                  "laplacian": laplacian_pyramid_fusion(ir, vis)}
+                  "laplacian": laplacian_pyramid_fusion(ir, vis), "local_energy_rule": local_energy_fusion(ir, vis)}
         for name, st in band_stats(images, ir, vis).items():
             for k, v in st.items():
                 per.setdefault(name, {}).setdefault(k, []).append(v)
-        for name in ("model", "average", "laplacian"):
+        for name in ("model", "average", "laplacian", "local_energy_rule"):
             for k, v in trainer._metric_fn(ir, vis, np.clip(images[name], 0, 1).astype(np.float32)).items():
                 metrics.setdefault(name, {}).setdefault(k, []).append(v)
         for k, v in binding_terms(trainer, ir_t, vis_t).items():
