@@ -381,6 +381,8 @@ def to_markdown(results: dict[str, Any]) -> str:
             lines += [line + ".", ""]
     for name, why in results["skipped"].items():
         lines.append(f"* {name}: not evaluated ({why})")
+    for note in results.get("notes", []):
+        lines.append(f"* {note}")
     return "\n".join(lines).rstrip() + "\n"
 
 
