@@ -47,6 +47,7 @@ LOSS_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "ssim": 1.0, "ssim_mode": "equal", "diversity": 0.1, "recon_ir": 6.0, "recon_vis": 1.0,
         "intensity": 0.0, "gradient": 0.0, "intensity_target": "max", "blend_beta": 1.0,
+        "intensity_sigma": 0.0, "gradient_target": "max", "gradient_scales": 1,
         "det_terms": ["loss_box_reg", "loss_rpn_box_reg"],
     },
     # The official TSJNet_train.py (spec §3): 20 L_int + 20 L_grad + 10 (1 - gradient-weighted SSIM)
@@ -54,6 +55,7 @@ LOSS_PRESETS: dict[str, dict[str, Any]] = {
     "official": {
         "ssim": 10.0, "ssim_mode": "gradient_weighted", "diversity": 0.1, "recon_ir": 1.0, "recon_vis": 6.0,
         "intensity": 20.0, "gradient": 20.0, "intensity_target": "max", "blend_beta": 1.0,
+        "intensity_sigma": 0.0, "gradient_target": "max", "gradient_scales": 1,
         "det_terms": ["loss_box_reg", "loss_objectness", "loss_rpn_box_reg"],
     },
     # The project's default for new training (review_quality_2026-12, docs/training.md): an intensity
@@ -65,10 +67,12 @@ LOSS_PRESETS: dict[str, dict[str, Any]] = {
     "balanced": {
         "ssim": 5.0, "ssim_mode": "equal", "diversity": 0.0, "recon_ir": 0.0, "recon_vis": 0.0,
         "intensity": 10.0, "gradient": 10.0, "intensity_target": "blend", "blend_beta": 0.75,
+        "intensity_sigma": 0.0, "gradient_target": "max", "gradient_scales": 1,
         "det_terms": ["loss_box_reg", "loss_rpn_box_reg"],
     },
 }
 INTENSITY_TARGETS = ("max", "blend")
+GRADIENT_TARGETS = ("max", "stronger")
 # BatchNorm regimes of the fusion network during training (docs/training.md, "Normalisation"):
 #   batch   the official behaviour: batch statistics. The encoder normalises each modality's batch on
 #           its own, so the fused image cannot depend on a global gain of either input: brightness is
@@ -157,6 +161,9 @@ class LossConfig:
     gradient: float | None = None
     intensity_target: str | None = None      # max: |F - max(I, V)| | blend: |F - (b max + (1 - b) min)|
     blend_beta: float | None = None          # b of the blend target, in [0, 1] (1 = max, 0.5 = average)
+    intensity_sigma: float | None = None     # > 0: intensity term on Gaussian-blurred F and T (base only)
+    gradient_target: str | None = None       # max: | |grad F| - max |grad| | | stronger: signed Sobel of the stronger source
+    gradient_scales: int | None = None       # gradient term averaged over this many scales (1, 1/2, 1/4, ...)
     det_terms: list[str] | None = None       # torchvision Faster R-CNN loss terms that drive the fusion net
     detection: float = 1.0                   # weight of L_det^F in the fusion objective
     segmentation: float = 1.0                # weight of L_seg in the fusion objective
@@ -166,7 +173,8 @@ class LossConfig:
             raise ConfigError(f"loss.preset must be one of {sorted(LOSS_PRESETS)}, got {self.preset!r}")
         out = dict(LOSS_PRESETS[self.preset])
         for key in ("ssim", "ssim_mode", "diversity", "recon_ir", "recon_vis", "intensity", "gradient",
-                    "intensity_target", "blend_beta", "det_terms"):
+                    "intensity_target", "blend_beta", "intensity_sigma", "gradient_target", "gradient_scales",
+                    "det_terms"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -342,6 +350,12 @@ class TrainConfig:
                 p.append(f"loss.intensity_target must be one of {INTENSITY_TARGETS}, got {lw['intensity_target']!r}")
             if not 0.0 <= float(lw["blend_beta"]) <= 1.0:
                 p.append(f"loss.blend_beta must be in [0, 1] (1 = max, 0.5 = average), got {lw['blend_beta']}")
+            if lw["gradient_target"] not in GRADIENT_TARGETS:
+                p.append(f"loss.gradient_target must be one of {GRADIENT_TARGETS}, got {lw['gradient_target']!r}")
+            if not 0.0 <= float(lw["intensity_sigma"]) <= 16.0:
+                p.append(f"loss.intensity_sigma must be in [0, 16] pixels (0 = no blur), got {lw['intensity_sigma']}")
+            if not 1 <= int(lw["gradient_scales"]) <= 4:
+                p.append(f"loss.gradient_scales must be 1 to 4 (1 = full resolution only), got {lw['gradient_scales']}")
             bad = [t for t in lw["det_terms"] if t not in DET_LOSS_TERMS]
             if bad:
                 p.append(f"loss.det_terms: unknown {bad}; torchvision Faster R-CNN terms are {list(DET_LOSS_TERMS)}")

@@ -26,6 +26,33 @@ def sobel_gradient(x: Tensor) -> Tensor:
     return g.abs().sum(dim=1, keepdim=True)
 
 
+def sobel_xy(x: Tensor) -> Tensor:
+    """Signed Sobel responses [B, 2, H, W] (x then y) of [B, 1, H, W] images, zero padding."""
+    k = torch.stack([_SOBEL_X, _SOBEL_Y])[:, None].to(x)
+    return F.conv2d(x, k, padding=1)
+
+
+def stronger_source_gradient(ir: Tensor, vis: Tensor) -> Tensor:
+    """Signed Sobel responses [B, 2, H, W] of the source whose gradient magnitude (|Sx| + |Sy|) is the
+    larger at each pixel (ties: infrared). Unlike max(|grad I|, |grad V|), this target fixes the direction
+    and polarity of the edge, i.e. it asks F to carry that source's detail, not just as much detail."""
+    g_ir, g_vis = sobel_xy(ir), sobel_xy(vis)
+    take_ir = g_ir.abs().sum(dim=1, keepdim=True) >= g_vis.abs().sum(dim=1, keepdim=True)
+    return torch.where(take_ir, g_ir, g_vis)
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of [B, 1, H, W] (radius 3 sigma, reflect padding); sigma 0 returns x."""
+    if sigma <= 0:
+        return x
+    r = max(1, int(round(3 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+
+
 def ssim(x: Tensor, y: Tensor) -> Tensor:
     """Mean SSIM of [B, 1, H, W] images in [0, 1] (pytorch-msssim: Gaussian 11x11, sigma 1.5, K = 0.01, 0.03)."""
     return _ssim(x, y, data_range=1.0, size_average=True)
@@ -54,8 +81,13 @@ class FusionLoss(nn.Module):
       recon_ir   MSE(I, I~), the decoder's IR reconstruction   (paper alpha2 = 6; official 1)
       recon_vis  MSE(V, V~), the decoder's visible reconstruction (paper alpha3 = 1; official 6)
       intensity  mean |F - T|, T = max(I, V) (intensity_target "max", official, weight 20) or
-                 T = b max(I, V) + (1 - b) min(I, V) ("blend", preset balanced, b = blend_beta 0.75)
-      gradient   mean |grad F - max(grad I, grad V)|  (official 20, balanced 10)
+                 T = b max(I, V) + (1 - b) min(I, V) ("blend", preset balanced, b = blend_beta 0.75);
+                 with intensity_sigma > 0 both sides are Gaussian-blurred first, so the term sets the
+                 base (brightness) and leaves the fine detail to the gradient term
+      gradient   gradient_target "max": mean | |grad F| - max(|grad I|, |grad V|) | (official 20,
+                 balanced 10; magnitudes only); "stronger": mean over x, y of |S F - S_s| with S_s the
+                 signed Sobel response of the source with the stronger gradient at each pixel;
+                 gradient_scales N > 1 averages the term over N scales (1, 1/2, ... average pooling)
 
     ``needs_reconstruction`` says whether the model must run its two reconstruction decodes.
     """
@@ -70,6 +102,9 @@ class FusionLoss(nn.Module):
         self.ssim_mode = cfg["ssim_mode"]
         self.intensity_target = cfg.get("intensity_target", "max")
         self.blend_beta = float(cfg.get("blend_beta", 1.0))
+        self.intensity_sigma = float(cfg.get("intensity_sigma", 0.0))
+        self.gradient_target = cfg.get("gradient_target", "max")
+        self.gradient_scales = int(cfg.get("gradient_scales", 1))
 
     @property
     def needs_reconstruction(self) -> bool:
@@ -103,12 +138,22 @@ class FusionLoss(nn.Module):
             if w["recon_vis"]:
                 terms["recon_vis"] = F.mse_loss(out.vis_recon.float(), vis)
         if w["intensity"]:
-            terms["intensity"] = (fused - self.intensity_target_of(ir, vis)).abs().mean()
+            target = self.intensity_target_of(ir, vis)
+            sigma = self.intensity_sigma
+            terms["intensity"] = (gaussian_blur(fused, sigma) - gaussian_blur(target, sigma)).abs().mean()
         if w["gradient"]:
-            target = torch.maximum(sobel_gradient(ir), sobel_gradient(vis))
-            terms["gradient"] = (sobel_gradient(fused) - target).abs().mean()
+            terms["gradient"] = sum(self._gradient_term(*(F.avg_pool2d(x, 2**s) if s else x for x in (ir, vis, fused)))
+                                    for s in range(self.gradient_scales)) / self.gradient_scales
         total = sum(w[k] * v for k, v in terms.items())
         return total, terms  # type: ignore[return-value]
+
+    def _gradient_term(self, ir: Tensor, vis: Tensor, fused: Tensor) -> Tensor:
+        """The gradient term at one scale (gradient_scales > 1 repeats it on 2x, 4x, ... average-pooled
+        images, so that mid-scale detail, which a 3x3 Sobel at full resolution hardly sees, is asked for too)."""
+        if self.gradient_target == "stronger":
+            return (sobel_xy(fused) - stronger_source_gradient(ir, vis)).abs().sum(dim=1).mean()
+        target = torch.maximum(sobel_gradient(ir), sobel_gradient(vis))
+        return (sobel_gradient(fused) - target).abs().mean()
 
 
 def detection_objective(loss_dict: dict[str, Tensor], terms: list[str] | tuple[str, ...]) -> Tensor:

@@ -368,9 +368,14 @@ class Trainer:
         self.loss_weights = self.cfg.loss.resolved()
         lw = self.loss_weights
         self.fusion_loss = FusionLoss(self.cfg.loss.preset, **{k: lw[k] for k in FUSION_TERMS}, ssim_mode=lw["ssim_mode"],
-                                      intensity_target=lw["intensity_target"], blend_beta=lw["blend_beta"])
+                                      intensity_target=lw["intensity_target"], blend_beta=lw["blend_beta"],
+                                      intensity_sigma=lw["intensity_sigma"], gradient_target=lw["gradient_target"],
+                                      gradient_scales=lw["gradient_scales"])
         active = ", ".join(f"{k} x{v:g}" for k, v in self.fusion_loss.weights.items() if v)
         target = "max(I, V)" if lw["intensity_target"] == "max" else f"{lw['blend_beta']:g} max + {1 - lw['blend_beta']:g} min"
+        if lw["intensity_sigma"]:
+            target += f", blurred sigma {lw['intensity_sigma']:g}"
+        target += f"; gradient target {lw['gradient_target']} over {lw['gradient_scales']} scale(s)"
         self.log(f"loss: preset {self.cfg.loss.preset!r}: {active} (ssim {self.fusion_loss.ssim_mode}, intensity target {target}"
                  f"{'' if self.fusion_loss.needs_reconstruction else ', no reconstruction passes'})")
         if mc.reopen_attention:
