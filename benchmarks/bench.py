@@ -50,28 +50,44 @@ from .bench_timing import RawRow, latency_stats, measure_isolated, measure_row
 from .machine import describe_machine
 
 # The names `tsjnet bench` and scripts import from here (each defined once, in the module named above).
-__all__ = ["DEFAULT_DATA", "REFERENCE_ROW", "ROWS", "ROW_IDS", "SCHEMA", "BenchSettings", "parse_size", "run_bench",
-           "size_label"]
+__all__ = ["DEFAULT_DATA", "REFERENCE_ROW", "ROWS", "ROW_IDS", "SCHEMA", "BenchSettings", "parse_size", "run_bench", "size_label"]
 
 
 # -- the run ----------------------------------------------------------------------------------------
 
 
 def _failure(spec: RowSpec, status: str, reason: str) -> dict[str, Any]:
-    return {"id": spec.id, "label": spec.label, "backend": spec.backend, "precision": spec.precision,
-            "device": spec.device, "status": status, "reason": reason}
+    return {
+        "id": spec.id,
+        "label": spec.label,
+        "backend": spec.backend,
+        "precision": spec.precision,
+        "device": spec.device,
+        "status": status,
+        "reason": reason,
+    }
 
 
 def _summarise(spec: RowSpec, raw: RawRow, shape: Shape) -> dict[str, Any]:
     e2e, compute = latency_stats(raw.e2e_s), latency_stats(raw.compute_s)
     return {
-        "id": spec.id, "label": spec.label, "backend": spec.backend, "precision": spec.precision,
-        "device": spec.device, "status": "ok", "reason": None,
+        "id": spec.id,
+        "label": spec.label,
+        "backend": spec.backend,
+        "precision": spec.precision,
+        "device": spec.device,
+        "status": "ok",
+        "reason": None,
         "latency": {"end_to_end": e2e, "compute": compute},
         "throughput_fps": shape[0] / (e2e["median_ms"] / 1e3),
-        "warmup_s": raw.warmup_s, "build_s": raw.build_s,
-        "memory": {"rss_peak_mib": raw.rss_peak_mib, "rss_before_mib": raw.rss_before_mib,
-                   "rss_peak_scope": raw.rss_scope, "gpu_peak_mib": raw.gpu_peak_mib},
+        "warmup_s": raw.warmup_s,
+        "build_s": raw.build_s,
+        "memory": {
+            "rss_peak_mib": raw.rss_peak_mib,
+            "rss_before_mib": raw.rss_before_mib,
+            "rss_peak_scope": raw.rss_scope,
+            "gpu_peak_mib": raw.gpu_peak_mib,
+        },
         "backend_info": raw.describe,
     }
 
@@ -90,8 +106,9 @@ def _torch_threads() -> int:
     return torch.get_num_threads()
 
 
-def run_bench(settings: BenchSettings, progress: Progress | None = None,
-              on_row: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+def run_bench(
+    settings: BenchSettings, progress: Progress | None = None, on_row: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
     """Run every selected row at every (size, batch); returns the results document (see ``SCHEMA``)."""
     if settings.torch_threads:
         import torch
@@ -132,8 +149,9 @@ def run_bench(settings: BenchSettings, progress: Progress | None = None,
                     _say(progress, f"[{label}] {spec.id}: building")
                     try:
                         if spec.isolate:
-                            raw = measure_isolated(spec, ctx, shape, chunks, settings.warmup, settings.runs,
-                                                   getattr(settings, spec.timeout_setting))
+                            raw = measure_isolated(
+                                spec, ctx, shape, chunks, settings.warmup, settings.runs, getattr(settings, spec.timeout_setting)
+                            )
                         else:
                             raw = measure_row(spec, ctx, shape, chunks, settings.warmup, settings.runs)
                     except Exception as e:  # noqa: BLE001 - a failing row is reported, the bench goes on
@@ -150,43 +168,63 @@ def run_bench(settings: BenchSettings, progress: Progress | None = None,
                                 "end_to_end": ref_e2e / row["latency"]["end_to_end"]["median_ms"] * 1e3,
                                 "compute": ref_compute / row["latency"]["compute"]["median_ms"] * 1e3,
                             }
-                            acc = accuracy_vs_reference(raw.outputs_y, reference.outputs_y, raw.outputs,
-                                                        reference.outputs)
-                            acc["holds"] = (acc["psnr_db"] >= settings.psnr_threshold_db
-                                            and acc["snr_db"] >= settings.snr_threshold_db)
+                            acc = accuracy_vs_reference(raw.outputs_y, reference.outputs_y, raw.outputs, reference.outputs)
+                            acc["holds"] = (
+                                acc["psnr_db"] >= settings.psnr_threshold_db and acc["snr_db"] >= settings.snr_threshold_db
+                            )
                             row["accuracy_vs_reference"] = acc
                         if b_index == 0:  # fusion metrics do not depend on the batch size
                             _say(progress, f"[{label}] {spec.id}: fusion metrics ({settings.metrics_preset})")
-                            row["fusion_metrics"] = fusion_metrics(used, raw.outputs, settings.metrics_preset,
-                                                                   settings.metrics)
+                            row["fusion_metrics"] = fusion_metrics(used, raw.outputs, settings.metrics_preset, settings.metrics)
                             if spec.id == REFERENCE_ROW:
                                 ref_metrics = row["fusion_metrics"]
                             elif ref_metrics is not None:
-                                row["fusion_metrics_delta"] = {k: v - ref_metrics[k] for k, v in
-                                                               row["fusion_metrics"].items() if k in ref_metrics}
+                                row["fusion_metrics_delta"] = {
+                                    k: v - ref_metrics[k] for k, v in row["fusion_metrics"].items() if k in ref_metrics
+                                }
                         del raw
                         gc.collect()
                 rows.append(row)
                 if on_row is not None:
                     on_row({**row, "config": label})
-            configs.append({"size": size_label(hw), "height": hw[0], "width": hw[1], "batch": batch, "rows": rows,
-                            "accuracy_pairs": [p[0].name for p in acc_paths[: len(used)]]})
+            configs.append(
+                {
+                    "size": size_label(hw),
+                    "height": hw[0],
+                    "width": hw[1],
+                    "batch": batch,
+                    "rows": rows,
+                    "accuracy_pairs": [p[0].name for p in acc_paths[: len(used)]],
+                }
+            )
     return {
         "schema": SCHEMA,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "duration_s": time.time() - started,
         "machine": describe_machine(),
-        "model": {"name": json.loads(meta["config"]).get("name") if "config" in meta else None,
-                  "checkpoint": checkpoint.name, "checkpoint_sha256": file_sha256(checkpoint),
-                  "weights": meta.get("note", "as given")},
+        "model": {
+            "name": json.loads(meta["config"]).get("name") if "config" in meta else None,
+            "checkpoint": checkpoint.name,
+            "checkpoint_sha256": file_sha256(checkpoint),
+            "weights": meta.get("note", "as given"),
+        },
         "settings": {
-            "warmup": settings.warmup, "runs": settings.runs, "sizes": [size_label(s) for s in settings.sizes],
-            "batches": list(settings.batches), "rows": [s.id for s in specs], "reference": REFERENCE_ROW,
-            "data": str(settings.data_dir), "accuracy_pairs": settings.accuracy_pairs,
-            "calibration_pairs": [p[0].name for p in calib_paths], "metrics_preset": settings.metrics_preset,
-            "psnr_threshold_db": settings.psnr_threshold_db, "snr_threshold_db": settings.snr_threshold_db, "seed": settings.seed,
+            "warmup": settings.warmup,
+            "runs": settings.runs,
+            "sizes": [size_label(s) for s in settings.sizes],
+            "batches": list(settings.batches),
+            "rows": [s.id for s in specs],
+            "reference": REFERENCE_ROW,
+            "data": str(settings.data_dir),
+            "accuracy_pairs": settings.accuracy_pairs,
+            "calibration_pairs": [p[0].name for p in calib_paths],
+            "metrics_preset": settings.metrics_preset,
+            "psnr_threshold_db": settings.psnr_threshold_db,
+            "snr_threshold_db": settings.snr_threshold_db,
+            "seed": settings.seed,
             "torch_threads": settings.torch_threads or _torch_threads(),
-            "compile_timeout_s": settings.compile_timeout_s, "row_timeout_s": settings.row_timeout_s,
+            "compile_timeout_s": settings.compile_timeout_s,
+            "row_timeout_s": settings.row_timeout_s,
             "load_average_start_end": [load_start, _load_average()],
         },
         "configs": configs,

@@ -11,12 +11,17 @@ import numpy as np
 # -- accuracy ---------------------------------------------------------------------------------------
 
 
-def accuracy_vs_reference(outputs_y: Sequence[np.ndarray], reference_y: Sequence[np.ndarray],
-                          outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> dict[str, Any]:
+def accuracy_vs_reference(
+    outputs_y: Sequence[np.ndarray],
+    reference_y: Sequence[np.ndarray],
+    outputs: Sequence[np.ndarray],
+    reference: Sequence[np.ndarray],
+) -> dict[str, Any]:
     """Errors of a row's fused luminance against the reference's ([0, 1] floats), over all pairs, and
     of its final uint8 images (in grey levels)."""
-    diff = np.concatenate([(np.asarray(o, np.float64) - np.asarray(r, np.float64)).ravel()
-                           for o, r in zip(outputs_y, reference_y)])
+    diff = np.concatenate(
+        [(np.asarray(o, np.float64) - np.asarray(r, np.float64)).ravel() for o, r in zip(outputs_y, reference_y)]
+    )
     mse = float(np.mean(diff**2))
     ref_std = float(np.std(np.concatenate([np.asarray(r, np.float64).ravel() for r in reference_y])))
     per_pair_psnr = []
@@ -40,12 +45,16 @@ def accuracy_vs_reference(outputs_y: Sequence[np.ndarray], reference_y: Sequence
     }
 
 
-def fusion_metrics(frames: Sequence[tuple[np.ndarray, np.ndarray]], outputs: Sequence[np.ndarray],
-                   preset: str, metrics: Sequence[str] | None) -> dict[str, float]:
+def fusion_metrics(
+    frames: Sequence[tuple[np.ndarray, np.ndarray]], outputs: Sequence[np.ndarray], preset: str, metrics: Sequence[str] | None
+) -> dict[str, float]:
     """The fusion metrics of a row's fused images, averaged over the pairs (NaN-aware)."""
     from tsjnet_sdk.metrics import evaluate
 
-    reports = [evaluate(ir, vis, fused, preset, metrics=list(metrics) if metrics else None)
-               for (ir, vis), fused in zip(frames, outputs)]
-    return {k: float(np.nanmean([r[k] for r in reports])) if any(not math.isnan(r[k]) for r in reports) else math.nan
-            for k in reports[0]}
+    reports = [
+        evaluate(ir, vis, fused, preset, metrics=list(metrics) if metrics else None) for (ir, vis), fused in zip(frames, outputs)
+    ]
+    return {
+        k: float(np.nanmean([r[k] for r in reports])) if any(not math.isnan(r[k]) for r in reports) else math.nan
+        for k in reports[0]
+    }

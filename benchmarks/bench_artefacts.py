@@ -31,8 +31,11 @@ def ensure_checkpoint(settings: BenchSettings, progress: Progress | None = None)
         _say(progress, f"creating a random-init {settings.model} checkpoint (seed {settings.seed})")
         out.parent.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(settings.seed)
-        save_checkpoint(create_model(settings.model).eval(), out,
-                        extra_metadata={"note": f"random init, torch.manual_seed({settings.seed}); not trained"})
+        save_checkpoint(
+            create_model(settings.model).eval(),
+            out,
+            extra_metadata={"note": f"random init, torch.manual_seed({settings.seed}); not trained"},
+        )
     return out
 
 
@@ -43,8 +46,9 @@ def _cache_path(settings: BenchSettings, checkpoint: Path, shape: Shape, tag: st
     return Path(settings.work_dir) / "artefacts" / f"{checkpoint.stem}_{shape[0]}x{shape[1]}x{shape[2]}_{tag}_{key}{suffix}"
 
 
-def ensure_onnx(settings: BenchSettings, checkpoint: Path, shape: Shape, progress: Progress | None = None,
-                fp16: bool = False) -> Path:
+def ensure_onnx(
+    settings: BenchSettings, checkpoint: Path, shape: Shape, progress: Progress | None = None, fp16: bool = False
+) -> Path:
     """A static-shape fp32 (or fp16) ONNX of the checkpoint at ``shape``: the given file, or a cached export.
 
     Static shapes: the export is about 3x faster than a dynamic one, and the bench runs one shape per file.
@@ -73,8 +77,14 @@ class _PairReader:
         return None if batch is None else {"ir": batch[0], "vis": batch[1]}
 
 
-def ensure_int8(settings: BenchSettings, checkpoint: Path, shape: Shape, mode: str,
-                calib_frames: Sequence[tuple[np.ndarray, np.ndarray]], progress: Progress | None = None) -> Path:
+def ensure_int8(
+    settings: BenchSettings,
+    checkpoint: Path,
+    shape: Shape,
+    mode: str,
+    calib_frames: Sequence[tuple[np.ndarray, np.ndarray]],
+    progress: Progress | None = None,
+) -> Path:
     """An int8 ONNX: ``dynamic`` (weights int8, activations quantised at run time) or ``static``
     (QDQ, activation ranges calibrated with MinMax on real pairs). Conv/MatMul/Gemm are quantised;
     softmax and norms stay float."""
@@ -145,8 +155,14 @@ def _proc_meminfo_gib(key: str) -> float | None:
     return None
 
 
-def _quantize(fp32: Path, out: Path, shape: Shape, mode: str, calib_frames: Sequence[tuple[np.ndarray, np.ndarray]],
-              progress: Progress | None) -> None:
+def _quantize(
+    fp32: Path,
+    out: Path,
+    shape: Shape,
+    mode: str,
+    calib_frames: Sequence[tuple[np.ndarray, np.ndarray]],
+    progress: Progress | None,
+) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -165,6 +181,13 @@ def _quantize(fp32: Path, out: Path, shape: Shape, mode: str, calib_frames: Sequ
         if not batches:
             raise ValueError(f"static int8 needs at least {n} calibration pairs")
         _say(progress, f"int8 static: calibrating on {len(batches) * n} real pairs (MinMax)")
-        quantize_static(str(pre), str(out), _PairReader(batches), op_types_to_quantize=ops, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        quantize_static(
+            str(pre),
+            str(out),
+            _PairReader(batches),
+            op_types_to_quantize=ops,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
     pre.unlink(missing_ok=True)

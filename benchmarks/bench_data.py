@@ -45,5 +45,7 @@ def prepared_inputs(frames: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np
     from tsjnet_sdk.imaging import prepare_pair
 
     prepared = [prepare_pair(ir, vis)[:2] for ir, vis in frames]
-    return (np.stack([p[0] for p in prepared])[:, None].astype(np.float32),
-            np.stack([p[1] for p in prepared])[:, None].astype(np.float32))
+    return (
+        np.stack([p[0] for p in prepared])[:, None].astype(np.float32),
+        np.stack([p[1] for p in prepared])[:, None].astype(np.float32),
+    )

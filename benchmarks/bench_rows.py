@@ -44,7 +44,7 @@ class RowSpec:
     # calibration of the full model at 640x480 can exhaust memory (the OOM killer then ends the child only).
     isolate: bool = False
     timeout_setting: str = "row_timeout_s"  # the BenchSettings field with this row's time limit
-    warmup_min: int = 0       # at least this many warm-up calls (compilation happens in the first)
+    warmup_min: int = 0  # at least this many warm-up calls (compilation happens in the first)
 
 
 def _no_cuda_torch(_settings: BenchSettings) -> str | None:
@@ -191,8 +191,16 @@ def _build_tensorrt(fp16: bool) -> Callable[[RowContext, Shape], Backend]:
 
             _say(ctx.progress, f"building a TensorRT engine {shape} ({'fp16' if fp16 else 'fp32'})")
             out.parent.mkdir(parents=True, exist_ok=True)
-            build_engine(ctx.checkpoint, out, fp16=fp16, min_shape=shape, opt_shape=shape, max_shape=shape,
-                         parity=False, progress=ctx.progress)
+            build_engine(
+                ctx.checkpoint,
+                out,
+                fp16=fp16,
+                min_shape=shape,
+                opt_shape=shape,
+                max_shape=shape,
+                parity=False,
+                progress=ctx.progress,
+            )
         return open_backend(out, "tensorrt", "cuda")
 
     return build
@@ -200,23 +208,76 @@ def _build_tensorrt(fp16: bool) -> Callable[[RowContext, Shape], Backend]:
 
 ROWS: tuple[RowSpec, ...] = (
     RowSpec(REFERENCE_ROW, "PyTorch eager fp32 (reference)", "torch", "fp32", "cpu", _build_torch),
-    RowSpec("torch-compile-fp32", "PyTorch torch.compile (inductor) fp32", "torch", "fp32", "cpu",
-            _build_torch_compile, _no_compile, isolate=True, timeout_setting="compile_timeout_s", warmup_min=1),
+    RowSpec(
+        "torch-compile-fp32",
+        "PyTorch torch.compile (inductor) fp32",
+        "torch",
+        "fp32",
+        "cpu",
+        _build_torch_compile,
+        _no_compile,
+        isolate=True,
+        timeout_setting="compile_timeout_s",
+        warmup_min=1,
+    ),
     RowSpec("ort-fp32", "ONNX Runtime fp32 (ORT's own defaults)", "onnxruntime", "fp32", "cpu", _build_ort),
-    RowSpec("ort-tuned-fp32", "ONNX Runtime fp32 (SDK defaults, OrtOptions(), cached optimised graph)", "onnxruntime",
-            "fp32", "cpu", _build_ort_tuned),
-    RowSpec("ort-int8-dynamic", "ONNX Runtime int8 (dynamic quantisation)", "onnxruntime", "int8", "cpu",
-            _build_ort_int8("dynamic")),
-    RowSpec("ort-int8-static", "ONNX Runtime int8 (static QDQ, calibrated on real pairs)", "onnxruntime", "int8",
-            "cpu", _build_ort_int8("static"), isolate=True),
-    RowSpec("torch-cuda-fp32", "PyTorch eager fp32 CUDA", "torch", "fp32", "cuda",
-            lambda ctx, shape: _build_torch(ctx, shape, "cuda"), _no_cuda_torch),
-    RowSpec("torch-cuda-fp16", "PyTorch eager fp16 CUDA", "torch", "fp16", "cuda",
-            lambda ctx, shape: _build_torch(ctx, shape, "cuda", "fp16"), _no_cuda_torch),
-    RowSpec("torch-cuda-na-kernel", "PyTorch fp32 CUDA + SDK NA kernel", "torch", "fp32", "cuda",
-            _build_torch_na_kernel, _no_na_kernel, isolate=True),
-    RowSpec("ort-cuda-fp32", "ONNX Runtime CUDA EP fp32", "onnxruntime", "fp32", "cuda",
-            lambda ctx, shape: _build_ort(ctx, shape, "cuda"), _no_ort_cuda),
+    RowSpec(
+        "ort-tuned-fp32",
+        "ONNX Runtime fp32 (SDK defaults, OrtOptions(), cached optimised graph)",
+        "onnxruntime",
+        "fp32",
+        "cpu",
+        _build_ort_tuned,
+    ),
+    RowSpec(
+        "ort-int8-dynamic", "ONNX Runtime int8 (dynamic quantisation)", "onnxruntime", "int8", "cpu", _build_ort_int8("dynamic")
+    ),
+    RowSpec(
+        "ort-int8-static",
+        "ONNX Runtime int8 (static QDQ, calibrated on real pairs)",
+        "onnxruntime",
+        "int8",
+        "cpu",
+        _build_ort_int8("static"),
+        isolate=True,
+    ),
+    RowSpec(
+        "torch-cuda-fp32",
+        "PyTorch eager fp32 CUDA",
+        "torch",
+        "fp32",
+        "cuda",
+        lambda ctx, shape: _build_torch(ctx, shape, "cuda"),
+        _no_cuda_torch,
+    ),
+    RowSpec(
+        "torch-cuda-fp16",
+        "PyTorch eager fp16 CUDA",
+        "torch",
+        "fp16",
+        "cuda",
+        lambda ctx, shape: _build_torch(ctx, shape, "cuda", "fp16"),
+        _no_cuda_torch,
+    ),
+    RowSpec(
+        "torch-cuda-na-kernel",
+        "PyTorch fp32 CUDA + SDK NA kernel",
+        "torch",
+        "fp32",
+        "cuda",
+        _build_torch_na_kernel,
+        _no_na_kernel,
+        isolate=True,
+    ),
+    RowSpec(
+        "ort-cuda-fp32",
+        "ONNX Runtime CUDA EP fp32",
+        "onnxruntime",
+        "fp32",
+        "cuda",
+        lambda ctx, shape: _build_ort(ctx, shape, "cuda"),
+        _no_ort_cuda,
+    ),
     RowSpec("tensorrt-fp32", "TensorRT engine fp32", "tensorrt", "fp32", "cuda", _build_tensorrt(False), _no_tensorrt),
     RowSpec("tensorrt-fp16", "TensorRT engine fp16", "tensorrt", "fp16", "cuda", _build_tensorrt(True), _no_tensorrt),
 )

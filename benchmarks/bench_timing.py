@@ -97,9 +97,15 @@ def peak_rss_mib() -> float | None:
 def latency_stats(seconds: Sequence[float]) -> dict[str, float | int]:
     """min/median/p90/p99/mean/std in milliseconds over the timed runs (percentiles interpolate)."""
     ms = np.asarray(seconds, dtype=np.float64) * 1e3
-    return {"n": int(ms.size), "min_ms": float(ms.min()), "median_ms": float(np.median(ms)),
-            "p90_ms": float(np.percentile(ms, 90)), "p99_ms": float(np.percentile(ms, 99)),
-            "mean_ms": float(ms.mean()), "std_ms": float(ms.std())}
+    return {
+        "n": int(ms.size),
+        "min_ms": float(ms.min()),
+        "median_ms": float(np.median(ms)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+        "std_ms": float(ms.std()),
+    }
 
 
 @dataclass
@@ -110,8 +116,8 @@ class RawRow:
     compute_s: list[float] = field(default_factory=list)
     warmup_s: list[float] = field(default_factory=list)
     build_s: float = 0.0
-    outputs_y: list[np.ndarray] = field(default_factory=list)   # fused luminance per accuracy pair, H x W
-    outputs: list[np.ndarray] = field(default_factory=list)     # Fuser outputs per accuracy pair (uint8)
+    outputs_y: list[np.ndarray] = field(default_factory=list)  # fused luminance per accuracy pair, H x W
+    outputs: list[np.ndarray] = field(default_factory=list)  # Fuser outputs per accuracy pair (uint8)
     rss_peak_mib: float | None = None
     rss_scope: str = "row"
     rss_before_mib: float | None = None
@@ -139,8 +145,14 @@ def _gpu_memory_begin(device: str) -> Callable[[], float | None]:
     return peak
 
 
-def measure_row(spec: RowSpec, ctx: RowContext, shape: Shape,
-                acc_chunks: Sequence[Sequence[tuple[np.ndarray, np.ndarray]]], warmup: int, runs: int) -> RawRow:
+def measure_row(
+    spec: RowSpec,
+    ctx: RowContext,
+    shape: Shape,
+    acc_chunks: Sequence[Sequence[tuple[np.ndarray, np.ndarray]]],
+    warmup: int,
+    runs: int,
+) -> RawRow:
     """Build ``spec``'s backend at ``shape``, time it on ``acc_chunks[0]``, then run the other chunks.
 
     The timed frames are the first accuracy chunk, so the last timed call's outputs are reused as that
@@ -187,8 +199,7 @@ def measure_row(spec: RowSpec, ctx: RowContext, shape: Shape,
     return raw
 
 
-def _isolated_worker(spec_id: str, ctx: RowContext, shape: Shape, acc_chunks: Any, warmup: int, runs: int,
-                     out: Any) -> None:
+def _isolated_worker(spec_id: str, ctx: RowContext, shape: Shape, acc_chunks: Any, warmup: int, runs: int, out: Any) -> None:
     """Subprocess entry point: measure one row, send progress lines and then the result (or the error)."""
     ctx = dataclasses.replace(ctx, progress=lambda message: out.put(("progress", message)))
     if ctx.settings.torch_threads:
@@ -202,16 +213,18 @@ def _isolated_worker(spec_id: str, ctx: RowContext, shape: Shape, acc_chunks: An
         out.put(("error", f"{type(e).__name__}: {e}", traceback.format_exc(limit=4)))
 
 
-def measure_isolated(spec: RowSpec, ctx: RowContext, shape: Shape, acc_chunks: Any, warmup: int, runs: int,
-                     timeout_s: float) -> RawRow:
+def measure_isolated(
+    spec: RowSpec, ctx: RowContext, shape: Shape, acc_chunks: Any, warmup: int, runs: int, timeout_s: float
+) -> RawRow:
     """``measure_row`` in a fresh process, killed after ``timeout_s`` (raises TimeoutError then)."""
     import multiprocessing as mp
 
     spawn = mp.get_context("spawn")  # fork after torch/ORT started threads is unsafe
     messages = spawn.Queue()
     child_ctx = dataclasses.replace(ctx, progress=None)
-    proc = spawn.Process(target=_isolated_worker, args=(spec.id, child_ctx, shape, acc_chunks, warmup, runs, messages),
-                         daemon=True)
+    proc = spawn.Process(
+        target=_isolated_worker, args=(spec.id, child_ctx, shape, acc_chunks, warmup, runs, messages), daemon=True
+    )
     proc.start()
     deadline = time.monotonic() + timeout_s
     last = "starting"
@@ -221,8 +234,7 @@ def measure_isolated(spec: RowSpec, ctx: RowContext, shape: Shape, acc_chunks: A
                 kind, *payload = messages.get(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
             except queue_mod.Empty:
                 if time.monotonic() >= deadline:
-                    raise TimeoutError(f"did not finish within its {timeout_s:.0f} s limit (stopped during "
-                                       f"'{last}')") from None
+                    raise TimeoutError(f"did not finish within its {timeout_s:.0f} s limit (stopped during '{last}')") from None
                 if not proc.is_alive() and messages.empty():
                     code = proc.exitcode
                     why = " (SIGKILL: most likely the out-of-memory killer)" if code == -9 else ""

@@ -25,14 +25,23 @@ def _split(values: Optional[list[str]]) -> list[str]:
 
 
 def bench_command(
-    model: str = typer.Option("tsjnet", "--model", "-m",
-                              help="checkpoint (e.g. the shipped tsjnet_sdk/weights/tsjnet-edge.safetensors) or a config name (random init, seeded)"),
-    size: Optional[list[str]] = typer.Option(None, "--size", "-s",
-                                             help="W x H, repeatable (default 640x480; also e.g. 512x512, 1024x768)"),
+    model: str = typer.Option(
+        "tsjnet",
+        "--model",
+        "-m",
+        help="checkpoint (e.g. the shipped tsjnet_sdk/weights/tsjnet-edge.safetensors) or a config name (random init, seeded)",
+    ),
+    size: Optional[list[str]] = typer.Option(
+        None, "--size", "-s", help="W x H, repeatable (default 640x480; also e.g. 512x512, 1024x768)"
+    ),
     batch: Optional[list[str]] = typer.Option(None, "--batch", "-b", help="batch sizes, repeatable (default 1)"),
-    rows: Optional[list[str]] = typer.Option(None, "--rows", "-r",
-                                             help="row ids, comma-separated (default: all; GPU rows are skipped "
-                                                  "without a GPU). 'none' runs only the NA micro-benchmark"),
+    rows: Optional[list[str]] = typer.Option(
+        None,
+        "--rows",
+        "-r",
+        help="row ids, comma-separated (default: all; GPU rows are skipped "
+        "without a GPU). 'none' runs only the NA micro-benchmark",
+    ),
     warmup: int = typer.Option(3, help="warm-up calls per row"),
     runs: int = typer.Option(20, "--runs", "-n", help="timed calls per row"),
     accuracy_pairs: int = typer.Option(4, help="real pairs each row is compared on against the reference"),
@@ -75,10 +84,21 @@ def bench_command(
             sizes=tuple(parse_size(s) for s in (_split(size) or ["640x480"])),
             batches=tuple(int(b) for b in (_split(batch) or ["1"])),
             rows=tuple(row_ids) if row_ids and not only_na else None,
-            warmup=warmup, runs=runs, accuracy_pairs=accuracy_pairs, calib_pairs=calib_pairs,
-            metrics=tuple(_split([metrics])) if metrics else None, psnr_threshold_db=psnr_threshold, snr_threshold_db=snr_threshold,
-            data_dir=data or DEFAULT_DATA, onnx=onnx, engine=engine, seed=seed, ort_threads=ort_threads,
-            torch_threads=torch_threads, compile_timeout_s=compile_timeout, row_timeout_s=row_timeout,
+            warmup=warmup,
+            runs=runs,
+            accuracy_pairs=accuracy_pairs,
+            calib_pairs=calib_pairs,
+            metrics=tuple(_split([metrics])) if metrics else None,
+            psnr_threshold_db=psnr_threshold,
+            snr_threshold_db=snr_threshold,
+            data_dir=data or DEFAULT_DATA,
+            onnx=onnx,
+            engine=engine,
+            seed=seed,
+            ort_threads=ort_threads,
+            torch_threads=torch_threads,
+            compile_timeout_s=compile_timeout,
+            row_timeout_s=row_timeout,
         )
         if work_dir is not None:
             settings.work_dir = work_dir
@@ -91,8 +111,7 @@ def bench_command(
         error_line(console, e)
         raise typer.Exit(2) from None
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True) as bar:
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)
 
         def say(message: str) -> None:
@@ -113,16 +132,23 @@ def bench_command(
             from tsjnet_sdk.benchmarks.machine import describe_machine
 
             started = time.time()
-            results = {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-                       "machine": describe_machine(), "model": {"name": None},
-                       "settings": {"warmup": warmup, "runs": na_runs, "natten_runs": natten_runs},
-                       "configs": [], "notes": []}
+            results = {
+                "schema": SCHEMA,
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                "machine": describe_machine(),
+                "model": {"name": None},
+                "settings": {"warmup": warmup, "runs": na_runs, "natten_runs": natten_runs},
+                "configs": [],
+                "notes": [],
+            }
         else:
             results = run_bench(settings, progress=say, on_row=row_done)
         if na:
             from tsjnet_sdk.benchmarks.na_bench import run_na_bench
 
-            results["na"] = run_na_bench(_split([na_backends]), warmup=na_warmup, runs=na_runs, natten_runs=natten_runs, progress=say)
+            results["na"] = run_na_bench(
+                _split([na_backends]), warmup=na_warmup, runs=na_runs, natten_runs=natten_runs, progress=say
+            )
         if only_na:
             results["duration_s"] = time.time() - started
     print_console(results, console)
@@ -139,7 +165,8 @@ def bench_command(
 def gpu_verify_command(
     out: Optional[Path] = typer.Option(None, "--out", help="output folder (default benchmarks/results)"),
     kernels_dir: Optional[Path] = typer.Option(
-        None, "--kernels-dir", help="prebuilt kernels (python -m tsjnet_sdk.kernels.build --out DIR); else built with nvcc"),
+        None, "--kernels-dir", help="prebuilt kernels (python -m tsjnet_sdk.kernels.build --out DIR); else built with nvcc"
+    ),
     deadline: float = typer.Option(450.0, "--deadline", help="whole-run limit in seconds"),
     only: Optional[str] = typer.Option(None, "--only", help="comma-separated sections (default: all)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="CPU only: run the plumbing, verify nothing"),
@@ -150,8 +177,14 @@ def gpu_verify_command(
     """
     from tsjnet_sdk.benchmarks.gpu_verify import main
 
-    argv = [*(["--out", str(out)] if out else []), *(["--kernels-dir", str(kernels_dir)] if kernels_dir else []),
-            "--deadline", str(deadline), *(["--only", only] if only else []), *(["--dry-run"] if dry_run else [])]
+    argv = [
+        *(["--out", str(out)] if out else []),
+        *(["--kernels-dir", str(kernels_dir)] if kernels_dir else []),
+        "--deadline",
+        str(deadline),
+        *(["--only", only] if only else []),
+        *(["--dry-run"] if dry_run else []),
+    ]
     code = main(argv)
     if code:
         raise typer.Exit(code)
@@ -168,7 +201,9 @@ def report_command(
 
 
 def flops_command(
-    config: Optional[List[str]] = typer.Option(None, "--config", help="Config name, repeatable (default tsjnet and tsjnet-edge)."),
+    config: Optional[List[str]] = typer.Option(
+        None, "--config", help="Config name, repeatable (default tsjnet and tsjnet-edge)."
+    ),
     height: int = typer.Option(480, help="Input height."),
     width: int = typer.Option(640, help="Input width."),
     top: int = typer.Option(8, help="Most expensive layers listed per config."),

@@ -30,7 +30,9 @@ def run(threads: int, runs: int, size: tuple[int, int] = (480, 640)) -> dict[str
     ir, vis = night_scene(*size, seed=0)
     fusers = {
         "default (Fuser())": Fuser(options=OrtOptions(intra_op_threads=threads)),
-        "torch eager (shipped checkpoint)": Fuser(shipped.SHIPPED_WEIGHTS, backend="torch", options=TorchOptions(threads=threads)),
+        "torch eager (shipped checkpoint)": Fuser(
+            shipped.SHIPPED_WEIGHTS, backend="torch", options=TorchOptions(threads=threads)
+        ),
     }
     outputs = {name: fuser(ir, vis) for name, fuser in fusers.items()}  # warm-up, and the outputs compared
     seconds: dict[str, list[float]] = {name: [] for name in fusers}
@@ -43,12 +45,16 @@ def run(threads: int, runs: int, size: tuple[int, int] = (480, 640)) -> dict[str
     default, reference = list(fusers)
     diff = outputs[default].astype(np.float64) - outputs[reference].astype(np.float64)
     mse = float(np.mean(diff**2))
-    rows = [{"path": name, "backend": f.backend, "model": Path(f.describe()["model"]).name, **latency_stats(seconds[name])}
-            for name, f in fusers.items()]
+    rows = [
+        {"path": name, "backend": f.backend, "model": Path(f.describe()["model"]).name, **latency_stats(seconds[name])}
+        for name, f in fusers.items()
+    ]
     return {
         "what": "default path vs torch eager, same threads, alternating runs",
         "machine": {"cpu": cpu_model(), "versions": versions()},
-        "size": list(size), "threads": threads, "runs": runs,
+        "size": list(size),
+        "threads": threads,
+        "runs": runs,
         "rows": rows,
         "speedup_default_vs_torch": rows[1]["median_ms"] / rows[0]["median_ms"],
         "output_psnr_db": float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse),
@@ -58,15 +64,24 @@ def run(threads: int, runs: int, size: tuple[int, int] = (480, 640)) -> dict[str
 def to_markdown(results: dict[str, Any]) -> str:
     h, w = results["size"]
     lines = [
-        "# Default path vs torch (one run, alternating)", "",
+        "# Default path vs torch (one run, alternating)",
+        "",
         f"{results['machine']['cpu']}; {w}x{h} built-in pair; {results['threads']} thread(s); {results['runs']} timed runs each "
-        "(after one warm-up), in alternation.", "",
-        "| path | backend | model file | median ms | min ms | p90 ms |", "|---|---|---|---|---|---|",
+        "(after one warm-up), in alternation.",
+        "",
+        "| path | backend | model file | median ms | min ms | p90 ms |",
+        "|---|---|---|---|---|---|",
     ]
     for r in results["rows"]:
-        lines.append(f"| {r['path']} | {r['backend']} | {r['model']} | {r['median_ms']:.0f} | {r['min_ms']:.0f} | {r['p90_ms']:.0f} |")
-    lines += ["", f"**Default path: {results['speedup_default_vs_torch']:.2f}x torch eager** (ratio of medians); "
-              f"outputs agree to {results['output_psnr_db']:.1f} dB PSNR (uint8 images).", ""]
+        lines.append(
+            f"| {r['path']} | {r['backend']} | {r['model']} | {r['median_ms']:.0f} | {r['min_ms']:.0f} | {r['p90_ms']:.0f} |"
+        )
+    lines += [
+        "",
+        f"**Default path: {results['speedup_default_vs_torch']:.2f}x torch eager** (ratio of medians); "
+        f"outputs agree to {results['output_psnr_db']:.1f} dB PSNR (uint8 images).",
+        "",
+    ]
     return "\n".join(lines)
 
 

@@ -82,10 +82,15 @@ def binding_terms(trainer: Any, ir: Any, vis: Any) -> dict[str, float]:
     for term, weight in loss.weights.items():
         if not weight or term in ("diversity", "recon_ir", "recon_vis"):
             continue
-        single = type(loss)(**{**{t: 0.0 for t in loss.TERMS}, term: weight}, ssim_mode=loss.ssim_mode,
-                            intensity_target=loss.intensity_target, blend_beta=loss.blend_beta,
-                            intensity_sigma=loss.intensity_sigma, gradient_target=loss.gradient_target,
-                            gradient_scales=loss.gradient_scales)
+        single = type(loss)(
+            **{**{t: 0.0 for t in loss.TERMS}, term: weight},
+            ssim_mode=loss.ssim_mode,
+            intensity_target=loss.intensity_target,
+            blend_beta=loss.blend_beta,
+            intensity_sigma=loss.intensity_sigma,
+            gradient_target=loss.gradient_target,
+            gradient_scales=loss.gradient_scales,
+        )
         total, _ = single(ir, vis, out._replace(fused=fused))
         (g,) = torch.autograd.grad(total, fused)
         result[term] = float(g.norm())
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     trainer.device = torch.device("cpu")
     trainer._setup_data()
     trainer.cfg.model.init = args.model
-    trainer._setup_model()              # the run's loss; the model is replaced by the weights under test
+    trainer._setup_model()  # the run's loss; the model is replaced by the weights under test
     trainer.model = load_checkpoint(args.model).eval()
     per: dict[str, dict[str, list[list[float]]]] = {}
     metrics: dict[str, dict[str, list[float]]] = {}
@@ -122,8 +127,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         with torch.no_grad():
             fused = trainer.model(ir_t, vis_t).fused.float().clamp(0, 1)[0, 0].numpy()
         ir, vis = s["ir"][0].numpy(), s["vis"][0].numpy()
-        images = {"ir": ir, "vis": vis, "model": fused, "average": average_fusion(ir, vis),
-                  "laplacian": laplacian_pyramid_fusion(ir, vis), "local_energy_rule": local_energy_fusion(ir, vis)}
+        images = {
+            "ir": ir,
+            "vis": vis,
+            "model": fused,
+            "average": average_fusion(ir, vis),
+            "laplacian": laplacian_pyramid_fusion(ir, vis),
+            "local_energy_rule": local_energy_fusion(ir, vis),
+        }
         for name, st in band_stats(images, ir, vis).items():
             for k, v in st.items():
                 per.setdefault(name, {}).setdefault(k, []).append(v)
@@ -133,7 +144,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for k, v in binding_terms(trainer, ir_t, vis_t).items():
             binds.setdefault(k, []).append(v)
     result = {
-        "config": args.config, "model": args.model, "pairs": len(trainer.val_set), "levels": LEVELS,
+        "config": args.config,
+        "model": args.model,
+        "pairs": len(trainer.val_set),
+        "levels": LEVELS,
         "bands": {n: {k: np.nanmean(np.array(v), axis=0).round(5).tolist() for k, v in st.items()} for n, st in per.items()},
         "metrics": {n: {k: round(float(np.nanmean(v)), 4) for k, v in m.items()} for n, m in metrics.items()},
         "grad_norm_dF": {k: round(float(np.mean(v)), 6) for k, v in binds.items()},

@@ -118,9 +118,7 @@ def count_flops(config: str | object = "tsjnet", height: int = 480, width: int =
     # Built on the CPU, then moved: construction calls .tolist() (drop-path rates), which meta tensors
     # cannot do. Building even the 45 M-parameter model takes under a second.
     model = create_model(config).eval().to("meta")
-    report = FlopReport(
-        config=model.config.name, height=height, width=width, params=sum(p.numel() for p in model.parameters())
-    )
+    report = FlopReport(config=model.config.name, height=height, width=width, params=sum(p.numel() for p in model.parameters()))
     counts: dict[str, int] = defaultdict(int)
 
     def hook_for(name: str, module: nn.Module):
@@ -147,11 +145,11 @@ def count_flops(config: str | object = "tsjnet", height: int = 480, width: int =
 
     def na_hook_for(name: str):
         def hook(mod: NeighborhoodAttention2D, inputs: tuple, output) -> None:
-            b, h, w, c = inputs[0].shape                       # channels-last [B, H, W, C]
+            b, h, w, c = inputs[0].shape  # channels-last [B, H, W, C]
             d, k = mod.dilation, mod.kernel_size
             # The op shrinks the window to the dilation group when the group is smaller than k.
             window = min(k, math.ceil(h / d)) * min(k, math.ceil(w / d))
-            macs = 2 * b * h * w * c * window                  # q.k logits + weighted sum of v
+            macs = 2 * b * h * w * c * window  # q.k logits + weighted sum of v
             counts[f"{name}.na"] += 2 * macs
             report.shapes[f"{name}.na"] = f"NA {mod.num_heads}h k{k} window {window}@{h}x{w}"
 

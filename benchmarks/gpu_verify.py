@@ -216,10 +216,18 @@ def overall_verdict(sections: dict[str, dict[str, Any]], dry_run: bool, gating_o
 class Verifier:
     """Runs sections under a global deadline and writes the JSON + markdown after each one."""
 
-    def __init__(self, out_dir: str | os.PathLike | None = None, *, deadline_s: float = DEFAULT_DEADLINE_S,
-                 dry_run: bool = False, kernels_dir: str | os.PathLike | None = None,
-                 sections: Sequence[Section] | None = None, only: Sequence[str] | None = None,
-                 stem: str | None = None, log: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        out_dir: str | os.PathLike | None = None,
+        *,
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        dry_run: bool = False,
+        kernels_dir: str | os.PathLike | None = None,
+        sections: Sequence[Section] | None = None,
+        only: Sequence[str] | None = None,
+        stem: str | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
         self.out_dir = Path(out_dir) if out_dir is not None else _results.results_dir("gpu_verify", "benchmarks/results")
         self.deadline_s = float(deadline_s)
         self.dry_run = dry_run
@@ -253,10 +261,15 @@ class Verifier:
             os.environ["TSJNET_KERNELS_DIR"] = str(self.kernels_dir)  # read by kernels/build.default_out_dir
         started = time.monotonic()
         self.report = {
-            "tool": "tsjnet gpu-verify", "format": 1, "dry_run": self.dry_run,
+            "tool": "tsjnet gpu-verify",
+            "format": 1,
+            "dry_run": self.dry_run,
             "started_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "deadline_s": self.deadline_s, "kernels_dir": str(self.kernels_dir) if self.kernels_dir else None,
-            "argv": sys.argv, "sections": {}, "overall": "incomplete",
+            "deadline_s": self.deadline_s,
+            "kernels_dir": str(self.kernels_dir) if self.kernels_dir else None,
+            "argv": sys.argv,
+            "sections": {},
+            "overall": "incomplete",
         }
         try:
             from tsjnet_sdk._version import __version__
@@ -265,8 +278,16 @@ class Verifier:
         except ImportError:  # pragma: no cover - the package is importable whenever this module is
             pass
         for section in self.sections:
-            record = {"title": section.title, "verdict": SKIPPED, "budget_s": section.budget_s, "elapsed_s": 0.0,
-                      "cut_off": False, "error": None, "checks": [], "data": {}}
+            record = {
+                "title": section.title,
+                "verdict": SKIPPED,
+                "budget_s": section.budget_s,
+                "elapsed_s": 0.0,
+                "cut_off": False,
+                "error": None,
+                "checks": [],
+                "data": {},
+            }
             self.report["sections"][section.name] = record
             left_total = self.deadline_s - (time.monotonic() - started)
             budget = min(section.budget_s, left_total - 2.0)  # 2 s kept for the final write
@@ -338,27 +359,53 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["> DRY RUN on the CPU: the plumbing ran; nothing about the GPU was verified.", ""]
     env = report["sections"].get("environment", {}).get("data", {})
     if env.get("gpu"):
-        lines.append(f"GPU: {env['gpu'].get('name')} (sm_{env['gpu'].get('cc')}), driver {env.get('driver', '?')}, "
-                     f"torch {env.get('versions', {}).get('torch', '?')}")
+        lines.append(
+            f"GPU: {env['gpu'].get('name')} (sm_{env['gpu'].get('cc')}), driver {env.get('driver', '?')}, "
+            f"torch {env.get('versions', {}).get('torch', '?')}"
+        )
     if env.get("copy_bandwidth_gbs"):
         lines.append(f"Measured copy bandwidth: {env['copy_bandwidth_gbs']:.0f} GB/s")
-    lines += [f"Started {report.get('started_utc')}, {report.get('elapsed_s')} s of a {report.get('deadline_s')} s "
-              "deadline.", "", "| section | verdict | s | checks (pass/fail/error/skip/cut) | note |",
-              "|---|---|---|---|---|"]
+    lines += [
+        f"Started {report.get('started_utc')}, {report.get('elapsed_s')} s of a {report.get('deadline_s')} s deadline.",
+        "",
+        "| section | verdict | s | checks (pass/fail/error/skip/cut) | note |",
+        "|---|---|---|---|---|",
+    ]
     for name, sec in report["sections"].items():
         counts = {v: sum(c["verdict"] == v for c in sec["checks"]) for v in SEVERITY}
-        lines.append(f"| {name} | {sec['verdict']} | {sec['elapsed_s']} | {counts[PASS]}/{counts[FAIL]}/{counts[ERROR]}/"
-                     f"{counts[SKIPPED]}/{counts[CUT]} | {(sec.get('error') or '')[:120]} |")
+        lines.append(
+            f"| {name} | {sec['verdict']} | {sec['elapsed_s']} | {counts[PASS]}/{counts[FAIL]}/{counts[ERROR]}/"
+            f"{counts[SKIPPED]}/{counts[CUT]} | {(sec.get('error') or '')[:120]} |"
+        )
     bad = [(n, c) for n, s in report["sections"].items() for c in s["checks"] if c["verdict"] in (FAIL, ERROR, CUT)]
     if bad:
         lines += ["", "## Not passing", ""]
         lines += [f"* {n} / {c['name']}: **{c['verdict']}** {c.get('message', '')[:300]}" for n, c in bad[:40]]
     tables = (
-        ("benchmark", "NA timings (median us, L2 flushed)",
-         (("shape", "shape"), ("dtype", "dtype"), ("backend", "backend"), ("us", "us"), ("GB/s", "gbs"), ("% copy bw", "pct_copy_bw"))),
-        ("model", "Whole model (1x1x480x640)",
-         (("model", "model"), ("precision", "precision"), ("NA", "na"), ("ms", "ms"),
-          ("max abs diff vs reference NA", "max_abs_diff"), ("kernel calls", "kernel_calls"))),
+        (
+            "benchmark",
+            "NA timings (median us, L2 flushed)",
+            (
+                ("shape", "shape"),
+                ("dtype", "dtype"),
+                ("backend", "backend"),
+                ("us", "us"),
+                ("GB/s", "gbs"),
+                ("% copy bw", "pct_copy_bw"),
+            ),
+        ),
+        (
+            "model",
+            "Whole model (1x1x480x640)",
+            (
+                ("model", "model"),
+                ("precision", "precision"),
+                ("NA", "na"),
+                ("ms", "ms"),
+                ("max abs diff vs reference NA", "max_abs_diff"),
+                ("kernel calls", "kernel_calls"),
+            ),
+        ),
     )
     for section, title, columns in tables:
         rows = report["sections"].get(section, {}).get("data", {}).get("rows", [])
@@ -488,8 +535,12 @@ def _time_ms(fn: Callable[[], Any], ctx: Ctx, reps: int = 20, warmup: int = 3, f
             times.append((time.perf_counter() - t) * 1e3)
     times.sort()
     pick = lambda f: times[min(len(times) - 1, int(f * len(times)))]  # noqa: E731
-    return {"median": pick(0.5), "p20": pick(0.2), "p80": pick(0.8),
-            "how": "perf_counter (dry run, CPU)" if ctx.dry_run else "CUDA events, warm L2"}
+    return {
+        "median": pick(0.5),
+        "p20": pick(0.2),
+        "p80": pick(0.8),
+        "how": "perf_counter (dry run, CPU)" if ctx.dry_run else "CUDA events, warm L2",
+    }
 
 
 def _which(tool: str) -> str | None:
@@ -509,8 +560,15 @@ def _run_text(cmd: Sequence[str], timeout: float, env: dict[str, str] | None = N
     exit from here (a section alarm): compute-sanitizer's python child must not outlive it on the GPU.
     """
     try:
-        proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                cwd=str(REPO_ROOT), start_new_session=True)
+        proc = subprocess.Popen(
+            list(cmd),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=str(REPO_ROOT),
+            start_new_session=True,
+        )
     except OSError as exc:
         return 127, f"cannot run {cmd[0]}: {exc}"
     try:
@@ -534,7 +592,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 def _write_text(path: Path, text: str) -> None:
     if len(text) > MAX_LOG_BYTES:
-        text = text[:MAX_LOG_BYTES // 4] + "\n[... cut ...]\n" + text[-3 * MAX_LOG_BYTES // 4:]
+        text = text[: MAX_LOG_BYTES // 4] + "\n[... cut ...]\n" + text[-3 * MAX_LOG_BYTES // 4 :]
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
@@ -549,16 +607,29 @@ def section_environment(ctx: Ctx) -> None:
 
     machine = describe_machine()
     ctx.data("machine", machine)
-    ctx.data("versions", {**machine["versions"], "torch_cuda": torch.version.cuda,
-                          "triton": _dist_version("triton"), "cuda-bindings": _dist_version("cuda-bindings")})
+    ctx.data(
+        "versions",
+        {
+            **machine["versions"],
+            "torch_cuda": torch.version.cuda,
+            "triton": _dist_version("triton"),
+            "cuda-bindings": _dist_version("cuda-bindings"),
+        },
+    )
     ctx.data("kernel", platform.release())
     sandbox = "gVisor" if "gvisor" in _run_text(["dmesg"], 5)[1].lower() else None
     ctx.data("sandbox_hint", sandbox or "unknown (not gVisor by dmesg)")
     tools = {t: _which(t) for t in ("nvidia-smi", "nvcc", "ptxas", "compute-sanitizer", "cuobjdump")}
     ctx.data("tools", tools)
     if tools["nvidia-smi"]:
-        rc, text = _run_text([tools["nvidia-smi"], "--query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,"
-                              "memory.total,power.limit", "--format=csv,noheader"], 15)
+        rc, text = _run_text(
+            [
+                tools["nvidia-smi"],
+                "--query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem,memory.total,power.limit",
+                "--format=csv,noheader",
+            ],
+            15,
+        )
         ctx.data("nvidia_smi", text.strip())
     if ctx.dry_run:
         ctx.check("gpu", SKIPPED, "dry run: no GPU used")
@@ -566,8 +637,12 @@ def section_environment(ctx: Ctx) -> None:
         return
     device = _device(ctx)
     props = torch.cuda.get_device_properties(device)
-    gpu = {"name": props.name, "cc": f"{props.major}{props.minor}", "sms": props.multi_processor_count,
-           "memory_gib": round(props.total_memory / 2**30, 1)}
+    gpu = {
+        "name": props.name,
+        "cc": f"{props.major}{props.minor}",
+        "sms": props.multi_processor_count,
+        "memory_gib": round(props.total_memory / 2**30, 1),
+    }
     ctx.data("gpu", gpu)
     with contextlib.suppress(Exception):
         from cuda.bindings import driver
@@ -619,8 +694,12 @@ def section_kernel_images(ctx: Ctx) -> None:
     if ctx.dry_run:
         cc = (9, 0)
         found = {i: build.find_image(cc, i, out) for i in spec.TSJNET_INSTANCES}
-        ctx.check("image lookup", INFO, f"dry run: sm_90 images found for {sum(v is not None for v in found.values())}"
-                  f"/{len(found)} TSJNet instances in {out}")
+        ctx.check(
+            "image lookup",
+            INFO,
+            f"dry run: sm_90 images found for {sum(v is not None for v in found.values())}"
+            f"/{len(found)} TSJNet instances in {out}",
+        )
         ctx.check("images for every instance", SKIPPED, "dry run: no GPU")
         return
     import torch
@@ -631,8 +710,12 @@ def section_kernel_images(ctx: Ctx) -> None:
     missing = [i for i in spec.FULL_MATRIX if build.find_image(cc, i, out) is None]
     if missing:
         if build.find_nvcc() is None:
-            ctx.check("images for every instance", FAIL, f"{len(missing)} instances have no image for {target} in {out} "
-                      "and nvcc is absent: pass --kernels-dir with a full build")
+            ctx.check(
+                "images for every instance",
+                FAIL,
+                f"{len(missing)} instances have no image for {target} in {out} "
+                "and nvcc is absent: pass --kernels-dir with a full build",
+            )
         elif ctx.enough(40, "compile missing instances"):
             t0 = time.monotonic()
             build.compile_module(out, target, missing, name="na2d_verify")
@@ -641,8 +724,12 @@ def section_kernel_images(ctx: Ctx) -> None:
     if not missing:
         kinds = {"{}_k{}_d{}".format(*i): build.find_image(cc, i, out)[1] for i in spec.FULL_MATRIX}  # type: ignore[index]
         ctx.data("image_kinds", kinds)
-        ctx.check("images for every instance", PASS, f"{len(kinds)} instances: "
-                  f"{sum(k == 'cubin' for k in kinds.values())} cubin, {sum(k == 'ptx' for k in kinds.values())} ptx")
+        ctx.check(
+            "images for every instance",
+            PASS,
+            f"{len(kinds)} instances: "
+            f"{sum(k == 'cubin' for k in kinds.values())} cubin, {sum(k == 'ptx' for k in kinds.values())} ptx",
+        )
     tb = _binding()
     driver = tb._driver()
     attrs = {}
@@ -655,11 +742,19 @@ def section_kernel_images(ctx: Ctx) -> None:
                 a = driver.CUfunction_attribute
                 get = lambda attr: tb._check(driver, driver.cuFuncGetAttribute(attr, fn), "cuFuncGetAttribute")  # noqa: E731
                 threads = spec.kernel_config(dtype, ks, d).threads
-                occ = tb._check(driver, driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(fn, threads, 0),
-                                "cuOccupancyMaxActiveBlocksPerMultiprocessor")
-                attrs[name] = {"registers": get(a.CU_FUNC_ATTRIBUTE_NUM_REGS), "local_bytes": get(a.CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES),
-                               "static_smem": get(a.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES), "threads": threads,
-                               "blocks_per_sm": occ, "image": build.find_image(cc, (dtype, ks, d), out)[1]}  # type: ignore[index]
+                occ = tb._check(
+                    driver,
+                    driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(fn, threads, 0),
+                    "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+                )
+                attrs[name] = {
+                    "registers": get(a.CU_FUNC_ATTRIBUTE_NUM_REGS),
+                    "local_bytes": get(a.CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES),
+                    "static_smem": get(a.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES),
+                    "threads": threads,
+                    "blocks_per_sm": occ,
+                    "image": build.find_image(cc, (dtype, ks, d), out)[1],
+                }  # type: ignore[index]
                 ok = attrs[name]["local_bytes"] == 0 and occ >= 1
                 ctx.check(f"load {name}", PASS if ok else FAIL, f"{attrs[name]}")
 
@@ -670,8 +765,9 @@ def section_kernel_images(ctx: Ctx) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Section 2: correctness
 # ---------------------------------------------------------------------------------------------------
-def _compare(ctx: Ctx, name: str, dtype: str, run: Callable[[], Any], ref: Callable[[], Any], mask: Any = None,
-             expect_finite: bool = True) -> None:
+def _compare(
+    ctx: Ctx, name: str, dtype: str, run: Callable[[], Any], ref: Callable[[], Any], mask: Any = None, expect_finite: bool = True
+) -> None:
     """Run the kernel and the float64 reference, record max errors against TOL[dtype]."""
     import torch
 
@@ -681,8 +777,13 @@ def _compare(ctx: Ctx, name: str, dtype: str, run: Callable[[], Any], ref: Calla
     finite = bool(torch.isfinite(out if mask is None else out[mask]).all())
     err = _errors(out, expected, mask)
     ok = err["max_abs"] <= TOL[dtype] and (finite or not expect_finite)  # NaN errors compare False: a fail
-    ctx.check(name, PASS if ok else FAIL, f"max abs {err['max_abs']:.3g} (tol {TOL[dtype]}), max rel {err['max_rel']:.3g}"
-              f"{'' if finite else ', NON-FINITE output'}", **err, finite=finite)
+    ctx.check(
+        name,
+        PASS if ok else FAIL,
+        f"max abs {err['max_abs']:.3g} (tol {TOL[dtype]}), max rel {err['max_rel']:.3g}{'' if finite else ', NON-FINITE output'}",
+        **err,
+        finite=finite,
+    )
 
 
 def _case_list(ctx: Ctx) -> dict[str, list]:
@@ -690,10 +791,8 @@ def _case_list(ctx: Ctx) -> dict[str, list]:
     from tsjnet_sdk.kernels import spec
 
     if ctx.dry_run:
-        return {"instances": [("f32", 7, 32), ("f16", 3, 8)], "odd_shape": (1, 5, 9, 2),
-                "levels": [(6, 8, 2)], "batches": (1,)}
-    return {"instances": list(spec.FULL_MATRIX), "odd_shape": (1, 13, 37, 2),
-            "levels": list(LEVELS_480x640), "batches": (1, 2)}
+        return {"instances": [("f32", 7, 32), ("f16", 3, 8)], "odd_shape": (1, 5, 9, 2), "levels": [(6, 8, 2)], "batches": (1,)}
+    return {"instances": list(spec.FULL_MATRIX), "odd_shape": (1, 13, 37, 2), "levels": list(LEVELS_480x640), "batches": (1, 2)}
 
 
 def section_correctness(ctx: Ctx) -> None:
@@ -711,34 +810,57 @@ def section_correctness(ctx: Ctx) -> None:
     for seed, (dt, ks, d) in enumerate(cases["instances"]):
         dtype = _torch_dtype(dt)
         q, k, v, rpb = _inputs((b, h, w, heads, d), dtype, device, ks, dtype, seed=seed)
-        ctx.attempt(f"instance {dt} k{ks} d{d}", lambda q=q, k=k, v=v, rpb=rpb, ks=ks, dt=dt: _compare(
-            ctx, f"instance {dt} k{ks} d{d}", dt, lambda: kernel(q, k, v, ks, 2, rpb), lambda: _reference64(q, k, v, ks, 2, rpb)))
+        ctx.attempt(
+            f"instance {dt} k{ks} d{d}",
+            lambda q=q, k=k, v=v, rpb=rpb, ks=ks, dt=dt: _compare(
+                ctx,
+                f"instance {dt} k{ks} d{d}",
+                dt,
+                lambda: kernel(q, k, v, ks, 2, rpb),
+                lambda: _reference64(q, k, v, ks, 2, rpb),
+            ),
+        )
     # (b) TSJNet's levels at 480x640: fp32 (rpb fp32) and fp16 q/k/v with an fp32 rpb (autocast's mix)
     for bsz in cases["batches"]:
         for lh, lw, lheads in cases["levels"]:
             for dt in ("f32", "f16"):
                 q, k, v, rpb = _inputs((bsz, lh, lw, lheads, 32), _torch_dtype(dt), device, 7, torch.float32, seed=lh + bsz)
                 label = f"level {lh}x{lw}x{lheads} B{bsz} {dt}"
-                ctx.attempt(label, lambda q=q, k=k, v=v, rpb=rpb, dt=dt, label=label: _compare(
-                    ctx, label, dt, lambda: kernel(q, k, v, 7, 1, rpb), lambda: _reference64(q, k, v, 7, 1, rpb)))
+                ctx.attempt(
+                    label,
+                    lambda q=q, k=k, v=v, rpb=rpb, dt=dt, label=label: _compare(
+                        ctx, label, dt, lambda: kernel(q, k, v, 7, 1, rpb), lambda: _reference64(q, k, v, 7, 1, rpb)
+                    ),
+                )
     # (c) windows larger than the map or its dilation groups
     edge = [((1, 11, 13, 2, 32), 7, 3), ((1, 1, 1, 2, 32), 7, 1), ((1, 5, 4, 2, 32), 7, 1), ((1, 6, 35, 1, 32), 13, 2)]
     for shape, ks, dil in edge:
         for dt in ("f32", "f16"):
             q, k, v, rpb = _inputs(shape, _torch_dtype(dt), device, ks, _torch_dtype(dt), seed=sum(shape))
             label = f"small map {shape[1]}x{shape[2]} k{ks} dil{dil} {dt}"
-            ctx.attempt(label, lambda q=q, k=k, v=v, rpb=rpb, ks=ks, dil=dil, dt=dt, label=label: _compare(
-                ctx, label, dt, lambda: kernel(q, k, v, ks, dil, rpb), lambda: _reference64(q, k, v, ks, dil, rpb)))
+            ctx.attempt(
+                label,
+                lambda q=q, k=k, v=v, rpb=rpb, ks=ks, dil=dil, dt=dt, label=label: _compare(
+                    ctx, label, dt, lambda: kernel(q, k, v, ks, dil, rpb), lambda: _reference64(q, k, v, ks, dil, rpb)
+                ),
+            )
     # (d) layouts: packed-qkv views, a misaligned view (must be copied, not fault), a permuted input
     ctx.attempt("layouts", lambda: _layout_cases(ctx, device, kernel))
     # (e) grid limit: B * heads = 65535 on a 1x1 map
     if ctx.dry_run:
         ctx.check("grid z = 65535", SKIPPED, "dry run")
     else:
+
         def grid_limit() -> None:
             q, k, v, _ = _inputs((65535, 1, 1, 1, 32), torch.float16, device, 7, None, seed=9)
-            _compare(ctx, "grid z = 65535 (B 65535, 1x1 map)", "f16", lambda: kernel(q, k, v, 7, 1),
-                     lambda: _reference64(q, k, v, 7, 1, None))
+            _compare(
+                ctx,
+                "grid z = 65535 (B 65535, 1x1 map)",
+                "f16",
+                lambda: kernel(q, k, v, 7, 1),
+                lambda: _reference64(q, k, v, 7, 1, None),
+            )
+
         ctx.attempt("grid z = 65535", grid_limit)
     # (f) non-finite probes of review K1 / K2 (fixed: must stay finite where the reference is)
     ctx.attempt("K1 inf in V outside a window", lambda: _probe_k1(ctx, device, kernel))
@@ -761,12 +883,17 @@ def _pytest_gpu(ctx: Ctx) -> None:
         ctx.check("pytest tests/test_kernels_gpu.py", SKIPPED, "pytest not installed (the cases below cover the same ground)")
         return
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    rc, text = _run_text([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(test)],
-                         min(90.0, ctx.left() - 5), env)
+    rc, text = _run_text(
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", str(test)], min(90.0, ctx.left() - 5), env
+    )
     _write_text(ctx.artefact("pytest.txt"), text)
     summary = [line for line in text.splitlines() if " passed" in line or " failed" in line or " error" in line]
-    ctx.check("pytest tests/test_kernels_gpu.py", PASS if rc == 0 else (CUT if rc == 124 else FAIL),
-              (summary[-1] if summary else f"exit {rc}").strip("= "), exit_code=rc)
+    ctx.check(
+        "pytest tests/test_kernels_gpu.py",
+        PASS if rc == 0 else (CUT if rc == 124 else FAIL),
+        (summary[-1] if summary else f"exit {rc}").strip("= "),
+        exit_code=rc,
+    )
 
 
 def _layout_cases(ctx: Ctx, device: Any, kernel: Callable[..., Any]) -> None:
@@ -782,8 +909,9 @@ def _layout_cases(ctx: Ctx, device: Any, kernel: Callable[..., Any]) -> None:
         mis = [flat[i, 1:].view(1, 9, 11, 2, 32) for i in range(3)]  # storage offset 1 element: not 16-byte aligned
         _compare(ctx, f"misaligned view {dt}", dt, lambda: kernel(*mis, 7, 1), lambda: _reference64(*mis, 7, 1, None))
         perm = [torch.randn(1, 12, 9, 2, 32, generator=g).to(device=device, dtype=dtype).transpose(1, 2) for _ in range(3)]
-        _compare(ctx, f"permuted (non-contiguous) input {dt}", dt, lambda: kernel(*perm, 7, 1),
-                 lambda: _reference64(*perm, 7, 1, None))
+        _compare(
+            ctx, f"permuted (non-contiguous) input {dt}", dt, lambda: kernel(*perm, 7, 1), lambda: _reference64(*perm, 7, 1, None)
+        )
 
 
 def _probe_k1(ctx: Ctx, device: Any, kernel: Callable[..., Any]) -> None:
@@ -799,17 +927,22 @@ def _probe_k1(ctx: Ctx, device: Any, kernel: Callable[..., Any]) -> None:
         leaked = int((finite & ~torch.isfinite(out).all(dim=-1).all(dim=-1)).sum())
         err = _errors(out, ref, finite[..., None, None].expand_as(ref))
         ok = leaked == 0 and err["max_abs"] <= TOL[dt]
-        ctx.check(f"K1 inf in V outside a window {dt}", PASS if ok else FAIL,
-                  f"{leaked} queries made non-finite by a value outside their window; max abs {err['max_abs']:.3g}",
-                  leaked=leaked, **err)
+        ctx.check(
+            f"K1 inf in V outside a window {dt}",
+            PASS if ok else FAIL,
+            f"{leaked} queries made non-finite by a value outside their window; max abs {err['max_abs']:.3g}",
+            leaked=leaked,
+            **err,
+        )
 
 
 def _probe_k2(ctx: Ctx, device: Any, kernel: Callable[..., Any]) -> None:
     for dt in ("f32", "f16"):
         q, k, v, rpb = _inputs((1, 12, 12, 1, 32), _torch_dtype(dt), device, 7, _torch_dtype(dt), seed=12)
         rpb[0, 3, :] = float("-inf")
-        _compare(ctx, f"K2 window row all -inf {dt}", dt, lambda: kernel(q, k, v, 7, 1, rpb),
-                 lambda: _reference64(q, k, v, 7, 1, rpb))
+        _compare(
+            ctx, f"K2 window row all -inf {dt}", dt, lambda: kernel(q, k, v, 7, 1, rpb), lambda: _reference64(q, k, v, 7, 1, rpb)
+        )
 
 
 @contextlib.contextmanager
@@ -857,19 +990,26 @@ def _ptx_vs_cubin(ctx: Ctx, device: Any) -> None:
         jit_s = time.monotonic() - t0
         diff = float((a.double() - b.double()).abs().max())
         ok = diff <= (1e-6 if dt == "f32" else 1e-3)
-        ctx.check(f"ptx vs cubin {dt} k{ks} d{d}", PASS if ok else FAIL,
-                  f"{ptx_path.parent.name} PTX (JIT {jit_s:.1f} s) vs {cubin_path.parent.name} {kind}: max diff {diff:.3g}",
-                  max_abs=diff, jit_s=jit_s, ptx=str(ptx_path), image=str(cubin_path), image_kind=kind)
+        ctx.check(
+            f"ptx vs cubin {dt} k{ks} d{d}",
+            PASS if ok else FAIL,
+            f"{ptx_path.parent.name} PTX (JIT {jit_s:.1f} s) vs {cubin_path.parent.name} {kind}: max diff {diff:.3g}",
+            max_abs=diff,
+            jit_s=jit_s,
+            ptx=str(ptx_path),
+            image=str(cubin_path),
+            image_kind=kind,
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
 # Section 3: compute-sanitizer
 # ---------------------------------------------------------------------------------------------------
 SANITIZE_CASES = [  # (shape, kernel, dilation, dtype, rpb, packed view)
-    ((1, 9, 11, 2, 32), 7, 1, "f32", True, False),   # borders
-    ((1, 5, 4, 2, 32), 7, 1, "f16", True, False),    # map smaller than the window
+    ((1, 9, 11, 2, 32), 7, 1, "f32", True, False),  # borders
+    ((1, 5, 4, 2, 32), 7, 1, "f16", True, False),  # map smaller than the window
     ((1, 14, 40, 1, 32), 7, 2, "f16", False, False),  # dilation, two column tiles
-    ((1, 8, 33, 1, 64), 7, 1, "f32", True, False),   # head_dim 64: 1 row per warp
+    ((1, 8, 33, 1, 64), 7, 1, "f32", True, False),  # head_dim 64: 1 row per warp
     ((2, 10, 37, 2, 32), 7, 1, "f16", False, True),  # strided views of a packed qkv
     ((1, 6, 35, 1, 16), 13, 2, "f32", True, False),  # shrinking rows, k 13
 ]
@@ -899,8 +1039,10 @@ def sanitize_cases(dry_run: bool = False) -> int:
         err = float((out.cpu().double() - ref).abs().max())
         ok = err <= TOL[dt] and bool(torch.isfinite(out).all())
         failures += not ok
-        print(f"case {i} {shape} k{ks} dil{dil} {dt} rpb={with_rpb} packed={packed}: max abs {err:.3g} "
-              f"{'ok' if ok else 'FAIL'}", flush=True)
+        print(
+            f"case {i} {shape} k{ks} dil{dil} {dt} rpb={with_rpb} packed={packed}: max abs {err:.3g} {'ok' if ok else 'FAIL'}",
+            flush=True,
+        )
     return 1 if failures else 0
 
 
@@ -912,8 +1054,11 @@ def _child_cmd(extra: Sequence[str]) -> list[str]:
 
 
 def section_sanitizer(ctx: Ctx) -> None:
-    env = {**os.environ, "PYTORCH_NO_CUDA_MEMORY_CACHING": "1",  # else OOB inside pooled blocks is invisible
-           "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTORCH_NO_CUDA_MEMORY_CACHING": "1",  # else OOB inside pooled blocks is invisible
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     if ctx.runner.kernels_dir is not None:
         env["TSJNET_KERNELS_DIR"] = str(ctx.runner.kernels_dir)
     if ctx.dry_run:
@@ -925,9 +1070,11 @@ def section_sanitizer(ctx: Ctx) -> None:
     if tool is None:
         ctx.check("compute-sanitizer", SKIPPED, "compute-sanitizer not found (PATH, $CUDA_HOME/bin, /usr/local/cuda/bin)")
         return
-    flags = {"memcheck": ["--tool", "memcheck", "--leak-check", "no"],
-             "racecheck": ["--tool", "racecheck", "--racecheck-report", "all"],
-             "synccheck": ["--tool", "synccheck"]}
+    flags = {
+        "memcheck": ["--tool", "memcheck", "--leak-check", "no"],
+        "racecheck": ["--tool", "racecheck", "--racecheck-report", "all"],
+        "synccheck": ["--tool", "synccheck"],
+    }
     for i, name in enumerate(SANITIZER_TOOLS):
         timeout = sanitizer_tool_timeout(ctx.left(), len(SANITIZER_TOOLS) - i)
         if not ctx.enough(15, f"compute-sanitizer {name}"):
@@ -935,8 +1082,11 @@ def section_sanitizer(ctx: Ctx) -> None:
         # only our kernels are checked (torch's own kernels would be slow and not ours to judge)
         cmd = [tool, *flags[name], "--kernel-name", "kns=na2d_fwd", "--error-exitcode", "9", *_child_cmd(["--sanitize-cases"])]
         rc, text = _run_text(cmd, timeout, env)
-        if rc != 0 and not any(key in text for key in ("ERROR SUMMARY", "RACECHECK SUMMARY")) and (
-                "kernel-name" in text or "nrecognized" in text or "nknown option" in text or "nvalid" in text):
+        if (
+            rc != 0
+            and not any(key in text for key in ("ERROR SUMMARY", "RACECHECK SUMMARY"))
+            and ("kernel-name" in text or "nrecognized" in text or "nknown option" in text or "nvalid" in text)
+        ):
             cmd = [c for c in cmd if c not in ("--kernel-name", "kns=na2d_fwd")]  # an older compute-sanitizer
             rc, text = _run_text(cmd, timeout, env)
         _write_text(ctx.artefact(f"sanitizer_{name}.txt"), " ".join(cmd) + "\n" + text)
@@ -1025,21 +1175,37 @@ def section_model(ctx: Ctx) -> None:
                             fn = lambda: model(ir, vis).fused  # noqa: E731
                             outs[na] = fn().float()
                             calls = counter["calls"]
-                            timing = _time_ms(fn, ctx, reps=1 if ctx.dry_run else 10, warmup=0 if ctx.dry_run else 3,
-                                              flush=False)
-                        row = {"model": name, "weights": source, "precision": precision, "na": na,
-                               "ms": round(timing["median"], 3), "kernel_calls": calls}
+                            timing = _time_ms(fn, ctx, reps=1 if ctx.dry_run else 10, warmup=0 if ctx.dry_run else 3, flush=False)
+                        row = {
+                            "model": name,
+                            "weights": source,
+                            "precision": precision,
+                            "na": na,
+                            "ms": round(timing["median"], 3),
+                            "kernel_calls": calls,
+                        }
                         rows.append(row)
-                        ref_ms = next((r["ms"] for r in rows if r["model"] == name and r["precision"] == precision
-                                       and r["na"] == "reference"), None)
+                        ref_ms = next(
+                            (
+                                r["ms"]
+                                for r in rows
+                                if r["model"] == name and r["precision"] == precision and r["na"] == "reference"
+                            ),
+                            None,
+                        )
                         if na == "cuda" and "reference" in outs:
                             diff = float((outs["cuda"] - outs["reference"]).abs().max())
                             row["max_abs_diff"] = diff
                             used = ctx.dry_run or calls > 0
                             ok = diff <= MODEL_TOL[precision] and bool(torch.isfinite(outs["cuda"]).all()) and used
-                            ctx.check(f"{name} {precision}: kernel vs reference NA", PASS if ok else FAIL,
-                                      f"max abs diff {diff:.3g} (tol {MODEL_TOL[precision]}), {calls} kernel calls, "
-                                      f"{row['ms']} ms vs {ref_ms} ms", max_abs_diff=diff, kernel_calls=calls)
+                            ctx.check(
+                                f"{name} {precision}: kernel vs reference NA",
+                                PASS if ok else FAIL,
+                                f"max abs diff {diff:.3g} (tol {MODEL_TOL[precision]}), {calls} kernel calls, "
+                                f"{row['ms']} ms vs {ref_ms} ms",
+                                max_abs_diff=diff,
+                                kernel_calls=calls,
+                            )
 
                     ctx.attempt(label, one)
             model = None  # free the GPU memory before the next config
@@ -1114,7 +1280,7 @@ def sdpa_na(q: Any, k: Any, v: Any, ks: int, rpb: Any) -> Any:
     idx = torch.arange(h * w, device=q.device)
     y, x = idx // w, idx % w
     sy, sx = (y - ks // 2).clamp(0, max(h - ks, 0)), (x - ks // 2).clamp(0, max(w - ks, 0))
-    inside = ((y[None] >= sy[:, None]) & (y[None] < sy[:, None] + ks) & (x[None] >= sx[:, None]) & (x[None] < sx[:, None] + ks))
+    inside = (y[None] >= sy[:, None]) & (y[None] < sy[:, None] + ks) & (x[None] >= sx[:, None]) & (x[None] < sx[:, None] + ks)
     bias = torch.zeros(heads, h * w, h * w, device=q.device, dtype=torch.float32)
     if rpb is not None:
         dy = (y[None] - y[:, None] + ks - 1).clamp(0, 2 * ks - 2)
@@ -1139,8 +1305,14 @@ def section_benchmark(ctx: Ctx) -> None:
         ctx.data("rows", rows)  # also when the budget cut the section short
 
 
-def _benchmark_rows(ctx: Ctx, device: Any, kernel: Callable[..., Any], reference: Callable[..., Any],
-                    copy_bw: float | None, rows: list[dict[str, Any]]) -> None:
+def _benchmark_rows(
+    ctx: Ctx,
+    device: Any,
+    kernel: Callable[..., Any],
+    reference: Callable[..., Any],
+    copy_bw: float | None,
+    rows: list[dict[str, Any]],
+) -> None:
     import torch
 
     if ctx.dry_run:
@@ -1155,10 +1327,19 @@ def _benchmark_rows(ctx: Ctx, device: Any, kernel: Callable[..., Any], reference
         numel = b * h * w * heads * 32
         seconds = timing["median"] * 1e-3
         gbs = 4 * numel * (4 if dt == "f32" else 2) / seconds / 1e9
-        row = {"shape": "x".join(map(str, shape)), "dtype": dt, "backend": backend, "us": round(timing["median"] * 1e3, 1),
-               "p20_us": round(timing["p20"] * 1e3, 1), "p80_us": round(timing["p80"] * 1e3, 1),
-               "qh_per_s": b * h * w * heads / seconds, "gbs": round(gbs, 1),
-               "pct_copy_bw": round(100 * gbs / copy_bw, 1) if copy_bw else None, "how": timing["how"], **extra}
+        row = {
+            "shape": "x".join(map(str, shape)),
+            "dtype": dt,
+            "backend": backend,
+            "us": round(timing["median"] * 1e3, 1),
+            "p20_us": round(timing["p20"] * 1e3, 1),
+            "p80_us": round(timing["p80"] * 1e3, 1),
+            "qh_per_s": b * h * w * heads / seconds,
+            "gbs": round(gbs, 1),
+            "pct_copy_bw": round(100 * gbs / copy_bw, 1) if copy_bw else None,
+            "how": timing["how"],
+            **extra,
+        }
         rows.append(row)
         _write_csv(ctx.artefact("bench.csv"), rows)
         return row
@@ -1169,6 +1350,7 @@ def _benchmark_rows(ctx: Ctx, device: Any, kernel: Callable[..., Any], reference
                 break
             q, k, v, rpb = _inputs((*shape[:3], shape[3], 32), _torch_dtype(dt), device, 7, torch.float32, seed=3)
             with torch.inference_mode():
+
                 def bench_one(backend: str, fn: Callable[[], Any]) -> None:
                     t = _time_ms(fn, ctx, reps=3 if ctx.dry_run else 20, warmup=1 if ctx.dry_run else 3)
                     row = add(shape, dt, backend, t)
@@ -1176,8 +1358,9 @@ def _benchmark_rows(ctx: Ctx, device: Any, kernel: Callable[..., Any], reference
 
                 ctx.attempt(f"time kernel {shape} {dt}", lambda: bench_one("kernel", lambda: kernel(q, k, v, 7, 1, rpb)))
                 if shape[0] <= 8:
-                    ctx.attempt(f"time reference {shape} {dt}",
-                                lambda: bench_one("reference", lambda: reference(q, k, v, 7, 1, rpb)))
+                    ctx.attempt(
+                        f"time reference {shape} {dt}", lambda: bench_one("reference", lambda: reference(q, k, v, 7, 1, rpb))
+                    )
                 if shape[1] * shape[2] <= 300 or ctx.dry_run:
                     ctx.attempt(f"sdpa dense mask {shape} {dt}", lambda: _sdpa_row(ctx, q, k, v, rpb, dt, bench_one))
     for shape in flex_shapes:
@@ -1194,8 +1377,9 @@ def _benchmark_rows(ctx: Ctx, device: Any, kernel: Callable[..., Any], reference
 def _sdpa_row(ctx: Ctx, q: Any, k: Any, v: Any, rpb: Any, dt: str, bench_one: Callable[..., None]) -> None:
     out = sdpa_na(q, k, v, 7, rpb)
     err = _errors(out, _reference64(q, k, v, 7, 1, rpb))
-    ctx.check(f"sdpa dense-mask NA agrees {dt}", PASS if err["max_abs"] <= TOL[dt] else FAIL,
-              f"max abs {err['max_abs']:.3g}", **err)
+    ctx.check(
+        f"sdpa dense-mask NA agrees {dt}", PASS if err["max_abs"] <= TOL[dt] else FAIL, f"max abs {err['max_abs']:.3g}", **err
+    )
     bench_one("sdpa-dense-mask", lambda: sdpa_na(q, k, v, 7, rpb))
 
 
@@ -1203,8 +1387,9 @@ def _flex_row(ctx: Ctx, shape: tuple, device: Any, add: Callable[..., dict]) -> 
     import torch
     from torch.nn.attention.flex_attention import flex_attention
 
-    q, k, v, rpb = _inputs((*shape[:3], shape[3], 32), torch.float16 if not ctx.dry_run else torch.float32, device, 7,
-                           torch.float32, seed=5)
+    q, k, v, rpb = _inputs(
+        (*shape[:3], shape[3], 32), torch.float16 if not ctx.dry_run else torch.float32, device, 7, torch.float32, seed=5
+    )
     compiled = None
     t0 = time.monotonic()
     if not ctx.dry_run:
@@ -1216,11 +1401,16 @@ def _flex_row(ctx: Ctx, shape: tuple, device: Any, add: Callable[..., dict]) -> 
         compile_s = time.monotonic() - t0
         dt = "f16" if not ctx.dry_run else "f32"
         err = _errors(out, _reference64(q, k, v, 7, 1, rpb))
-        ctx.check(f"flex_attention NA agrees {'x'.join(map(str, shape))}", PASS if err["max_abs"] <= TOL[dt] else FAIL,
-                  f"max abs {err['max_abs']:.3g} vs the float64 reference (first call incl. compile: {compile_s:.1f} s)",
-                  compile_s=compile_s, **err)
-        timing = _time_ms(lambda: flex_na(q, k, v, 7, rpb, compiled), ctx, reps=3 if ctx.dry_run else 20,
-                          warmup=1 if ctx.dry_run else 3)
+        ctx.check(
+            f"flex_attention NA agrees {'x'.join(map(str, shape))}",
+            PASS if err["max_abs"] <= TOL[dt] else FAIL,
+            f"max abs {err['max_abs']:.3g} vs the float64 reference (first call incl. compile: {compile_s:.1f} s)",
+            compile_s=compile_s,
+            **err,
+        )
+        timing = _time_ms(
+            lambda: flex_na(q, k, v, 7, rpb, compiled), ctx, reps=3 if ctx.dry_run else 20, warmup=1 if ctx.dry_run else 3
+        )
     add(shape, dt, "flex_attention" + ("" if ctx.dry_run else " (compiled)"), timing, compile_s=round(compile_s, 1))
 
 
@@ -1242,11 +1432,20 @@ def _host_overhead(ctx: Ctx, device: Any, kernel: Callable[..., Any]) -> None:
         _sync()
         wall_s = time.perf_counter() - t0
     gpu = _time_ms(lambda: kernel(q, k, v, 7, 1, rpb), ctx, reps=20, warmup=2, flush=False)
-    data = {"calls": n, "host_us_per_call": host_s / n * 1e6, "wall_us_per_call": wall_s / n * 1e6,
-            "gpu_us_per_call": gpu["median"] * 1e3}
+    data = {
+        "calls": n,
+        "host_us_per_call": host_s / n * 1e6,
+        "wall_us_per_call": wall_s / n * 1e6,
+        "gpu_us_per_call": gpu["median"] * 1e3,
+    }
     ctx.data("host_overhead", data)
-    ctx.check("host overhead per call", INFO, f"host {data['host_us_per_call']:.1f} us, wall {data['wall_us_per_call']:.1f} us,"
-              f" GPU {data['gpu_us_per_call']:.1f} us per call", **data)
+    ctx.check(
+        "host overhead per call",
+        INFO,
+        f"host {data['host_us_per_call']:.1f} us, wall {data['wall_us_per_call']:.1f} us,"
+        f" GPU {data['gpu_us_per_call']:.1f} us per call",
+        **data,
+    )
 
 
 def _graph_replay(ctx: Ctx, device: Any, kernel: Callable[..., Any]) -> None:
@@ -1272,8 +1471,13 @@ def _graph_replay(ctx: Ctx, device: Any, kernel: Callable[..., Any]) -> None:
         t_eager = _time_ms(eager, ctx, reps=10, warmup=1, flush=False)
     data = {"graph_ms": t_graph["median"], "eager_ms": t_eager["median"], "identical": same}
     ctx.data("cuda_graph", data)
-    ctx.check("cuda graph replay", PASS if same else FAIL, f"54 calls: graph {data['graph_ms']:.3f} ms vs eager "
-              f"{data['eager_ms']:.3f} ms; outputs {'identical' if same else 'DIFFER'}", **data)
+    ctx.check(
+        "cuda graph replay",
+        PASS if same else FAIL,
+        f"54 calls: graph {data['graph_ms']:.3f} ms vs eager "
+        f"{data['eager_ms']:.3f} ms; outputs {'identical' if same else 'DIFFER'}",
+        **data,
+    )
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -1373,8 +1577,13 @@ def _ort_rows(ctx: Ctx, weights: Path, tmp: Path, eps: list[str], reference: Any
             fuser.fuse(ir, vis)
         ms = (time.perf_counter() - t0) / 5 * 1e3
         diff = float(np.abs(out.astype(np.float64) - reference.astype(np.float64)).max())
-        ctx.check(f"onnxruntime {ep}", PASS if diff <= _fused_tol(out) else FAIL,
-                  f"max abs diff vs torch {diff:.3g} (output scale of the Fuser), {ms:.1f} ms per fuse incl. I/O", max_abs=diff, ms=ms)
+        ctx.check(
+            f"onnxruntime {ep}",
+            PASS if diff <= _fused_tol(out) else FAIL,
+            f"max abs diff vs torch {diff:.3g} (output scale of the Fuser), {ms:.1f} ms per fuse incl. I/O",
+            max_abs=diff,
+            ms=ms,
+        )
 
 
 def _trt_row(ctx: Ctx, weights: Path, tmp: Path, na: str, reference: Any) -> None:
@@ -1383,18 +1592,40 @@ def _trt_row(ctx: Ctx, weights: Path, tmp: Path, na: str, reference: Any) -> Non
     from tsjnet_sdk.runtime import Fuser
 
     engine = tmp / f"edge_{na}.engine"
-    rc, text = _run_text([sys.executable, "-m", "tsjnet_sdk.cli", "export", str(weights), "--format", "engine", "--na", na,
-                          "-o", str(engine), "--no-parity", "--max", "480", "640"], ctx.left() - 10)
+    rc, text = _run_text(
+        [
+            sys.executable,
+            "-m",
+            "tsjnet_sdk.cli",
+            "export",
+            str(weights),
+            "--format",
+            "engine",
+            "--na",
+            na,
+            "-o",
+            str(engine),
+            "--no-parity",
+            "--max",
+            "480",
+            "640",
+        ],
+        ctx.left() - 10,
+    )
     if rc != 0:
-        ctx.check(f"tensorrt engine na={na}", FAIL if na == "decomposed" else SKIPPED,
-                  f"export exit {rc}: {text.strip().splitlines()[-1][:300] if text.strip() else ''}")
+        ctx.check(
+            f"tensorrt engine na={na}",
+            FAIL if na == "decomposed" else SKIPPED,
+            f"export exit {rc}: {text.strip().splitlines()[-1][:300] if text.strip() else ''}",
+        )
         return
     ir, vis = _pair()
     fuser = Fuser(engine, backend="tensorrt")
     out = fuser.fuse(ir, vis)
     diff = float(np.abs(out.astype(np.float64) - reference.astype(np.float64)).max())
-    ctx.check(f"tensorrt engine na={na}", PASS if diff <= _fused_tol(out) else FAIL, f"max abs diff vs torch {diff:.3g}",
-              max_abs=diff)
+    ctx.check(
+        f"tensorrt engine na={na}", PASS if diff <= _fused_tol(out) else FAIL, f"max abs diff vs torch {diff:.3g}", max_abs=diff
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1413,9 +1644,15 @@ def default_sections() -> list[Section]:
     ]
 
 
-def run(out_dir: str | os.PathLike | None = None, *, deadline_s: float = DEFAULT_DEADLINE_S, dry_run: bool = False,
-        kernels_dir: str | os.PathLike | None = None, only: Sequence[str] | None = None,
-        log: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run(
+    out_dir: str | os.PathLike | None = None,
+    *,
+    deadline_s: float = DEFAULT_DEADLINE_S,
+    dry_run: bool = False,
+    kernels_dir: str | os.PathLike | None = None,
+    only: Sequence[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Run the verification; returns the report dict (written as JSON + markdown into ``out_dir``)."""
     verifier = Verifier(out_dir, deadline_s=deadline_s, dry_run=dry_run, kernels_dir=kernels_dir, only=only, log=log)
     report = verifier.run()
@@ -1424,12 +1661,17 @@ def run(out_dir: str | os.PathLike | None = None, *, deadline_s: float = DEFAULT
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gpu_verify", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="gpu_verify", description=__doc__.split("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: benchmarks/results)")
-    parser.add_argument("--kernels-dir", type=Path, default=None,
-                        help="prebuilt kernel folder (python -m tsjnet_sdk.kernels.build --out DIR); else "
-                             "$TSJNET_KERNELS_DIR or the default cache, compiled with nvcc if missing")
+    parser.add_argument(
+        "--kernels-dir",
+        type=Path,
+        default=None,
+        help="prebuilt kernel folder (python -m tsjnet_sdk.kernels.build --out DIR); else "
+        "$TSJNET_KERNELS_DIR or the default cache, compiled with nvcc if missing",
+    )
     parser.add_argument("--deadline", type=float, default=DEFAULT_DEADLINE_S, help="whole-run limit in seconds")
     parser.add_argument("--only", default=None, help="comma-separated section names")
     parser.add_argument("--dry-run", action="store_true", help="CPU only: exercise the plumbing, verify nothing")

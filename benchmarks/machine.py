@@ -12,8 +12,20 @@ from typing import Any
 from tsjnet_sdk.runtime.options import usable_cores
 
 #: distributions whose versions are recorded (read from metadata: nothing is imported)
-VERSIONED = ("tsjnet-sdk", "torch", "onnxruntime", "onnxruntime-gpu", "onnx", "onnxslim", "numpy", "natten",
-             "tensorrt", "tensorrt_rtx", "pillow", "scipy")
+VERSIONED = (
+    "tsjnet-sdk",
+    "torch",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnx",
+    "onnxslim",
+    "numpy",
+    "natten",
+    "tensorrt",
+    "tensorrt_rtx",
+    "pillow",
+    "scipy",
+)
 
 
 def _read(path: str) -> str:
@@ -45,8 +57,9 @@ def gpu_description() -> list[dict[str, Any]]:
     gpus = []
     for i in range(torch.cuda.device_count()):
         p = torch.cuda.get_device_properties(i)
-        gpus.append({"name": p.name, "memory_gib": round(p.total_memory / 2**30, 1),
-                     "compute_capability": f"{p.major}.{p.minor}"})
+        gpus.append(
+            {"name": p.name, "memory_gib": round(p.total_memory / 2**30, 1), "compute_capability": f"{p.major}.{p.minor}"}
+        )
     return gpus
 
 

@@ -62,12 +62,22 @@ def run_na_bench(
         rpb = (torch.randn(heads, 2 * kernel_size - 1, 2 * kernel_size - 1, generator=gen) * 0.1).to(device)
         baselines: dict[bool, torch.Tensor] = {}
         for backend, use_rpb in variants:
-            row: dict[str, Any] = {"backend": backend, "rpb": use_rpb, "height": height, "width": width,
-                                   "heads": heads, "head_dim": head_dim, "kernel": kernel_size, "device": device}
+            row: dict[str, Any] = {
+                "backend": backend,
+                "rpb": use_rpb,
+                "height": height,
+                "width": width,
+                "heads": heads,
+                "head_dim": head_dim,
+                "kernel": kernel_size,
+                "device": device,
+            }
             rows.append(row)
             if backend not in present or (backend == "cuda" and not with_cuda):
-                row.update(status="skipped", reason=(
-                    "no CUDA GPU here" if backend == "cuda" and not with_cuda else f"{backend} is not available here"))
+                row.update(
+                    status="skipped",
+                    reason=("no CUDA GPU here" if backend == "cuda" and not with_cuda else f"{backend} is not available here"),
+                )
                 continue
             n_warm, n_runs = (0, natten_runs) if backend == "natten" and device == "cpu" else (warmup, runs)
             if progress:
@@ -92,11 +102,23 @@ def run_na_bench(
                 row.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
                 continue
             ms = np.asarray(times) * 1e3
-            row.update(status="ok", runs=n_runs, warmup=n_warm, min_ms=float(ms.min()), median_ms=float(np.median(ms)),
-                       mean_ms=float(ms.mean()))
+            row.update(
+                status="ok",
+                runs=n_runs,
+                warmup=n_warm,
+                min_ms=float(ms.min()),
+                median_ms=float(np.median(ms)),
+                mean_ms=float(ms.mean()),
+            )
             if backend == "reference":
                 baselines[use_rpb] = out
             elif use_rpb in baselines:
                 row["max_abs_vs_reference"] = float((out.float() - baselines[use_rpb].float()).abs().max())
-    return {"stages": [list(s) for s in stages], "head_dim": head_dim, "kernel": kernel_size, "device": device,
-            "torch_threads": torch.get_num_threads(), "rows": rows}
+    return {
+        "stages": [list(s) for s in stages],
+        "head_dim": head_dim,
+        "kernel": kernel_size,
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "rows": rows,
+    }

@@ -51,6 +51,7 @@ def _child(kind: str, path: str, height: int, width: int, reps: int, out_npy: st
 
         def run() -> np.ndarray:
             return session.run(None, {"ir": ir, "vis": vis})[0]
+
     out = run()
     times = []
     for _ in range(reps):
@@ -61,8 +62,11 @@ def _child(kind: str, path: str, height: int, width: int, reps: int, out_npy: st
 
     with atomic_path(out_npy) as tmp, open(tmp, "wb") as f:
         np.save(f, out)
-    print(json.dumps({"median_ms": float(np.median(times)),
-                      "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {"median_ms": float(np.median(times)), "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        )
+    )
 
 
 def _nodes(path: str) -> int:
@@ -71,8 +75,9 @@ def _nodes(path: str) -> int:
     return len(onnx.load(path, load_external_data=False).graph.node)
 
 
-def run_rows(checkpoint: str, specs: Sequence[str], height: int = 480, width: int = 640, reps: int = 3,
-             out: Path | None = None) -> list[dict]:
+def run_rows(
+    checkpoint: str, specs: Sequence[str], height: int = 480, width: int = 640, reps: int = 3, out: Path | None = None
+) -> list[dict]:
     """Run torch eager and each ``NAME[:MODE]=MODEL.onnx`` row; print and return the rows; write a table to ``out``."""
     rows = [("torch-eager-fp32", "torch", checkpoint)]
     for spec in specs:
@@ -82,30 +87,43 @@ def run_rows(checkpoint: str, specs: Sequence[str], height: int = 480, width: in
     results, reference = [], None
     for name, kind, path in rows:
         npy = f"/tmp/tsjnet_rows_{os.getpid()}_{len(results)}.npy"
-        code = (f"from tsjnet_sdk.benchmarks.onnx_artefact_rows import _child; "
-                f"_child({kind!r}, {str(path)!r}, {height}, {width}, {reps}, {npy!r})")
+        code = (
+            f"from tsjnet_sdk.benchmarks.onnx_artefact_rows import _child; "
+            f"_child({kind!r}, {str(path)!r}, {height}, {width}, {reps}, {npy!r})"
+        )
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         row = json.loads(done.stdout.strip().splitlines()[-1])
         output = np.load(npy)
         os.unlink(npy)
         reference = output if reference is None else reference
         mse = float(np.mean((output.astype(np.float64) - reference) ** 2))
-        row.update(name=name, path=str(path), psnr_db=float("inf") if mse == 0 else 10 * np.log10(1 / mse),
-                   size_mb=os.path.getsize(path) / 1e6, nodes=_nodes(path) if kind != "torch" else None)
+        row.update(
+            name=name,
+            path=str(path),
+            psnr_db=float("inf") if mse == 0 else 10 * np.log10(1 / mse),
+            size_mb=os.path.getsize(path) / 1e6,
+            nodes=_nodes(path) if kind != "torch" else None,
+        )
         results.append(row)
         print(json.dumps(row), flush=True)
     base = results[0]["median_ms"]
-    lines = ["| row | file MB | nodes | median ms | vs torch eager | peak RSS MiB | PSNR vs torch dB |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| row | file MB | nodes | median ms | vs torch eager | peak RSS MiB | PSNR vs torch dB |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in results:
-        lines.append(f"| {r['name']} | {r['size_mb']:.1f} | {r['nodes'] if r['nodes'] is not None else '-'} | "
-                     f"{r['median_ms']:.0f} | {base / r['median_ms']:.2f}x | {r['peak_rss_mib']:.0f} | {r['psnr_db']:.1f} |")
+        lines.append(
+            f"| {r['name']} | {r['size_mb']:.1f} | {r['nodes'] if r['nodes'] is not None else '-'} | "
+            f"{r['median_ms']:.0f} | {base / r['median_ms']:.2f}x | {r['peak_rss_mib']:.0f} | {r['psnr_db']:.1f} |"
+        )
     table = "\n".join(lines)
     print(table)
     if out is not None:
         from tsjnet_sdk.atomic import atomic_path
 
         with atomic_path(out) as tmp:
-            tmp.write_text(f"{height}x{width}, 1 thread, median of {reps} calls, one run, rows one after "
-                           f"the other in their own processes.\n\n{table}\n")
+            tmp.write_text(
+                f"{height}x{width}, 1 thread, median of {reps} calls, one run, rows one after "
+                f"the other in their own processes.\n\n{table}\n"
+            )
     return results

@@ -61,15 +61,24 @@ PRESET = "paper"
 
 #: convention name -> (metrics preset of tsjnet_sdk.metrics, the metrics its table shows, header note)
 CONVENTIONS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "paper": ("paper", (*TABLE1_METRICS, *OTHER_METRICS),
-              "TSJNet Table 1 convention: SSIM, PSNR, MSE, VIF and CC averaged over the two sources, 0-255, MI in bits"),
-    "cdd": ("cdd", ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "CC", "PSNR", "MSE"),
-            "CDDFuse evaluator convention (MMIF-CDDFuse utils/Evaluator.py, used by CDDFuse, EMMA, FILM, DDFM and "
-            "others): VIF and SSIM **summed** over the two sources (a copied input scores about 1), MI in nats, "
-            "PSNR with peak max(F), AG over M N pixels"),
-    "vifb": ("vifb", ("EN", "MI", "PSNR", "AG", "EI", "Qabf", "SD", "SF", "RMSE", "SSIM", "Qcb", "Qcv", "CE"),
-             "VIFB benchmark convention: per RGB channel then averaged, SSIM summed, MI in nats after min-max "
-             "normalisation, VIFB's own PSNR and RMSE"),
+    "paper": (
+        "paper",
+        (*TABLE1_METRICS, *OTHER_METRICS),
+        "TSJNet Table 1 convention: SSIM, PSNR, MSE, VIF and CC averaged over the two sources, 0-255, MI in bits",
+    ),
+    "cdd": (
+        "cdd",
+        ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "CC", "PSNR", "MSE"),
+        "CDDFuse evaluator convention (MMIF-CDDFuse utils/Evaluator.py, used by CDDFuse, EMMA, FILM, DDFM and "
+        "others): VIF and SSIM **summed** over the two sources (a copied input scores about 1), MI in nats, "
+        "PSNR with peak max(F), AG over M N pixels",
+    ),
+    "vifb": (
+        "vifb",
+        ("EN", "MI", "PSNR", "AG", "EI", "Qabf", "SD", "SF", "RMSE", "SSIM", "Qcb", "Qcv", "CE"),
+        "VIFB benchmark convention: per RGB channel then averaged, SSIM summed, MI in nats after min-max "
+        "normalisation, VIFB's own PSNR and RMSE",
+    ),
 }
 #: rows that fuse nothing (fused image = one input): the floor a fusion method has to clear
 COPY_ROWS = ("copy-ir", "copy-visible")
@@ -80,8 +89,16 @@ COPY_ROWS = ("copy-ir", "copy-visible")
 #: rows on our pairs should land near them (the residual is printed under the table).
 PUBLISHED_CDD: dict[str, dict[str, dict[str, float]]] = {
     "msrs": {
-        "CDDFuse, its paper (361 pairs)": {"EN": 6.70, "SD": 43.38, "SF": 11.56, "MI": 3.47, "SCD": 1.62,
-                                            "VIF": 1.05, "Qabf": 0.69, "SSIM": 1.00},
+        "CDDFuse, its paper (361 pairs)": {
+            "EN": 6.70,
+            "SD": 43.38,
+            "SF": 11.56,
+            "MI": 3.47,
+            "SCD": 1.62,
+            "VIF": 1.05,
+            "Qabf": 0.69,
+            "SSIM": 1.00,
+        },
         "copy-visible, HybridFusion fig. (361 pairs)": {"VIF": 1.044, "Qabf": 0.650},
         "copy-ir, HybridFusion fig. (361 pairs)": {"VIF": 1.028},
     },
@@ -167,7 +184,7 @@ def score_rows(folder: Path, summary: dict[str, Any], convention: str) -> dict[s
     out: dict[str, dict[str, dict[str, float]]] = {}
     for name, ir, vis in pairs:
         methods = [] if reuse else list(files[name])
-        images = [read_image(files[name][m]) for m in methods] + [ir, vis]   # copy-ir, copy-visible: the inputs
+        images = [read_image(files[name][m]) for m in methods] + [ir, vis]  # copy-ir, copy-visible: the inputs
         reports = evaluate_many(ir, vis, images, preset, metrics=list(metrics))
         rows = {m: {k: float(summary["metrics"][name][m][k]) for k in metrics} for m in files[name]} if reuse else {}
         rows.update({row: {k: float(v) for k, v in r.items()} for row, r in zip([*methods, *COPY_ROWS], reports)})
@@ -251,7 +268,7 @@ def run_quality(
                 "fuse_seconds_median": sorted(per_pair_s)[len(per_pair_s) // 2],
                 "brightness": light,
             }
-            if c == "paper":   # the acceptance rule is stated in this convention
+            if c == "paper":  # the acceptance rule is stated in this convention
                 entry["trade_off"] = trade_off(mean)
             doc["datasets"][name] = entry
         say(f"{name}: {len(summary['pairs'])} pairs, {summary['seconds']['total']:.0f} s")
@@ -337,8 +354,9 @@ def to_markdown(results: dict[str, Any]) -> str:
         lines.append("|---|" + "---|" * len(metrics))
         best = {}
         for m in metrics:
-            values = [(mean[k][m], k) for k in mean
-                      if k not in COPY_ROWS and mean[k].get(m) is not None and math.isfinite(mean[k][m])]
+            values = [
+                (mean[k][m], k) for k in mean if k not in COPY_ROWS and mean[k].get(m) is not None and math.isfinite(mean[k][m])
+            ]
             if values:
                 best[m] = (min if arrows[m] == "↓" else max)(values)[1]
         for method, values in mean.items():
@@ -356,8 +374,10 @@ def to_markdown(results: dict[str, Any]) -> str:
         residuals = [
             f"{row.split(',')[0]} {m}: ours {mean[row.split(',')[0]][m]:.3f} vs published {v:.3f} "
             f"({mean[row.split(',')[0]][m] - v:+.3f})"
-            for row, values in published.items() if row.split(",")[0] in mean
-            for m, v in values.items() if m in mean[row.split(",")[0]]
+            for row, values in published.items()
+            if row.split(",")[0] in mean
+            for m, v in values.items()
+            if m in mean[row.split(",")[0]]
         ]
         if residuals:
             lines += ["", "Check against the published copy rows (different pair counts): " + "; ".join(residuals) + "."]
@@ -375,10 +395,13 @@ def to_markdown(results: dict[str, Any]) -> str:
             lines.append("")
         b = ds.get("brightness")
         if b and convention == "paper":
-            line = ("Mean brightness (BT.601 luma, 0-255): " + ", ".join(f"{m} {v:.1f}" for m, v in b["all"].items()))
+            line = "Mean brightness (BT.601 luma, 0-255): " + ", ".join(f"{m} {v:.1f}" for m, v in b["all"].items())
             if "day" in b:
-                line += (f"; day scenes ({b['day_pairs']}): " + ", ".join(f"{m} {v:.1f}" for m, v in b["day"].items())
-                         + f": the model is **{'not above' if b['day_not_above_max'] else 'above'}** the max")
+                line += (
+                    f"; day scenes ({b['day_pairs']}): "
+                    + ", ".join(f"{m} {v:.1f}" for m, v in b["day"].items())
+                    + f": the model is **{'not above' if b['day_not_above_max'] else 'above'}** the max"
+                )
             lines += [line + ".", ""]
     for name, why in results["skipped"].items():
         lines.append(f"* {name}: not evaluated ({why})")
@@ -399,8 +422,15 @@ def to_csv(results: dict[str, Any]) -> str:
     for name, ds in results["datasets"].items():
         for pair, rows in ds.get("per_pair", {}).items():
             for method, values in rows.items():
-                writer.writerow([results.get("convention", "paper"), name, pair, method,
-                                 *(f"{values[m]:.6g}" if m in values else "" for m in metrics)])
+                writer.writerow(
+                    [
+                        results.get("convention", "paper"),
+                        name,
+                        pair,
+                        method,
+                        *(f"{values[m]:.6g}" if m in values else "" for m in metrics),
+                    ]
+                )
     return buffer.getvalue()
 
 
@@ -428,8 +458,13 @@ def draw_chart(results: dict[str, Any], path: Path) -> Path:
         d.rectangle([legend_x, 40, legend_x + 12, 52], fill=colours[m])
         d.text((legend_x + 16, 39), "tsjnet (this model)" if m == "tsjnet" else m, fill="black", font=font)
         legend_x += 150
-    d.text((pad, 60), "grey line: the pixel average (= 1); a bar right of it is better than the average "
-           "(MSE and CV inverted: average / value); clipped at 3x", fill="#444", font=font)
+    d.text(
+        (pad, 60),
+        "grey line: the pixel average (= 1); a bar right of it is better than the average "
+        "(MSE and CV inverted: average / value); clipped at 3x",
+        fill="#444",
+        font=font,
+    )
     scale_max = 3.0
     for i, (name, ds) in enumerate(datasets):
         x0 = pad + (i % columns) * col_w
@@ -450,8 +485,12 @@ def draw_chart(results: dict[str, Any], path: Path) -> Path:
                 length = int(bar_w * min(max(ratio, 0.0), scale_max) / scale_max)
                 d.rectangle([bar_x, y + k * bar_h, bar_x + max(1, length), y + (k + 1) * bar_h - 1], fill=colours[method])
         d.line([one, y0 + 28, one, y0 + 30 + len(metrics) * row_h], fill="#777", width=1)
-    d.text((pad, top + rows * panel_h + 5), f"metrics preset '{results['preset']}'; numbers in the .md/.json next to this file",
-           fill="#444", font=font)
+    d.text(
+        (pad, top + rows * panel_h + 5),
+        f"metrics preset '{results['preset']}'; numbers in the .md/.json next to this file",
+        fill="#444",
+        font=font,
+    )
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
     return path
@@ -492,8 +531,9 @@ def quality_command(
     work: Path = typer.Option(Path("outputs/quality"), help="fused images and panels (data-set images: not for the repo)"),
     threads: int | None = typer.Option(None, help="PyTorch CPU threads (1 is often fastest on a busy CPU)"),
     convention: str = typer.Option(
-        "paper", help=f"comma-separated evaluation conventions, one table each ({', '.join(CONVENTIONS)}); the first "
-        "gets the plain file stem, the others <stem>_<convention>"
+        "paper",
+        help=f"comma-separated evaluation conventions, one table each ({', '.join(CONVENTIONS)}); the first "
+        "gets the plain file stem, the others <stem>_<convention>",
     ),
 ) -> None:
     """Fusion-quality table (Table 1 metrics + EN, SD, SF, AG, MI, Qabf) of a model vs classical baselines."""
@@ -533,9 +573,11 @@ def quality_command(
         t = ds.get("trade_off")
         if not t:
             continue
-        console.print(f"{ds_name}: content wins vs average {len(t['content_vs_average'])}/{len(CONTENT_METRICS)}, "
-                      f"fidelity wins vs max {len(t['fidelity_vs_max'])}/{len(FIDELITY_METRICS)}: "
-                      f"{'holds' if t['holds'] else 'does not hold'}")
+        console.print(
+            f"{ds_name}: content wins vs average {len(t['content_vs_average'])}/{len(CONTENT_METRICS)}, "
+            f"fidelity wins vs max {len(t['fidelity_vs_max'])}/{len(FIDELITY_METRICS)}: "
+            f"{'holds' if t['holds'] else 'does not hold'}"
+        )
     console.print("written: " + ", ".join(str(p) for p in paths.values()))
 
 

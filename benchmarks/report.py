@@ -46,9 +46,9 @@ def results_stem(results: dict[str, Any]) -> str:
 def _machine_line(machine: dict[str, Any]) -> str:
     gpus = ", ".join(g["name"] for g in machine["gpus"]) or "no GPU"
     v = machine["versions"]
-    return (f"{machine['cpu']}, {machine['cores']} usable cores, {_fmt(machine['memory_gib'], 1)} GiB RAM, {gpus}; "
-            + ", ".join(f"{k} {v[k]}" for k in ("python", "tsjnet-sdk", "torch", "onnxruntime", "numpy", "natten")
-                        if k in v))
+    return f"{machine['cpu']}, {machine['cores']} usable cores, {_fmt(machine['memory_gib'], 1)} GiB RAM, {gpus}; " + ", ".join(
+        f"{k} {v[k]}" for k in ("python", "tsjnet-sdk", "torch", "onnxruntime", "numpy", "natten") if k in v
+    )
 
 
 def _row_cells(row: dict[str, Any]) -> list[str]:
@@ -59,7 +59,10 @@ def _row_cells(row: dict[str, Any]) -> list[str]:
     acc = row.get("accuracy_vs_reference") or {}
     mem = row["memory"]
     return [
-        row["id"], _ms(e2e["median_ms"]), _ms(e2e["p90_ms"]), _ms(comp["median_ms"]),
+        row["id"],
+        _ms(e2e["median_ms"]),
+        _ms(e2e["p90_ms"]),
+        _ms(comp["median_ms"]),
         _fmt(speed.get("end_to_end")) + "x" if speed else "-",
         _fmt(row["throughput_fps"], 3),
         _fmt(acc.get("psnr_db"), 1) if acc else "-",
@@ -82,9 +85,19 @@ def _snr(acc: dict[str, Any]) -> float | None:
     return float(value) if value is not None else None
 
 
-HEADERS = ["row", "e2e median ms", "e2e p90 ms", "compute median ms", "speed-up", "frames/s", "PSNR dB", "SNR dB",
-           "max abs",
-           "peak RSS MiB", "note"]
+HEADERS = [
+    "row",
+    "e2e median ms",
+    "e2e p90 ms",
+    "compute median ms",
+    "speed-up",
+    "frames/s",
+    "PSNR dB",
+    "SNR dB",
+    "max abs",
+    "peak RSS MiB",
+    "note",
+]
 
 
 def print_console(results: dict[str, Any], console: Any = None) -> None:
@@ -94,8 +107,10 @@ def print_console(results: dict[str, Any], console: Any = None) -> None:
 
     console = console or Console()
     for cfg in results.get("configs", []):
-        table = Table(title=f"{results['model']['name']} {cfg['size']} batch {cfg['batch']}  "
-                            f"(warm-up {results['settings']['warmup']}, {results['settings']['runs']} runs)")
+        table = Table(
+            title=f"{results['model']['name']} {cfg['size']} batch {cfg['batch']}  "
+            f"(warm-up {results['settings']['warmup']}, {results['settings']['runs']} runs)"
+        )
         for h in HEADERS:
             table.add_column(h, overflow="fold")
         for row in cfg["rows"]:
@@ -106,9 +121,16 @@ def print_console(results: dict[str, Any], console: Any = None) -> None:
         for h in ("backend", "rpb", "map", "heads", "median ms", "runs", "max abs vs ref", "note"):
             table.add_column(h, overflow="fold")
         for r in results["na"]["rows"]:
-            table.add_row(r["backend"], str(r["rpb"]), f"{r['height']}x{r['width']}", str(r["heads"]),
-                          _ms(r.get("median_ms")), str(r.get("runs", "")), _fmt(r.get("max_abs_vs_reference"), 6),
-                          r.get("reason") or "")
+            table.add_row(
+                r["backend"],
+                str(r["rpb"]),
+                f"{r['height']}x{r['width']}",
+                str(r["heads"]),
+                _ms(r.get("median_ms")),
+                str(r.get("runs", "")),
+                _fmt(r.get("max_abs_vs_reference"), 6),
+                r.get("reason") or "",
+            )
         console.print(table)
 
 
@@ -122,70 +144,102 @@ def to_markdown(results: dict[str, Any]) -> str:
     s = results["settings"]
     model = results["model"]
     out = [f"# tsjnet bench: {model['name'] or 'NA op'} on {results['machine']['cpu']}", ""]
-    out += [f"- date: {results['created']} (run took {results['duration_s'] / 60:.1f} min)",
-            f"- machine: {_machine_line(results['machine'])}"]
+    out += [
+        f"- date: {results['created']} (run took {results['duration_s'] / 60:.1f} min)",
+        f"- machine: {_machine_line(results['machine'])}",
+    ]
     if model.get("checkpoint"):
-        out += [f"- model: `{model['name']}`, checkpoint `{model['checkpoint']}` (sha256 {model['checkpoint_sha256'][:16]}...), "
-                f"weights: {model['weights']}. "
-                + ("Random-init weights: latency does not depend on the weights and the errors against the "
-                   "reference are meaningful (same weights in every row), but the fusion metrics of an untrained "
-                   "network say nothing about fusion quality." if _random_init(results) else
-                   "Fusion quality of these weights: `tsjnet quality` (benchmarks/results/quality_*.md)."),
-                f"- timing: {s['warmup']} warm-up call(s), then {s['runs']} timed call(s) per row; reference row "
-                f"`{s['reference']}`; speed-up = reference median / row median, same run; torch threads "
-                f"{s.get('torch_threads')}; load average (1/5/15 min) at start / end: "
-                f"{s.get('load_average_start_end')}",
-                f"- accuracy: {s['accuracy_pairs']} real pair(s) from `{Path(s['data']).parent.name}/{Path(s['data']).name}`"
-                + ("; the random-init networks' fused luminance is almost flat (`reference_std` in the JSON: the "
-                   "reference output's standard deviation in [0, 1] units), so PSNR (peak 1) flatters every row; "
-                   "SNR = the reference's variance over the error's mean square, in dB, does not. "
-                   if _random_init(results) else
-                   "; SNR = the reference output's variance over the error's mean square, in dB. ")
-                + (f"Accuracy holds at PSNR >= {s['psnr_threshold_db']} dB and SNR >= {s['snr_threshold_db']} dB"
-                   if "snr_threshold_db" in s else
-                   f"Accuracy holds at PSNR >= {s['psnr_threshold_db']} dB (this run predates the SNR criterion; "
-                   "its SNR column is derived from the recorded psnr_db and reference_std)")
-                + "; int8 static calibration pairs: "
-                f"{', '.join(s['calibration_pairs']) or '-'}"]
+        out += [
+            f"- model: `{model['name']}`, checkpoint `{model['checkpoint']}` (sha256 {model['checkpoint_sha256'][:16]}...), "
+            f"weights: {model['weights']}. "
+            + (
+                "Random-init weights: latency does not depend on the weights and the errors against the "
+                "reference are meaningful (same weights in every row), but the fusion metrics of an untrained "
+                "network say nothing about fusion quality."
+                if _random_init(results)
+                else "Fusion quality of these weights: `tsjnet quality` (benchmarks/results/quality_*.md)."
+            ),
+            f"- timing: {s['warmup']} warm-up call(s), then {s['runs']} timed call(s) per row; reference row "
+            f"`{s['reference']}`; speed-up = reference median / row median, same run; torch threads "
+            f"{s.get('torch_threads')}; load average (1/5/15 min) at start / end: "
+            f"{s.get('load_average_start_end')}",
+            f"- accuracy: {s['accuracy_pairs']} real pair(s) from `{Path(s['data']).parent.name}/{Path(s['data']).name}`"
+            + (
+                "; the random-init networks' fused luminance is almost flat (`reference_std` in the JSON: the "
+                "reference output's standard deviation in [0, 1] units), so PSNR (peak 1) flatters every row; "
+                "SNR = the reference's variance over the error's mean square, in dB, does not. "
+                if _random_init(results)
+                else "; SNR = the reference output's variance over the error's mean square, in dB. "
+            )
+            + (
+                f"Accuracy holds at PSNR >= {s['psnr_threshold_db']} dB and SNR >= {s['snr_threshold_db']} dB"
+                if "snr_threshold_db" in s
+                else f"Accuracy holds at PSNR >= {s['psnr_threshold_db']} dB (this run predates the SNR criterion; "
+                "its SNR column is derived from the recorded psnr_db and reference_std)"
+            )
+            + "; int8 static calibration pairs: "
+            f"{', '.join(s['calibration_pairs']) or '-'}",
+        ]
     out += [f"- {note}" for note in results.get("notes", [])]
     for cfg in results.get("configs", []):
-        out += ["", f"## {cfg['size']}, batch {cfg['batch']}", "",
-                f"Accuracy pairs: {', '.join(cfg['accuracy_pairs'])}", ""]
+        out += ["", f"## {cfg['size']}, batch {cfg['batch']}", "", f"Accuracy pairs: {', '.join(cfg['accuracy_pairs'])}", ""]
         out += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
         out += ["| " + " | ".join(c.replace("|", "/") for c in _row_cells(r)) + " |" for r in cfg["rows"]]
         with_metrics = [r for r in cfg["rows"] if r.get("fusion_metrics")]
         if with_metrics:
             keys = [k for k in SHOWN_METRICS if k in with_metrics[0]["fusion_metrics"]]
-            out += ["", f"Fusion metrics (preset `{s['metrics_preset']}`, mean over the accuracy pairs; full set in "
-                        "the JSON):", "", "| row | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-            out += ["| " + r["id"] + " | " + " | ".join(_fmt(r["fusion_metrics"][k], 4) for k in keys) + " |"
-                    for r in with_metrics]
+            out += [
+                "",
+                f"Fusion metrics (preset `{s['metrics_preset']}`, mean over the accuracy pairs; full set in the JSON):",
+                "",
+                "| row | " + " | ".join(keys) + " |",
+                "|---|" + "---|" * len(keys),
+            ]
+            out += [
+                "| " + r["id"] + " | " + " | ".join(_fmt(r["fusion_metrics"][k], 4) for k in keys) + " |" for r in with_metrics
+            ]
         details = [r for r in cfg["rows"] if r["status"] == "ok"]
-        out += ["", "<details><summary>latency details (ms) and backend settings</summary>", "",
-                "| row | e2e min | e2e median | e2e p90 | e2e p99 | e2e mean | compute min | compute median | "
-                "compute p99 | speed-up compute | first warm-up s | build s |", "|" + "---|" * 12]
+        out += [
+            "",
+            "<details><summary>latency details (ms) and backend settings</summary>",
+            "",
+            "| row | e2e min | e2e median | e2e p90 | e2e p99 | e2e mean | compute min | compute median | "
+            "compute p99 | speed-up compute | first warm-up s | build s |",
+            "|" + "---|" * 12,
+        ]
         for r in details:
             e, c = r["latency"]["end_to_end"], r["latency"]["compute"]
             sp = (r.get("speedup_vs_reference") or {}).get("compute")
             warm = r["warmup_s"][0] if r["warmup_s"] else None
-            out.append(f"| {r['id']} | {_ms(e['min_ms'])} | {_ms(e['median_ms'])} | {_ms(e['p90_ms'])} | "
-                       f"{_ms(e['p99_ms'])} | {_ms(e['mean_ms'])} | {_ms(c['min_ms'])} | {_ms(c['median_ms'])} | "
-                       f"{_ms(c['p99_ms'])} | {_fmt(sp)}x | {_fmt(warm, 1)} | {_fmt(r['build_s'], 1)} |")
-        out += [""] + [f"- `{r['id']}`: " + ", ".join(f"{k}={v}" for k, v in r["backend_info"].items()
-                                                      if v is not None and k != "model") for r in details]
+            out.append(
+                f"| {r['id']} | {_ms(e['min_ms'])} | {_ms(e['median_ms'])} | {_ms(e['p90_ms'])} | "
+                f"{_ms(e['p99_ms'])} | {_ms(e['mean_ms'])} | {_ms(c['min_ms'])} | {_ms(c['median_ms'])} | "
+                f"{_ms(c['p99_ms'])} | {_fmt(sp)}x | {_fmt(warm, 1)} | {_fmt(r['build_s'], 1)} |"
+            )
+        out += [""] + [
+            f"- `{r['id']}`: " + ", ".join(f"{k}={v}" for k, v in r["backend_info"].items() if v is not None and k != "model")
+            for r in details
+        ]
         out += ["", "</details>"]
     if results.get("na"):
         na = results["na"]
-        out += ["", f"## Neighborhood attention op alone ({na['device']})", "",
-                f"B=1, head_dim {na['head_dim']}, kernel {na['kernel']}, dilation 1; TSJNet's NAT stage shapes for a "
-                "640x480 frame. NATTEN 0.21 has no relative position bias, so it is timed without rpb next to a "
-                "reference row without rpb, and compared with that.", "",
-                "| backend | rpb | map (H x W) | heads | median ms | min ms | runs | max abs vs reference | note |",
-                "|---|---|---|---|---|---|---|---|---|"]
+        out += [
+            "",
+            f"## Neighborhood attention op alone ({na['device']})",
+            "",
+            f"B=1, head_dim {na['head_dim']}, kernel {na['kernel']}, dilation 1; TSJNet's NAT stage shapes for a "
+            "640x480 frame. NATTEN 0.21 has no relative position bias, so it is timed without rpb next to a "
+            "reference row without rpb, and compared with that.",
+            "",
+            "| backend | rpb | map (H x W) | heads | median ms | min ms | runs | max abs vs reference | note |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in na["rows"]:
-            out.append(f"| {r['backend']} | {r['rpb']} | {r['height']}x{r['width']} | {r['heads']} | "
-                       f"{_ms(r.get('median_ms'))} | {_ms(r.get('min_ms'))} | {r.get('runs', '-')} | "
-                       f"{_fmt(r.get('max_abs_vs_reference'), 6)} | {r.get('status')}{': ' + r['reason'] if r.get('reason') else ''} |")
+            out.append(
+                f"| {r['backend']} | {r['rpb']} | {r['height']}x{r['width']} | {r['heads']} | "
+                f"{_ms(r.get('median_ms'))} | {_ms(r.get('min_ms'))} | {r.get('runs', '-')} | "
+                f"{_fmt(r.get('max_abs_vs_reference'), 6)} | {r.get('status')}{': ' + r['reason'] if r.get('reason') else ''} |"
+            )
     return "\n".join(out) + "\n"
 
 
@@ -204,8 +258,12 @@ def draw_chart(results: dict[str, Any], path: Path) -> Path:
     d = ImageDraw.Draw(img)
     title = f"tsjnet bench: {results['model']['name']} on {results['machine']['cpu']} ({results['machine']['cores']} cores)"
     d.text((pad, pad), title, fill="black", font=bold)
-    d.text((pad, pad + 22), f"{results['created'][:10]}  end-to-end median latency (Fuser, numpy in/out); "
-                            "ratio = speed-up vs PyTorch eager fp32", fill="#444", font=font)
+    d.text(
+        (pad, pad + 22),
+        f"{results['created'][:10]}  end-to-end median latency (Fuser, numpy in/out); ratio = speed-up vs PyTorch eager fp32",
+        fill="#444",
+        font=font,
+    )
     y = 60
     colours = {"torch": "#e07b39", "onnxruntime": "#3b6fb6", "tensorrt": "#4c9a2a"}
     for cfg, h in zip(panels, heights):

@@ -40,8 +40,20 @@ from tsjnet_sdk.results import data_root, results_dir, write_json
 
 DATASETS = {"msrs": ("msrs", "test"), "roadscene": ("roadscene",)}
 METRICS = ("SSIM", "PSNR", "CC", "VIF", "Qabf", "MI", "Qcv", "EN", "SD", "SF", "AG", "MSE")
-HIGHER_IS_BETTER = {"SSIM": True, "PSNR": True, "CC": True, "VIF": True, "Qabf": True, "MI": True, "Qcv": False,
-                    "EN": True, "SD": True, "SF": True, "AG": True, "MSE": False}
+HIGHER_IS_BETTER = {
+    "SSIM": True,
+    "PSNR": True,
+    "CC": True,
+    "VIF": True,
+    "Qabf": True,
+    "MI": True,
+    "Qcv": False,
+    "EN": True,
+    "SD": True,
+    "SF": True,
+    "AG": True,
+    "MSE": False,
+}
 
 
 def _out_dir() -> Path:
@@ -63,15 +75,28 @@ def _load(path: Path) -> dict[str, Any]:
 def _save(part: str, value: Any) -> None:
     """One file per part (rig_<part>.json: parts may run in separate processes); the report merges them."""
     value = dict(value)
-    value["machine"] = {"load_average_1min": round(os.getloadavg()[0], 2), "python": platform.python_version(), "machine": platform.machine(), "cpu_count": os.cpu_count(),
-                       "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    value["machine"] = {
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     write_json(_out_dir() / f"rig_{part}.json", value)
 
 
 def _stats(values: list[float]) -> dict[str, float]:
     a = np.asarray(values, dtype=np.float64)
-    return {"n": int(a.size), "mean": float(a.mean()), "median": float(np.median(a)), "p90": float(np.percentile(a, 90)),
-            "max": float(a.max()), "share_le_1.5px": float(np.mean(a <= 1.5)), "share_le_3px": float(np.mean(a <= 3.0))}
+    return {
+        "n": int(a.size),
+        "mean": float(a.mean()),
+        "median": float(np.median(a)),
+        "p90": float(np.percentile(a, 90)),
+        "max": float(a.max()),
+        "share_le_1.5px": float(np.mean(a <= 1.5)),
+        "share_le_3px": float(np.mean(a <= 3.0)),
+    }
 
 
 # -- registration --------------------------------------------------------------------------------------------
@@ -101,13 +126,26 @@ def run_registration(warps: int) -> dict[str, Any]:
                     residual = result.residual_px
                 except CalibrationError:
                     err_abs = err_rel = residual = float("inf")
-                rows.append({"dataset": ds, "pair": stem, "warp": k, **s.params, "corner_error_px": err_abs,
-                             "corner_error_vs_own_px": err_rel, "residual_px": residual,
-                             "source_pair_offset_px": own_err, "seconds": time.perf_counter() - t0})
+                rows.append(
+                    {
+                        "dataset": ds,
+                        "pair": stem,
+                        "warp": k,
+                        **s.params,
+                        "corner_error_px": err_abs,
+                        "corner_error_vs_own_px": err_rel,
+                        "residual_px": residual,
+                        "source_pair_offset_px": own_err,
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
                 synthetic_by_warp.setdefault(k, []).append((stem, s))
-            print(f"{ds} {stem}: source pair {own_err:.2f} px from identity; warped: "
-                  + ", ".join(f"{r['corner_error_px']:.2f}/{r['corner_error_vs_own_px']:.2f}" for r in rows[-warps:])
-                  + f" px ({time.perf_counter() - start:.0f} s)", flush=True)
+            print(
+                f"{ds} {stem}: source pair {own_err:.2f} px from identity; warped: "
+                + ", ".join(f"{r['corner_error_px']:.2f}/{r['corner_error_vs_own_px']:.2f}" for r in rows[-warps:])
+                + f" px ({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
         if ds == "msrs":  # one rig, several scenes: calibrate groups of 3 pairs under one warp together
             for k in range(warps):
                 for g in range(0, len(pairs) - 2, 3):
@@ -123,17 +161,28 @@ def run_registration(warps: int) -> dict[str, Any]:
                         err = corner_error(result.rig.homography, members[0].homography, result.rig.ir_size)
                     except CalibrationError:
                         err = float("inf")
-                    groups.append({"dataset": ds, "warp": k, "pairs": [p[0] for p in pairs[g : g + 3]],
-                                   "corner_error_px": err, "spread_px": result.spread_px})
+                    groups.append(
+                        {
+                            "dataset": ds,
+                            "warp": k,
+                            "pairs": [p[0] for p in pairs[g : g + 3]],
+                            "corner_error_px": err,
+                            "spread_px": result.spread_px,
+                        }
+                    )
                     print(f"msrs group {g // 3} warp {k}: {err:.2f} px", flush=True)
     summary = {}
     for ds in DATASETS:
         sel = [r for r in rows if r["dataset"] == ds]
-        summary[ds] = {"vs_synthetic_truth": _stats([r["corner_error_px"] for r in sel]),
-                       "vs_truth_with_source_registration": _stats([r["corner_error_vs_own_px"] for r in sel]),
-                       "source_pair_offset": _stats([r["source_pair_offset_px"] for r in sel[::warps]])}
-    summary["all"] = {"vs_synthetic_truth": _stats([r["corner_error_px"] for r in rows]),
-                      "vs_truth_with_source_registration": _stats([r["corner_error_vs_own_px"] for r in rows])}
+        summary[ds] = {
+            "vs_synthetic_truth": _stats([r["corner_error_px"] for r in sel]),
+            "vs_truth_with_source_registration": _stats([r["corner_error_vs_own_px"] for r in sel]),
+            "source_pair_offset": _stats([r["source_pair_offset_px"] for r in sel[::warps]]),
+        }
+    summary["all"] = {
+        "vs_synthetic_truth": _stats([r["corner_error_px"] for r in rows]),
+        "vs_truth_with_source_registration": _stats([r["corner_error_vs_own_px"] for r in rows]),
+    }
     if groups:
         summary["msrs_groups_of_3"] = {"vs_synthetic_truth": _stats([g["corner_error_px"] for g in groups])}
     out = {"warps_per_pair": warps, "rows": rows, "groups": groups, "summary": summary}
@@ -183,8 +232,7 @@ def run_fusion() -> dict[str, Any]:
                 report = evaluate(s.ir, s.visible_truth, fused, metrics=list(METRICS))
                 row[name] = {k: float(v) for k, v in report.items()}
             rows.append(row)
-            print(f"{ds} {stem}: SSIM " + ", ".join(
-                f"{n} {row[n]['SSIM']:.3f}" for n in variants if row[n]), flush=True)
+            print(f"{ds} {stem}: SSIM " + ", ".join(f"{n} {row[n]['SSIM']:.3f}" for n in variants if row[n]), flush=True)
     summary: dict[str, Any] = {}
     for ds in (*DATASETS, "all"):
         sel = [r for r in rows if ds == "all" or r["dataset"] == ds]
@@ -195,8 +243,12 @@ def run_fusion() -> dict[str, Any]:
             summary[ds][name]["n"] = len(ok)
         wins = [m for m in METRICS if (summary[ds]["estimated_rig"][m] > summary[ds]["no_rig_resized"][m]) == HIGHER_IS_BETTER[m]]
         summary[ds]["estimated_rig_better_on"] = wins
-    out = {"model": "shipped tsjnet-edge (torch backend, CPU)", "rows": rows, "summary": summary,
-           "reference": "metrics against the IR frame and the aligned visible content on the IR grid"}
+    out = {
+        "model": "shipped tsjnet-edge (torch backend, CPU)",
+        "rows": rows,
+        "summary": summary,
+        "reference": "metrics against the IR frame and the aligned visible content on the IR grid",
+    }
     _save("fusion", out)
     return out
 
@@ -210,8 +262,10 @@ def _make_videos(folder: Path, frames: int, size: tuple[int, int], fps: float = 
 
     from tsjnet_sdk.video import VideoWriter
 
-    pairs = [(cv2.resize(i, size, interpolation=cv2.INTER_AREA), cv2.resize(v[..., ::-1], size, interpolation=cv2.INTER_AREA))
-             for _, i, v in _pairs("msrs")]
+    pairs = [
+        (cv2.resize(i, size, interpolation=cv2.INTER_AREA), cv2.resize(v[..., ::-1], size, interpolation=cv2.INTER_AREA))
+        for _, i, v in _pairs("msrs")
+    ]
     paths = folder / "ir.avi", folder / "vis.avi"
     with VideoWriter(paths[0], fps, size) as w_ir, VideoWriter(paths[1], fps, size) as w_vis:
         for n in range(frames):
@@ -250,11 +304,21 @@ def run_stream(frames: int, size: tuple[int, int], rounds: int) -> dict[str, Any
                 n = writer.frames
                 results[mode].append(n / (time.perf_counter() - start))
     plain, stream = float(np.median(results["plain_loop"])), float(np.median(results["stream"]))
-    out = {"frames": frames, "size": list(size), "rounds": rounds, "model": "shipped tsjnet-edge (torch, CPU)",
-           "fps": results, "plain_loop_fps": plain, "stream_fps": stream, "ratio": stream / plain,
-           "what": "decode two MJPG AVI files + pair by timestamp + fuse + encode one AVI, per frame"}
+    out = {
+        "frames": frames,
+        "size": list(size),
+        "rounds": rounds,
+        "model": "shipped tsjnet-edge (torch, CPU)",
+        "fps": results,
+        "plain_loop_fps": plain,
+        "stream_fps": stream,
+        "ratio": stream / plain,
+        "what": "decode two MJPG AVI files + pair by timestamp + fuse + encode one AVI, per frame",
+    }
     _save("stream", out)
-    print(f"stream {stream:.2f} frames/s vs plain loop {plain:.2f} frames/s: {stream / plain:.2f}x ({rounds} rounds, {frames} frames of {size[0]}x{size[1]})")
+    print(
+        f"stream {stream:.2f} frames/s vs plain loop {plain:.2f} frames/s: {stream / plain:.2f}x ({rounds} rounds, {frames} frames of {size[0]}x{size[1]})"
+    )
     return out
 
 
@@ -269,11 +333,19 @@ def run_memory(frames: int, size: tuple[int, int], every: int = 50, warmup: int 
         for i, _ in enumerate(fuser.stream(_decoded(ir_path, vis_path), bgr=True), 1):
             if i % every == 0:
                 samples.append((i, time.perf_counter() - start, rss_mb()))
-    out = {"frames": frames, "size": list(size), "samples": samples, **growth(samples, warmup), "warmup": warmup,
-           "model": "shipped tsjnet-edge (torch, CPU)"}
+    out = {
+        "frames": frames,
+        "size": list(size),
+        "samples": samples,
+        **growth(samples, warmup),
+        "warmup": warmup,
+        "model": "shipped tsjnet-edge (torch, CPU)",
+    }
     _save("memory", out)
-    print(f"memory over {frames} frames of {size[0]}x{size[1]}: {out['rss_after_warmup_mb']:.1f} -> {out['rss_end_mb']:.1f} MB "
-          f"(growth {out['growth_mb']:+.2f} MB, slope {out['slope_mb_per_1000_frames']:+.2f} MB/1000 frames)")
+    print(
+        f"memory over {frames} frames of {size[0]}x{size[1]}: {out['rss_after_warmup_mb']:.1f} -> {out['rss_end_mb']:.1f} MB "
+        f"(growth {out['growth_mb']:+.2f} MB, slope {out['slope_mb_per_1000_frames']:+.2f} MB/1000 frames)"
+    )
     return out
 
 
@@ -293,55 +365,93 @@ def write_report() -> Path:
     data = {k: v for k, v in data.items() if v}
     write_json(_out_dir() / "rig.json", data)
     machines = "; ".join(f"{k}: {v['machine']}" for k, v in data.items())
-    lines = ["# Two-camera rigs: registration, fusion with / without the rig, stream speed and memory", "",
-             f"Machines: {machines}. Made by `python -m tsjnet_sdk.benchmarks.rig_bench` "
-             "(benchmarks/rig_bench.py; method in its docstring). CPU only: nothing here ran on a GPU.", ""]
+    lines = [
+        "# Two-camera rigs: registration, fusion with / without the rig, stream speed and memory",
+        "",
+        f"Machines: {machines}. Made by `python -m tsjnet_sdk.benchmarks.rig_bench` "
+        "(benchmarks/rig_bench.py; method in its docstring). CPU only: nothing here ran on a GPU.",
+        "",
+    ]
     reg = data.get("registration")
     if reg:
-        lines += ["## Registration accuracy (`tsjnet calibrate`, one pair each, affine model)", "",
-                  f"{reg['warps_per_pair']} synthetic warps per pair (rotation +-4 deg, zoom 0.8-1.2, shift +-30 px, visible at "
-                  "1.5x/2x the IR resolution). Mean corner error over the IR frame's 4 corners, IR pixels.", "",
-                  "| set | against | n | mean | median | p90 | max | <= 1.5 px | <= 3 px |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Registration accuracy (`tsjnet calibrate`, one pair each, affine model)",
+            "",
+            f"{reg['warps_per_pair']} synthetic warps per pair (rotation +-4 deg, zoom 0.8-1.2, shift +-30 px, visible at "
+            "1.5x/2x the IR resolution). Mean corner error over the IR frame's 4 corners, IR pixels.",
+            "",
+            "| set | against | n | mean | median | p90 | max | <= 1.5 px | <= 3 px |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for ds, s in reg["summary"].items():
             for against, st in s.items():
                 if against == "source_pair_offset":
                     continue
-                lines.append(f"| {ds} | {against.replace('_', ' ')} | {st['n']} | {_fmt(st['mean'])} | {_fmt(st['median'])} | "
-                             f"{_fmt(st['p90'])} | {_fmt(st['max'])} | {st['share_le_1.5px']:.0%} | {st['share_le_3px']:.0%} |")
-        lines += ["", "*vs synthetic truth*: the source pair taken as exactly aligned. *vs truth with source registration*: "
-                  "the known warp composed with what calibrating the unwarped source pair finds (the source pairs' own "
-                  "misregistration, median "
-                  + ", ".join(f"{ds} {_fmt(reg['summary'][ds]['source_pair_offset']['median'])} px" for ds in DATASETS)
-                  + " from identity by this method, cancels; the two estimates' errors add).", ""]
+                lines.append(
+                    f"| {ds} | {against.replace('_', ' ')} | {st['n']} | {_fmt(st['mean'])} | {_fmt(st['median'])} | "
+                    f"{_fmt(st['p90'])} | {_fmt(st['max'])} | {st['share_le_1.5px']:.0%} | {st['share_le_3px']:.0%} |"
+                )
+        lines += [
+            "",
+            "*vs synthetic truth*: the source pair taken as exactly aligned. *vs truth with source registration*: "
+            "the known warp composed with what calibrating the unwarped source pair finds (the source pairs' own "
+            "misregistration, median "
+            + ", ".join(f"{ds} {_fmt(reg['summary'][ds]['source_pair_offset']['median'])} px" for ds in DATASETS)
+            + " from identity by this method, cancels; the two estimates' errors add).",
+            "",
+        ]
     fus = data.get("fusion")
     if fus:
-        lines += ["## Fusion quality with and without the rig (first warp of every pair)", "",
-                  f"Model: {fus['model']}; {fus['reference']}.", "",
-                  "| set | variant | n | " + " | ".join(f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in METRICS) + " |",
-                  "|---|---|---|" + "---|" * len(METRICS)]
+        lines += [
+            "## Fusion quality with and without the rig (first warp of every pair)",
+            "",
+            f"Model: {fus['model']}; {fus['reference']}.",
+            "",
+            "| set | variant | n | " + " | ".join(f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in METRICS) + " |",
+            "|---|---|---|" + "---|" * len(METRICS),
+        ]
         for ds, s in fus["summary"].items():
             for name in ("no_rig_resized", "estimated_rig", "true_rig"):
                 row = s[name]
-                lines.append(f"| {ds} | {name.replace('_', ' ')} | {row['n']} | " + " | ".join(_fmt(row[m], 3) for m in METRICS) + " |")
-        lines += ["", "Estimated rig better than no rig on: " + "; ".join(
-            f"{ds}: {', '.join(s['estimated_rig_better_on'])} ({len(s['estimated_rig_better_on'])}/{len(METRICS)})"
-            for ds, s in fus["summary"].items()), ""]
+                lines.append(
+                    f"| {ds} | {name.replace('_', ' ')} | {row['n']} | " + " | ".join(_fmt(row[m], 3) for m in METRICS) + " |"
+                )
+        lines += [
+            "",
+            "Estimated rig better than no rig on: "
+            + "; ".join(
+                f"{ds}: {', '.join(s['estimated_rig_better_on'])} ({len(s['estimated_rig_better_on'])}/{len(METRICS)})"
+                for ds, s in fus["summary"].items()
+            ),
+            "",
+        ]
     st = data.get("stream")
     if st:
-        lines += ["## Stream speed (same run)", "",
-                  f"{st['what']}; {st['frames']} frames of {st['size'][0]}x{st['size'][1]}, {st['rounds']} alternating rounds, "
-                  f"median; {st['model']}.", "",
-                  "| loop | frames/s (median) | rounds |", "|---|---|---|",
-                  f"| plain loop (`fuser(ir, vis)` per frame) | {st['plain_loop_fps']:.2f} | {', '.join(f'{v:.2f}' for v in st['fps']['plain_loop'])} |",
-                  f"| `Fuser.stream` | {st['stream_fps']:.2f} | {', '.join(f'{v:.2f}' for v in st['fps']['stream'])} |",
-                  "", f"Ratio stream / plain: **{st['ratio']:.2f}x**." + (f" {st['notes']}" if st.get("notes") else ""), ""]
+        lines += [
+            "## Stream speed (same run)",
+            "",
+            f"{st['what']}; {st['frames']} frames of {st['size'][0]}x{st['size'][1]}, {st['rounds']} alternating rounds, "
+            f"median; {st['model']}.",
+            "",
+            "| loop | frames/s (median) | rounds |",
+            "|---|---|---|",
+            f"| plain loop (`fuser(ir, vis)` per frame) | {st['plain_loop_fps']:.2f} | {', '.join(f'{v:.2f}' for v in st['fps']['plain_loop'])} |",
+            f"| `Fuser.stream` | {st['stream_fps']:.2f} | {', '.join(f'{v:.2f}' for v in st['fps']['stream'])} |",
+            "",
+            f"Ratio stream / plain: **{st['ratio']:.2f}x**." + (f" {st['notes']}" if st.get("notes") else ""),
+            "",
+        ]
     mem = data.get("memory")
     if mem:
-        lines += ["## Memory over a stream", "",
-                  f"{mem['frames']} frames of {mem['size'][0]}x{mem['size'][1]} from two AVI files through `Fuser.stream` ({mem['model']}): "
-                  f"RSS {mem['rss_after_warmup_mb']:.1f} MB after {mem['warmup']} warm-up frames, {mem['rss_end_mb']:.1f} MB at the end "
-                  f"(growth {mem['growth_mb']:+.2f} MB, fitted slope {mem['slope_mb_per_1000_frames']:+.2f} MB / 1000 frames, "
-                  f"peak {mem['rss_peak_mb']:.1f} MB).", ""]
+        lines += [
+            "## Memory over a stream",
+            "",
+            f"{mem['frames']} frames of {mem['size'][0]}x{mem['size'][1]} from two AVI files through `Fuser.stream` ({mem['model']}): "
+            f"RSS {mem['rss_after_warmup_mb']:.1f} MB after {mem['warmup']} warm-up frames, {mem['rss_end_mb']:.1f} MB at the end "
+            f"(growth {mem['growth_mb']:+.2f} MB, fitted slope {mem['slope_mb_per_1000_frames']:+.2f} MB / 1000 frames, "
+            f"peak {mem['rss_peak_mb']:.1f} MB).",
+            "",
+        ]
     path = _out_dir() / "rig.md"
     write_bytes_atomic(path, ("\n".join(lines) + "\n").encode())
     if reg:
@@ -369,7 +479,9 @@ def draw_chart(data: dict[str, Any], path: Path) -> Path:
         return left + (right - left) * (np.log10(v) - lo) / (hi - lo)
 
     series = [(f"{ds}: vs synthetic truth", [r["corner_error_px"] for r in rows if r["dataset"] == ds]) for ds in DATASETS]
-    series += [(f"{ds}: vs truth + source reg.", [r["corner_error_vs_own_px"] for r in rows if r["dataset"] == ds]) for ds in DATASETS]
+    series += [
+        (f"{ds}: vs truth + source reg.", [r["corner_error_vs_own_px"] for r in rows if r["dataset"] == ds]) for ds in DATASETS
+    ]
     band = 70
     for j, (label, values) in enumerate(series):
         y0 = top + j * band

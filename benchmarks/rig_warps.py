@@ -15,19 +15,19 @@ from dataclasses import dataclass
 import numpy as np
 
 MARGIN = 0.15
-ROTATION_DEG = 4.0        # uniform in [-4, 4] degrees
+ROTATION_DEG = 4.0  # uniform in [-4, 4] degrees
 SCALE_RANGE = (0.8, 1.2)  # relative zoom of the visible camera
-SHIFT_PX = 30.0           # uniform in [-30, 30] pixels (of the original pair), each axis
-TILT_PX = 0.0            # perspective: each corner moved by up to this fraction of the width (0: affine warps)
+SHIFT_PX = 30.0  # uniform in [-30, 30] pixels (of the original pair), each axis
+TILT_PX = 0.0  # perspective: each corner moved by up to this fraction of the width (0: affine warps)
 RESOLUTIONS = (1.5, 2.0)  # visible frame size / IR frame size
 
 
 @dataclass
 class SyntheticRig:
-    ir: np.ndarray            # IR camera frame (the crop)
-    visible: np.ndarray       # visible camera frame (warped, other resolution)
+    ir: np.ndarray  # IR camera frame (the crop)
+    visible: np.ndarray  # visible camera frame (warped, other resolution)
     visible_truth: np.ndarray  # the aligned visible content on the IR grid (for fusion metrics)
-    homography: np.ndarray    # true visible -> IR (pixels)
+    homography: np.ndarray  # true visible -> IR (pixels)
     params: dict
 
 
@@ -82,6 +82,13 @@ def make_rig_pair(ir: np.ndarray, vis: np.ndarray, rng: np.random.Generator) -> 
     to_vis = cv2.getPerspectiveTransform(quad.astype(np.float32), ir_corners((wv, hv)).astype(np.float32))
     vis_cam = cv2.warpPerspective(vis, to_vis, (wv, hv), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     truth = np.array([[1, 0, -mx], [0, 1, -my], [0, 0, 1]], dtype=np.float64) @ np.linalg.inv(to_vis)
-    params = {"margin_px": [mx, my], "rotation_deg": round(angle, 3), "scale": round(scale, 4), "shift_px": [round(float(s), 2) for s in shift],
-              "tilt_px_max": round(float(np.abs(tilt).max()), 2), "visible_size": [wv, hv], "ir_size": [wi, hi]}
+    params = {
+        "margin_px": [mx, my],
+        "rotation_deg": round(angle, 3),
+        "scale": round(scale, 4),
+        "shift_px": [round(float(s), 2) for s in shift],
+        "tilt_px_max": round(float(np.abs(tilt).max()), 2),
+        "visible_size": [wv, hv],
+        "ir_size": [wi, hi],
+    }
     return SyntheticRig(ir_cam, vis_cam, vis_truth, truth / truth[2, 2], params)

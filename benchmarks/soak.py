@@ -43,8 +43,10 @@ def frame_pairs(count: int, size: int, pool: int = 16, seed: int = 0) -> Iterato
     """``count`` (IR uint8 H x W, visible uint8 H x W x 3) pairs cycling through ``pool`` random ones,
     each a fresh copy (as a camera delivers new buffers)."""
     rng = np.random.default_rng(seed)
-    pairs = [(rng.integers(0, 256, (size, size), dtype=np.uint8), rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
-             for _ in range(pool)]
+    pairs = [
+        (rng.integers(0, 256, (size, size), dtype=np.uint8), rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+        for _ in range(pool)
+    ]
     for i in range(count):
         ir, vis = pairs[i % pool]
         yield ir.copy(), vis.copy()
@@ -59,8 +61,16 @@ def measure(fuser: Any, frames: int, size: int, every: int = 100, warmup: int = 
         checksum += float(fused[0, 0, 0]) if fused.ndim == 3 else float(fused[0, 0])
         if i % every == 0 or i == frames:
             samples.append((i, time.perf_counter() - start, rss_mb()))
-    return {"frames": frames, "size": size, "every": every, "warmup": warmup, "samples": samples,
-            "seconds": time.perf_counter() - start, **growth(samples, warmup), "checksum": checksum}
+    return {
+        "frames": frames,
+        "size": size,
+        "every": every,
+        "warmup": warmup,
+        "samples": samples,
+        "seconds": time.perf_counter() - start,
+        **growth(samples, warmup),
+        "checksum": checksum,
+    }
 
 
 def growth(samples: list[tuple[int, float, float]], warmup: int) -> dict[str, float]:
@@ -72,8 +82,14 @@ def growth(samples: list[tuple[int, float, float]], warmup: int) -> dict[str, fl
     n = np.array([a for a, _ in after], dtype=np.float64)
     r = np.array([b for _, b in after], dtype=np.float64)
     slope = float(np.polyfit(n, r, 1)[0] * 1000) if len(after) >= 2 and np.ptp(n) > 0 else 0.0
-    return {"rss_start_mb": samples[0][2], "rss_after_warmup_mb": first, "rss_end_mb": last,
-            "growth_mb": last - first, "slope_mb_per_1000_frames": slope, "rss_peak_mb": max(s[2] for s in samples)}
+    return {
+        "rss_start_mb": samples[0][2],
+        "rss_after_warmup_mb": first,
+        "rss_end_mb": last,
+        "growth_mb": last - first,
+        "slope_mb_per_1000_frames": slope,
+        "rss_peak_mb": max(s[2] for s in samples),
+    }
 
 
 def draw_chart(result: dict[str, Any], path: Path) -> Path:
@@ -87,9 +103,13 @@ def draw_chart(result: dict[str, Any], path: Path) -> Path:
     img = Image.new("RGB", (width, height), "white")
     d = ImageDraw.Draw(img)
     d.text((12, 10), f"tsjnet soak: {result['label']}", fill="black", font=bold)
-    d.text((12, 34), f"RSS over {result['frames']} frames of {result['size']}x{result['size']}; growth after warm-up "
-                     f"{result['growth_mb']:+.1f} MB, slope {result['slope_mb_per_1000_frames']:+.2f} MB/1000 frames",
-           fill="#444", font=font)
+    d.text(
+        (12, 34),
+        f"RSS over {result['frames']} frames of {result['size']}x{result['size']}; growth after warm-up "
+        f"{result['growth_mb']:+.1f} MB, slope {result['slope_mb_per_1000_frames']:+.2f} MB/1000 frames",
+        fill="#444",
+        font=font,
+    )
     xs = [s[0] for s in result["samples"]]
     ys = [s[2] for s in result["samples"]]
     lo, hi = min(ys), max(ys)
@@ -138,27 +158,44 @@ def open_soak_fuser(model: str | None, config: str, backend: str, size: int, wor
     return Fuser(model, backend=backend, device="cpu"), model
 
 
-def run_soak(frames: int = 10_000, size: int = 64, config: str = "tsjnet-tiny", model: str | None = None,
-             backend: str = "onnxruntime", every: int = 100, warmup: int = 200, out: Path | None = None) -> Path:
+def run_soak(
+    frames: int = 10_000,
+    size: int = 64,
+    config: str = "tsjnet-tiny",
+    model: str | None = None,
+    backend: str = "onnxruntime",
+    every: int = 100,
+    warmup: int = 200,
+    out: Path | None = None,
+) -> Path:
     """Stream ``frames`` frames of ``size`` x ``size`` through one Fuser, recording RSS every ``every``
     frames after ``warmup``; writes the JSON (and a PNG chart beside it) atomically and returns its path."""
     with tempfile.TemporaryDirectory() as workdir:
         fuser, model_path = open_soak_fuser(model, config, backend, size, Path(workdir))
         label = f"{backend}, {Path(model_path).name if model else config + ' (random weights)'}"
         result = measure(fuser, frames, size, every, warmup)
-    result.update({
-        "label": label, "backend": backend, "model": model or f"{config} (random weights, seed 0)",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "python": platform.python_version(),
-        "machine": platform.machine(), "cpu_count": os.cpu_count(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "nice": os.nice(0),
-    })
+    result.update(
+        {
+            "label": label,
+            "backend": backend,
+            "model": model or f"{config} (random weights, seed 0)",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "nice": os.nice(0),
+        }
+    )
     stem = config if not model else Path(model).stem
     out = out or results_dir("soak", "benchmarks/results") / f"soak_{backend}_{stem}_{frames}.json"
     write_json(out, result, indent=1)
     draw_chart(result, out.with_suffix(".png"))
-    print(f"{frames} frames in {result['seconds']:.0f} s: RSS {result['rss_after_warmup_mb']:.1f} -> "
-          f"{result['rss_end_mb']:.1f} MB (growth {result['growth_mb']:+.2f} MB, slope "
-          f"{result['slope_mb_per_1000_frames']:+.3f} MB/1000 frames); wrote {out} and {out.with_suffix('.png').name}")
+    print(
+        f"{frames} frames in {result['seconds']:.0f} s: RSS {result['rss_after_warmup_mb']:.1f} -> "
+        f"{result['rss_end_mb']:.1f} MB (growth {result['growth_mb']:+.2f} MB, slope "
+        f"{result['slope_mb_per_1000_frames']:+.3f} MB/1000 frames); wrote {out} and {out.with_suffix('.png').name}"
+    )
     return out
 
 

@@ -106,7 +106,9 @@ def _profile_shapes(min_shape: Sequence[int], opt_shape: Sequence[int], max_shap
             raise ExportError(f"--{what} shape needs N >= 1 and H, W >= 32, got {n}x{h}x{w}")
     for axis, label in enumerate(("N", "H", "W")):
         if not shapes["min"][axis] <= shapes["opt"][axis] <= shapes["max"][axis]:
-            raise ExportError(f"profile needs min <= opt <= max for {label}, got {shapes['min']} / {shapes['opt']} / {shapes['max']}")
+            raise ExportError(
+                f"profile needs min <= opt <= max for {label}, got {shapes['min']} / {shapes['opt']} / {shapes['max']}"
+            )
     return {k: [v[0], 1, v[1], v[2]] for k, v in shapes.items()}
 
 
@@ -196,17 +198,37 @@ def build_engine(
 
             static = tuple(profile["min"][i] for i in (0, 2, 3)) if profile["min"] == profile["max"] else None
             onnx_result = export_onnx(
-                src, Path(tmpdir) / "model.onnx", na=na, fp16=fp16 and strongly_typed, static=static, opset=opset,
-                parity=parity, parity_pair=parity_pair, progress=progress,
+                src,
+                Path(tmpdir) / "model.onnx",
+                na=na,
+                fp16=fp16 and strongly_typed,
+                static=static,
+                opset=opset,
+                parity=parity,
+                parity_pair=parity_pair,
+                progress=progress,
             )
         else:
-            _say(progress, f"building from {src} (its metadata: {onnx_meta.get('config_name')}, NA {na}, "
-                           f"{onnx_meta.get('precision')}; parity of the ONNX: its own report, not re-checked)")
+            _say(
+                progress,
+                f"building from {src} (its metadata: {onnx_meta.get('config_name')}, NA {na}, "
+                f"{onnx_meta.get('precision')}; parity of the ONNX: its own report, not re-checked)",
+            )
             onnx_result = ExportResult(path=src, metadata=onnx_meta)
         serialized, capabilities, build_s = _build_serialized(
-            trt, flavour, onnx_result.path, Path(tmpdir), na=na, plugin=plugin, fp16=fp16, strongly_typed=strongly_typed,
-            profile=profile, workspace_gb=workspace_gb, compute_capabilities=compute_capabilities,
-            timing_cache=timing_cache, progress=progress,
+            trt,
+            flavour,
+            onnx_result.path,
+            Path(tmpdir),
+            na=na,
+            plugin=plugin,
+            fp16=fp16,
+            strongly_typed=strongly_typed,
+            profile=profile,
+            workspace_gb=workspace_gb,
+            compute_capabilities=compute_capabilities,
+            timing_cache=timing_cache,
+            progress=progress,
         )
         onnx_sha = file_sha256(onnx_result.path)
 
@@ -252,9 +274,20 @@ def _tsjnet_onnx_metadata(path: Path) -> dict[str, str]:
 
 
 def _build_serialized(
-    trt: Any, flavour: str, onnx_path: Path, tmpdir: Path, *, na: str, plugin: Any, fp16: bool, strongly_typed: bool,
-    profile: dict[str, list[int]], workspace_gb: float | None, compute_capabilities: Sequence[str] | None,
-    timing_cache: str | os.PathLike | None, progress: Progress | None,
+    trt: Any,
+    flavour: str,
+    onnx_path: Path,
+    tmpdir: Path,
+    *,
+    na: str,
+    plugin: Any,
+    fp16: bool,
+    strongly_typed: bool,
+    profile: dict[str, list[int]],
+    workspace_gb: float | None,
+    compute_capabilities: Sequence[str] | None,
+    timing_cache: str | os.PathLike | None,
+    progress: Progress | None,
 ) -> tuple[bytes, list[str], float]:
     """Parse ``onnx_path`` and build it: (serialized engine, compute capabilities, build seconds)."""
     onnx_for_trt = onnx_path
@@ -270,8 +303,11 @@ def _build_serialized(
         onnx_for_trt = tmpdir / "model_trt.onnx"
         with atomic_path(onnx_for_trt) as tmp:
             onnx.save(proto, str(tmp))
-    _say(progress, f"building the {flavour} {trt.__version__} engine ({'fp16' if fp16 else 'fp32'}, profile "
-                   f"min {profile['min']} opt {profile['opt']} max {profile['max']})")
+    _say(
+        progress,
+        f"building the {flavour} {trt.__version__} engine ({'fp16' if fp16 else 'fp32'}, profile "
+        f"min {profile['min']} opt {profile['opt']} max {profile['max']})",
+    )
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     flags = 0
@@ -350,7 +386,9 @@ def _set_compute_capabilities(trt: Any, config: Any, flavour: str, wanted: Seque
     wanted = wanted or present or [DEFAULT_RTX_CAPABILITY]
     unknown = [c for c in wanted if c not in RTX_CAPABILITIES]
     if unknown:
-        raise ExportError(f"tensorrt_rtx cannot build for compute capability {', '.join(unknown)}; choose from {', '.join(RTX_CAPABILITIES)}")
+        raise ExportError(
+            f"tensorrt_rtx cannot build for compute capability {', '.join(unknown)}; choose from {', '.join(RTX_CAPABILITIES)}"
+        )
     config.num_compute_capabilities = len(wanted)
     for i, cc in enumerate(wanted):
         config.set_compute_capability(getattr(trt.ComputeCapability, "SM" + cc.replace(".", "")), i)
@@ -365,13 +403,25 @@ def _load_timing_cache(config: Any, path: str | os.PathLike | None) -> Any:
     return cache
 
 
-def export_from_options(source: str | os.PathLike, output: str | os.PathLike | None, options: Any,
-                        progress: Progress | None = None) -> ExportResult:
+def export_from_options(
+    source: str | os.PathLike, output: str | os.PathLike | None, options: Any, progress: Progress | None = None
+) -> ExportResult:
     """The ``engine`` row of export/formats.py: :func:`build_engine` with an ExportOptions."""
     return build_engine(
-        source, output, fp16=options.fp16, na=options.na, min_shape=(1, *options.min_hw), opt_shape=(1, *options.opt_hw),
-        max_shape=(options.batch, *options.max_hw), workspace_gb=options.workspace_gb, flavour=options.trt,
-        compute_capabilities=options.compute_capabilities, timing_cache=options.timing_cache,
-        plugin_library=options.plugin_lib, opset=options.opset, parity=options.parity, parity_pair=options.parity_pair,
+        source,
+        output,
+        fp16=options.fp16,
+        na=options.na,
+        min_shape=(1, *options.min_hw),
+        opt_shape=(1, *options.opt_hw),
+        max_shape=(options.batch, *options.max_hw),
+        workspace_gb=options.workspace_gb,
+        flavour=options.trt,
+        compute_capabilities=options.compute_capabilities,
+        timing_cache=options.timing_cache,
+        plugin_library=options.plugin_lib,
+        opset=options.opset,
+        parity=options.parity,
+        parity_pair=options.parity_pair,
         progress=progress,
     )

@@ -47,17 +47,33 @@ class ExportFormat:
     parity_subject: str  # what a parity report of this format compared
     summary: str
 
-    def run(self, source: str | os.PathLike, output: str | os.PathLike | None, options: ExportOptions,
-            progress: Progress | None = None) -> ExportResult:
+    def run(
+        self,
+        source: str | os.PathLike,
+        output: str | os.PathLike | None,
+        options: ExportOptions,
+        progress: Progress | None = None,
+    ) -> ExportResult:
         module = importlib.import_module(f"tsjnet_sdk.export.{self.module}")
         return module.export_from_options(source, output, options, progress)
 
 
 EXPORT_FORMATS: tuple[ExportFormat, ...] = (
-    ExportFormat("onnx", ".onnx", "onnx_export", "torch and onnx: the [export] extra", "this ONNX",
-                 "ONNX (fp32 or fp16, decomposed or plugin NA, dynamic or static shapes), parity-checked against PyTorch"),
-    ExportFormat("engine", ".engine", "engine_export", "TensorRT (and the [export] extra from a checkpoint)",
-                 "the ONNX this engine was built from",
-                 "TensorRT engine with a tsjnet header, built from a checkpoint or a tsjnet ONNX on the device that runs it"),
+    ExportFormat(
+        "onnx",
+        ".onnx",
+        "onnx_export",
+        "torch and onnx: the [export] extra",
+        "this ONNX",
+        "ONNX (fp32 or fp16, decomposed or plugin NA, dynamic or static shapes), parity-checked against PyTorch",
+    ),
+    ExportFormat(
+        "engine",
+        ".engine",
+        "engine_export",
+        "TensorRT (and the [export] extra from a checkpoint)",
+        "the ONNX this engine was built from",
+        "TensorRT engine with a tsjnet header, built from a checkpoint or a tsjnet ONNX on the device that runs it",
+    ),
 )
 FORMATS = {f.name: f for f in EXPORT_FORMATS}

@@ -59,6 +59,7 @@ INPUT_CONVENTION = (
 )
 COLOUR_HANDLING = "luminance only: fuse Y, recombine with the visible Cb/Cr (BT.601 YCbCr) outside the graph"
 
+
 class FusionGraph(nn.Module):
     """What is exported: (ir, vis) float32 -> fused float32; fp16 models compute in half inside."""
 
@@ -97,8 +98,16 @@ def _trace_to_onnx(graph: FusionGraph, static: tuple[int, int, int] | None, opse
     with onnx_export_mode(na), shared_tables(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            graph, example, None, input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
-            dynamic_shapes=dynamic_shapes, opset_version=opset, dynamo=True, optimize=False, verbose=False,
+            graph,
+            example,
+            None,
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=dynamic_shapes,
+            opset_version=opset,
+            dynamo=True,
+            optimize=False,
+            verbose=False,
         )
     return program.model_proto
 
@@ -187,8 +196,13 @@ def _drop_identity_slices(model: Any) -> Any:
         if node.op_type == "Slice" and node.output[0] not in outputs:
             starts, ends = consts.get(node.input[1]), consts.get(node.input[2])
             steps = consts.get(node.input[4]) if len(node.input) > 4 and node.input[4] else None
-            if (starts is not None and ends is not None and (starts == 0).all() and (ends >= 2**62).all()
-                    and (steps is None or (steps == 1).all())):
+            if (
+                starts is not None
+                and ends is not None
+                and (starts == 0).all()
+                and (ends >= 2**62).all()
+                and (steps is None or (steps == 1).all())
+            ):
                 renamed[node.output[0]] = node.input[0]
                 continue
         kept.append(node)
@@ -267,8 +281,11 @@ def export_onnx(
 
     graph = FusionGraph(to_fp16(model) if fp16 else model, half=fp16).eval()
     shapes = "dynamic N, H, W" if static is None else f"static {static[0]}x1x{static[1]}x{static[2]}"
-    _say(progress, f"tracing {cfg.name} ({shapes}, NA {na}, {'fp16' if fp16 else 'fp32'}, opset {opset}); "
-                   "dynamic shapes take a few minutes for the full model")
+    _say(
+        progress,
+        f"tracing {cfg.name} ({shapes}, NA {na}, {'fp16' if fp16 else 'fp32'}, opset {opset}); "
+        "dynamic shapes take a few minutes for the full model",
+    )
     t = time.perf_counter()
     proto = _trace_to_onnx(graph, static, opset, na)
     timings["trace_and_translate"] = time.perf_counter() - t
@@ -329,12 +346,19 @@ def default_onnx_path(checkpoint: str | os.PathLike, fp16: bool, na: str) -> Pat
     return default_output_path(checkpoint, f"{'_fp16' if fp16 else ''}{'_plugin' if na == 'plugin' else ''}", ".onnx")
 
 
-def export_from_options(source: str | os.PathLike, output: str | os.PathLike | None, options: Any,
-                        progress: Progress | None = None) -> ExportResult:
+def export_from_options(
+    source: str | os.PathLike, output: str | os.PathLike | None, options: Any, progress: Progress | None = None
+) -> ExportResult:
     """The ``onnx`` row of export/formats.py: :func:`export_onnx` with an ExportOptions."""
     return export_onnx(
-        source, output, na=options.na or "decomposed", fp16=options.fp16,
+        source,
+        output,
+        na=options.na or "decomposed",
+        fp16=options.fp16,
         static=(options.batch, *options.static) if options.static else None,
-        opset=DEFAULT_OPSET if options.opset is None else options.opset, simplify=options.simplify,
-        parity=options.parity, parity_pair=options.parity_pair, progress=progress,
+        opset=DEFAULT_OPSET if options.opset is None else options.opset,
+        simplify=options.simplify,
+        parity=options.parity,
+        parity_pair=options.parity_pair,
+        progress=progress,
     )

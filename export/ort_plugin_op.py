@@ -32,9 +32,7 @@ def _run_reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, rpb: np.ndarray 
 
     t = [torch.from_numpy(np.ascontiguousarray(x)) for x in (q, k, v)]
     bias = None if rpb is None else torch.from_numpy(np.ascontiguousarray(rpb))
-    out = neighborhood_attention_2d_reference(
-        *t, int(attrs["kernel_size"]), int(attrs["dilation"]), bias, float(attrs["scale"])
-    )
+    out = neighborhood_attention_2d_reference(*t, int(attrs["kernel_size"]), int(attrs["dilation"]), bias, float(attrs["scale"]))
     return out.numpy()
 
 

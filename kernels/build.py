@@ -177,8 +177,8 @@ _PTX_TYPE = {"u64": "ptr", "b64": "ptr", "u32": "i32", "s32": "i32", "b32": "i32
 @dataclass(frozen=True)
 class PtxEntry:
     name: str
-    params: tuple[str, ...]   # "ptr" / "i32" per parameter, in order
-    maxntid: int | None       # the __launch_bounds__ block size
+    params: tuple[str, ...]  # "ptr" / "i32" per parameter, in order
+    maxntid: int | None  # the __launch_bounds__ block size
 
 
 def ptx_entries(text: str) -> dict[str, PtxEntry]:
@@ -197,7 +197,7 @@ def cubin_entries(data: bytes) -> list[str]:
     """Names of the kernel entry points (global STT_FUNC symbols marked as CUDA entries) of a cubin."""
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
         raise ValueError("not a little-endian ELF64 cubin")
-    shoff, = struct.unpack_from("<Q", data, 0x28)
+    (shoff,) = struct.unpack_from("<Q", data, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
     sections = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
     names = []
@@ -205,12 +205,12 @@ def cubin_entries(data: bytes) -> list[str]:
         if sh_type != 2:  # SHT_SYMTAB
             continue
         str_off, str_size = sections[link][4], sections[link][5]
-        strtab = data[str_off:str_off + str_size]
+        strtab = data[str_off : str_off + str_size]
         for pos in range(offset, offset + size, entsize or 24):
             st_name, st_info, st_other = struct.unpack_from("<IBB", data, pos)
             # STT_FUNC, STB_GLOBAL; CUDA marks kernel entry points with STO_ENTRY (0x10) in st_other
             if st_info & 0xF == 2 and st_info >> 4 == 1 and st_other & 0x10:
-                names.append(strtab[st_name:strtab.index(b"\0", st_name)].decode())
+                names.append(strtab[st_name : strtab.index(b"\0", st_name)].decode())
     return names
 
 
@@ -253,8 +253,10 @@ def _nvcc_ptx(nvcc: str, target: str, source: Path, out: Path, defines: Sequence
     arch = target.replace("sm_", "compute_")
     with tempfile.TemporaryDirectory(prefix="na2d_nvcc_") as tmp:
         raw = Path(tmp) / "out.ptx"
-        _run([nvcc, "-std=c++17", "-ptx", f"-arch={arch}", f"-I{KERNEL_DIR}", *defines, str(source), "-o", str(raw)],
-             f"nvcc ({target})")
+        _run(
+            [nvcc, "-std=c++17", "-ptx", f"-arch={arch}", f"-I{KERNEL_DIR}", *defines, str(source), "-o", str(raw)],
+            f"nvcc ({target})",
+        )
         text = raw.read_text()
     isa = ptx_isa_for(target)
     if isa is not None:
@@ -268,8 +270,7 @@ def _ptxas(ptxas: str, target: str, ptx: Path, out: Path | None) -> str:
     """Assemble (and thereby validate) ``ptx`` for ``target``; returns ptxas' -v resource report."""
     if out is None:
         with tempfile.TemporaryDirectory(prefix="na2d_ptxas_") as tmp:
-            return _run([ptxas, f"-arch={target}", "-v", str(ptx), "-o", str(Path(tmp) / "x.cubin")],
-                        f"ptxas ({target})").stderr
+            return _run([ptxas, f"-arch={target}", "-v", str(ptx), "-o", str(Path(tmp) / "x.cubin")], f"ptxas ({target})").stderr
     with atomic_path(out) as tmp_out:
         return _run([ptxas, f"-arch={target}", "-v", str(ptx), "-o", str(tmp_out)], f"ptxas ({target})").stderr
 
@@ -309,8 +310,9 @@ def _instance_stem(instance: Instance) -> str:
     return f"na2d_{dt}_k{ks}_d{d}"
 
 
-def compile_module(out_dir: Path, target: str, instances: Sequence[Instance], name: str = "na2d",
-                   nvcc: str | None = None) -> dict:
+def compile_module(
+    out_dir: Path, target: str, instances: Sequence[Instance], name: str = "na2d", nvcc: str | None = None
+) -> dict:
     """``<out_dir>/<target>/<name>.{ptx,cubin,json}`` holding ``instances``; returns the sidecar record."""
     nvcc = nvcc or _require_nvcc()
     ptxas = _ptxas_beside(nvcc)
@@ -324,9 +326,14 @@ def compile_module(out_dir: Path, target: str, instances: Sequence[Instance], na
     ptx_seconds = time.perf_counter() - started
     report = _ptxas(ptxas, target, folder / f"{name}.ptx", folder / f"{name}.cubin")
     record = {
-        "format": FORMAT_VERSION, "kind": "module", "target": target, "source_hash": source_hash(),
-        "nvcc": nvcc_version(nvcc), "ptx_isa": "{}.{}".format(*ptx_version(text)),
-        "ptx": f"{name}.ptx", "cubin": f"{name}.cubin",
+        "format": FORMAT_VERSION,
+        "kind": "module",
+        "target": target,
+        "source_hash": source_hash(),
+        "nvcc": nvcc_version(nvcc),
+        "ptx_isa": "{}.{}".format(*ptx_version(text)),
+        "ptx": f"{name}.ptx",
+        "cubin": f"{name}.cubin",
         "instances": [list(i) for i in instances],
         "seconds": {"ptx": round(ptx_seconds, 2), "cubin": round(time.perf_counter() - started - ptx_seconds, 2)},
         "resources": ptxas_resources(report),
@@ -349,9 +356,15 @@ def compile_plugin_ptx(out_dir: Path, instance: Instance, nvcc: str | None = Non
     text = _nvcc_ptx(nvcc, PLUGIN_TARGET, KERNEL_DIR / "na2d_kernels.cu", folder / f"{stem}.ptx", defines)
     _ptxas(ptxas, PLUGIN_TARGET, folder / f"{stem}.ptx", None)  # validation only: TensorRT JITs the PTX
     record = {
-        "format": FORMAT_VERSION, "kind": "plugin_ptx", "target": PLUGIN_TARGET, "source_hash": source_hash(),
-        "nvcc": nvcc_version(nvcc), "ptx_isa": "{}.{}".format(*ptx_version(text)), "ptx": f"{stem}.ptx",
-        "instances": [list(instance)], "seconds": {"ptx": round(time.perf_counter() - started, 2)},
+        "format": FORMAT_VERSION,
+        "kind": "plugin_ptx",
+        "target": PLUGIN_TARGET,
+        "source_hash": source_hash(),
+        "nvcc": nvcc_version(nvcc),
+        "ptx_isa": "{}.{}".format(*ptx_version(text)),
+        "ptx": f"{stem}.ptx",
+        "instances": [list(instance)],
+        "seconds": {"ptx": round(time.perf_counter() - started, 2)},
     }
     with atomic_path(folder / f"{stem}.json") as tmp_json:
         tmp_json.write_text(json.dumps(record, indent=1))
@@ -384,9 +397,15 @@ def plan(profile: str, targets: Sequence[str] = TARGETS) -> tuple[list[tuple[str
     return modules, plugin
 
 
-def build(out_dir: str | os.PathLike | None = None, profile: str = "full", targets: Sequence[str] = TARGETS,
-          jobs: int | None = None, plugin: bool = True, nvcc: str | None = None,
-          log: Callable[[str], None] = print) -> dict:
+def build(
+    out_dir: str | os.PathLike | None = None,
+    profile: str = "full",
+    targets: Sequence[str] = TARGETS,
+    jobs: int | None = None,
+    plugin: bool = True,
+    nvcc: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict:
     """Compile a profile into ``out_dir`` (default :func:`default_out_dir`); returns the manifest dict.
 
     Jobs run in parallel (``jobs`` processes, default the CPU count), longest first. The manifest
@@ -398,12 +417,18 @@ def build(out_dir: str | os.PathLike | None = None, profile: str = "full", targe
     modules, plugin_instances = plan(profile, targets)
     tasks: list[tuple[float, str, Callable[[], dict]]] = []
     for target, instances in modules:
-        tasks.append((len(instances), f"module {target} ({len(instances)} instantiations)",
-                      lambda t=target, i=instances: compile_module(out, t, i, nvcc=nvcc)))
+        tasks.append(
+            (
+                len(instances),
+                f"module {target} ({len(instances)} instantiations)",
+                lambda t=target, i=instances: compile_module(out, t, i, nvcc=nvcc),
+            )
+        )
     if plugin:
         for instance in plugin_instances:
-            tasks.append((0.5, f"plugin PTX {_instance_stem(instance)}",
-                          lambda i=instance: compile_plugin_ptx(out, i, nvcc=nvcc)))
+            tasks.append(
+                (0.5, f"plugin PTX {_instance_stem(instance)}", lambda i=instance: compile_plugin_ptx(out, i, nvcc=nvcc))
+            )
     tasks.sort(key=lambda t: -t[0])
     started = time.perf_counter()
     log(f"building NA kernels ({profile}, {len(tasks)} jobs, nvcc {nvcc_version(nvcc)}) into {out}")
@@ -416,8 +441,12 @@ def build(out_dir: str | os.PathLike | None = None, profile: str = "full", targe
     with ThreadPoolExecutor(max_workers=max(1, jobs or os.cpu_count() or 1)) as pool:
         records = list(pool.map(run, tasks))
     manifest = {
-        "format": FORMAT_VERSION, "profile": profile, "source_hash": source_hash(), "nvcc": nvcc_version(nvcc),
-        "targets": list(targets), "seconds_total": round(time.perf_counter() - started, 1),
+        "format": FORMAT_VERSION,
+        "profile": profile,
+        "source_hash": source_hash(),
+        "nvcc": nvcc_version(nvcc),
+        "targets": list(targets),
+        "seconds_total": round(time.perf_counter() - started, 1),
         "modules": [r for r in records if r["kind"] == "module"],
         "plugin_ptx": [r for r in records if r["kind"] == "plugin_ptx"],
     }

@@ -86,8 +86,13 @@ def _candidate_includes(explicit: str | os.PathLike | None) -> list[tuple[Path, 
     if os.environ.get("TENSORRT_ROOT"):
         found.append((Path(os.environ["TENSORRT_ROOT"]).expanduser() / "include", "$TENSORRT_ROOT/include"))
     machine = platform.machine()
-    for folder in (f"/usr/include/{machine}-linux-gnu", "/usr/include", "/usr/local/tensorrt/include",
-                   "/opt/tensorrt/include", "/usr/src/tensorrt/include"):
+    for folder in (
+        f"/usr/include/{machine}-linux-gnu",
+        "/usr/include",
+        "/usr/local/tensorrt/include",
+        "/opt/tensorrt/include",
+        "/usr/src/tensorrt/include",
+    ):
         found.append((Path(folder), "standard location"))
     return found
 
@@ -164,12 +169,33 @@ def _check_archs(archs: Sequence[str]) -> list[str]:
     return sorted(set(archs), key=lambda a: int(re.sub(r"\D", "", a)))
 
 
-def nvcc_command(nvcc: str, headers: TensorRTHeaders, archs: Sequence[str], output: Path, *,
-                 tsjnet_only: bool = False, cuda_include: Path | None = None) -> list[str]:
+def nvcc_command(
+    nvcc: str,
+    headers: TensorRTHeaders,
+    archs: Sequence[str],
+    output: Path,
+    *,
+    tsjnet_only: bool = False,
+    cuda_include: Path | None = None,
+) -> list[str]:
     """The nvcc command line that compiles and links the library to ``output``."""
     archs = _check_archs(archs)
-    cmd = [nvcc, "-std=c++17", "-O3", "-shared", "-Xcompiler", "-fPIC,-fvisibility=hidden", "-cudart", "static",
-           "-Xlinker", "-z,defs", "-I", str(KERNELS_DIR), "-isystem", str(headers.include)]
+    cmd = [
+        nvcc,
+        "-std=c++17",
+        "-O3",
+        "-shared",
+        "-Xcompiler",
+        "-fPIC,-fvisibility=hidden",
+        "-cudart",
+        "static",
+        "-Xlinker",
+        "-z,defs",
+        "-I",
+        str(KERNELS_DIR),
+        "-isystem",
+        str(headers.include),
+    ]
     if cuda_include is not None:
         cmd += ["-isystem", str(cuda_include)]
     for arch in archs:
@@ -183,9 +209,15 @@ def nvcc_command(nvcc: str, headers: TensorRTHeaders, archs: Sequence[str], outp
     return cmd
 
 
-def build_plugin(output: str | os.PathLike | None = None, *, trt_include: str | os.PathLike | None = None,
-                 archs: Sequence[str] | None = None, tsjnet_only: bool = False, nvcc: str | None = None,
-                 verbose: bool = False) -> Path:
+def build_plugin(
+    output: str | os.PathLike | None = None,
+    *,
+    trt_include: str | os.PathLike | None = None,
+    archs: Sequence[str] | None = None,
+    tsjnet_only: bool = False,
+    nvcc: str | None = None,
+    verbose: bool = False,
+) -> Path:
     """Compile the plugin library and write it atomically to ``output`` (default :func:`default_library_path`).
 
     Raises:
@@ -208,8 +240,9 @@ def build_plugin(output: str | os.PathLike | None = None, *, trt_include: str | 
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0 or not built.is_file():
-            raise PluginBuildError(f"nvcc failed ({proc.returncode}) building the plugin:\n{proc.stderr.strip()}\n"
-                                   f"command: {' '.join(cmd)}")
+            raise PluginBuildError(
+                f"nvcc failed ({proc.returncode}) building the plugin:\n{proc.stderr.strip()}\ncommand: {' '.join(cmd)}"
+            )
         if verbose:
             print(f"compiled in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         with atomic_path(out) as dst:

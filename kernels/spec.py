@@ -21,9 +21,7 @@ HEAD_DIMS = (8, 16, 32, 64)
 #: The instantiations TSJNet uses (nat_mini: kernel 7, head_dim 32 at every level), in both precisions.
 TSJNET_INSTANCES: tuple[tuple[str, int, int], ...] = (("f32", 7, 32), ("f16", 7, 32))
 #: Every instantiation of the full matrix, in na2d_kernels.cu's order.
-FULL_MATRIX: tuple[tuple[str, int, int], ...] = tuple(
-    (dt, ks, d) for dt in DTYPES for ks in KERNEL_SIZES for d in HEAD_DIMS
-)
+FULL_MATRIX: tuple[tuple[str, int, int], ...] = tuple((dt, ks, d) for dt in DTYPES for ks in KERNEL_SIZES for d in HEAD_DIMS)
 
 ELEMENT_BYTES = {"f32": 4, "f16": 2}
 WARP = 32
@@ -33,15 +31,35 @@ MAX_STATIC_SMEM = 48 * 1024
 # output tensors). "ptr" is a 64-bit device pointer, "i32" a 32-bit int. The PTX of every entry point is
 # checked against these in tests/test_kernels_build.py.
 ARGS_PLAIN: tuple[tuple[str, str], ...] = (
-    ("q", "ptr"), ("k", "ptr"), ("v", "ptr"),
-    ("B", "i32"), ("H", "i32"), ("W", "i32"), ("heads", "i32"), ("dil", "i32"), ("scale_bits", "i32"),
-    ("sB", "i32"), ("sH", "i32"), ("sW", "i32"),
+    ("q", "ptr"),
+    ("k", "ptr"),
+    ("v", "ptr"),
+    ("B", "i32"),
+    ("H", "i32"),
+    ("W", "i32"),
+    ("heads", "i32"),
+    ("dil", "i32"),
+    ("scale_bits", "i32"),
+    ("sB", "i32"),
+    ("sH", "i32"),
+    ("sW", "i32"),
     ("out", "ptr"),
 )
 ARGS_RPB: tuple[tuple[str, str], ...] = (
-    ("q", "ptr"), ("k", "ptr"), ("v", "ptr"), ("rpb", "ptr"),
-    ("B", "i32"), ("H", "i32"), ("W", "i32"), ("heads", "i32"), ("dil", "i32"), ("scale_bits", "i32"),
-    ("sB", "i32"), ("sH", "i32"), ("sW", "i32"), ("rpb_half", "i32"),
+    ("q", "ptr"),
+    ("k", "ptr"),
+    ("v", "ptr"),
+    ("rpb", "ptr"),
+    ("B", "i32"),
+    ("H", "i32"),
+    ("W", "i32"),
+    ("heads", "i32"),
+    ("dil", "i32"),
+    ("scale_bits", "i32"),
+    ("sB", "i32"),
+    ("sH", "i32"),
+    ("sW", "i32"),
+    ("rpb_half", "i32"),
     ("out", "ptr"),
 )
 
@@ -68,10 +86,10 @@ def entry_args(rpb: bool) -> tuple[tuple[str, str], ...]:
 class KernelConfig:
     """Compile-time configuration of one instantiation (mirror of ``na2d::Config`` in na2d_core.cuh)."""
 
-    warps: int           # warps per block
-    qpt: int             # query rows per warp
-    smem_bytes: int      # static shared memory per block
-    threads: int         # threads per block (= the kernel's __launch_bounds__)
+    warps: int  # warps per block
+    qpt: int  # query rows per warp
+    smem_bytes: int  # static shared memory per block
+    threads: int  # threads per block (= the kernel's __launch_bounds__)
     rows_per_block: int  # query rows (of one dilation group) per block
 
 
@@ -82,22 +100,20 @@ def kernel_config(dtype: str, kernel_size: int, head_dim: int) -> KernelConfig:
         raise ValueError(f"kernel_size must be odd and >= 1, got {kernel_size}")
     if head_dim % 8 or not 8 <= head_dim <= 64:
         raise ValueError(f"head_dim must be a multiple of 8 in [8, 64], got {head_dim}")
-    vecs = head_dim * ELEMENT_BYTES[dtype] // 16           # 16-byte vectors per key
-    stride = vecs if vecs % 2 == 1 else vecs + 1           # odd stride: bank-conflict-free reads
+    vecs = head_dim * ELEMENT_BYTES[dtype] // 16  # 16-byte vectors per key
+    stride = vecs if vecs % 2 == 1 else vecs + 1  # odd stride: bank-conflict-free reads
     qpt = 2 if head_dim <= 32 else 1
     warp_bytes = 2 * (WARP + kernel_size - 1) * stride * 16  # K + V staging buffers of one warp
     fit = MAX_STATIC_SMEM // warp_bytes
     warps = 4 if fit >= 4 else max(fit, 1)
-    return KernelConfig(warps=warps, qpt=qpt, smem_bytes=warps * warp_bytes, threads=warps * WARP,
-                        rows_per_block=warps * qpt)
+    return KernelConfig(warps=warps, qpt=qpt, smem_bytes=warps * warp_bytes, threads=warps * WARP, rows_per_block=warps * qpt)
 
 
 def _cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def launch_grid(height: int, width: int, batch: int, heads: int, dilation: int,
-                cfg: KernelConfig) -> tuple[int, int, int]:
+def launch_grid(height: int, width: int, batch: int, heads: int, dilation: int, cfg: KernelConfig) -> tuple[int, int, int]:
     """Grid of one launch: (tiles_x * tiles_y, dil * dil, B * heads), as documented in na2d_kernels.cu.
 
     A tile is 32 query columns x ``cfg.rows_per_block`` query rows of one dilation group; the group

@@ -41,22 +41,24 @@ class CudaKernelUnavailable(TsjnetError, RuntimeError):
 # ---------------------------------------------------------------------------------------------------
 # Validation (no GPU needed)
 # ---------------------------------------------------------------------------------------------------
-def validate(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None,
-             scale: float | None) -> None:
+def validate(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None, scale: float | None) -> None:
     """Raise a clear TypeError/ValueError/RuntimeError if the kernel cannot run this call."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         if not isinstance(t, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if q.dim() != 5 or k.shape != q.shape or v.shape != q.shape:
-        raise ValueError(f"q, k, v must be [batch, height, width, heads, head_dim] of one shape, got "
-                         f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+        raise ValueError(
+            f"q, k, v must be [batch, height, width, heads, head_dim] of one shape, got "
+            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
+        )
     if q.dtype not in TORCH_DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
-        raise TypeError(f"the CUDA NA kernel takes float32 or float16 q, k, v of one dtype, got {q.dtype}, "
-                        f"{k.dtype}, {v.dtype}; use backend='reference' for other dtypes")
+        raise TypeError(
+            f"the CUDA NA kernel takes float32 or float16 q, k, v of one dtype, got {q.dtype}, "
+            f"{k.dtype}, {v.dtype}; use backend='reference' for other dtypes"
+        )
     head_dim = q.shape[-1]
     if head_dim not in spec.HEAD_DIMS:
-        raise ValueError(f"the CUDA NA kernel is built for head_dim in {spec.HEAD_DIMS}, got {head_dim}; "
-                         "use backend='reference'")
+        raise ValueError(f"the CUDA NA kernel is built for head_dim in {spec.HEAD_DIMS}, got {head_dim}; use backend='reference'")
     if not isinstance(kernel_size, int) or kernel_size not in spec.KERNEL_SIZES:
         raise ValueError(f"the CUDA NA kernel is built for odd kernel_size 3..13 {spec.KERNEL_SIZES}, got {kernel_size!r}")
     if not isinstance(dilation, int) or dilation < 1:
@@ -64,27 +66,37 @@ def validate(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, r
     if rpb is not None:
         expected = (q.shape[3], 2 * kernel_size - 1, 2 * kernel_size - 1)
         if not isinstance(rpb, Tensor) or tuple(rpb.shape) != expected:
-            raise ValueError(f"rpb must be a tensor of shape [heads, 2k-1, 2k-1] = {list(expected)}, got "
-                             f"{list(rpb.shape) if isinstance(rpb, Tensor) else type(rpb).__name__}")
+            raise ValueError(
+                f"rpb must be a tensor of shape [heads, 2k-1, 2k-1] = {list(expected)}, got "
+                f"{list(rpb.shape) if isinstance(rpb, Tensor) else type(rpb).__name__}"
+            )
         if not rpb.is_floating_point():
             raise ValueError(f"rpb must be a floating tensor, got {rpb.dtype}")
     if scale is not None and not math.isfinite(float(scale)):
         raise ValueError(f"scale must be finite, got {scale!r}")
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q, k, v, rpb)):
-        raise RuntimeError("the CUDA NA kernel is forward-only (no autograd); use backend='reference' (or 'auto', "
-                           "which falls back when gradients are needed) for training")
+        raise RuntimeError(
+            "the CUDA NA kernel is forward-only (no autograd); use backend='reference' (or 'auto', "
+            "which falls back when gradients are needed) for training"
+        )
     per_image = q.shape[1] * q.shape[2] * q.shape[3] * q.shape[4]
     if per_image > spec.INT32_MAX or q.shape[0] > spec.INT32_MAX:
-        raise ValueError(f"one image of q has {per_image} elements; the kernel's int32 strides allow up to "
-                         f"{spec.INT32_MAX}: split the batch or the map")
+        raise ValueError(
+            f"one image of q has {per_image} elements; the kernel's int32 strides allow up to "
+            f"{spec.INT32_MAX}: split the batch or the map"
+        )
     if q.shape[0] * q.shape[3] > spec.GRID_YZ_MAX or dilation * dilation > spec.GRID_YZ_MAX:
-        raise ValueError(f"batch * heads ({q.shape[0] * q.shape[3]}) and dilation^2 ({dilation * dilation}) must "
-                         f"be <= {spec.GRID_YZ_MAX} (CUDA grid y/z limit)")
+        raise ValueError(
+            f"batch * heads ({q.shape[0] * q.shape[3]}) and dilation^2 ({dilation * dilation}) must "
+            f"be <= {spec.GRID_YZ_MAX} (CUDA grid y/z limit)"
+        )
     # device last, so that everything above is checkable (and tested) without a GPU
     devices = [t.device for t in (q, k, v)] + ([rpb.device] if rpb is not None else [])
     if not (q.is_cuda and all(d == q.device for d in devices)):
-        raise ValueError(f"the CUDA NA kernel needs q, k, v (and rpb) on one CUDA device, got "
-                         f"{', '.join(map(str, devices))}; use backend='reference' for CPU tensors")
+        raise ValueError(
+            f"the CUDA NA kernel needs q, k, v (and rpb) on one CUDA device, got "
+            f"{', '.join(map(str, devices))}; use backend='reference' for CPU tensors"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -120,8 +132,15 @@ def prepare_inputs(q: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Ten
     return q, k, v, strides[0]
 
 
-def launch_plan(shape: tuple[int, ...], dtype: str, kernel_size: int, dilation: int, strides: tuple[int, int, int],
-                scale: float, rpb_dtype: str | None) -> tuple[str, tuple[int, int, int], int, list[tuple[str, str, Any]]]:
+def launch_plan(
+    shape: tuple[int, ...],
+    dtype: str,
+    kernel_size: int,
+    dilation: int,
+    strides: tuple[int, int, int],
+    scale: float,
+    rpb_dtype: str | None,
+) -> tuple[str, tuple[int, int, int], int, list[tuple[str, str, Any]]]:
     """(entry name, grid, threads per block, [(arg name, "ptr"|"i32", value)]) for one launch.
 
     Pointer arguments are given by name (q, k, v, rpb, out) with value None; the caller fills them in.
@@ -129,8 +148,18 @@ def launch_plan(shape: tuple[int, ...], dtype: str, kernel_size: int, dilation: 
     B, H, W, heads, D = shape
     cfg = spec.kernel_config(dtype, kernel_size, D)
     grid = spec.launch_grid(H, W, B, heads, dilation, cfg)
-    values = {"B": B, "H": H, "W": W, "heads": heads, "dil": dilation, "scale_bits": spec.float_bits(scale),
-              "sB": strides[0], "sH": strides[1], "sW": strides[2], "rpb_half": int(rpb_dtype == "f16")}
+    values = {
+        "B": B,
+        "H": H,
+        "W": W,
+        "heads": heads,
+        "dil": dilation,
+        "scale_bits": spec.float_bits(scale),
+        "sB": strides[0],
+        "sH": strides[1],
+        "sW": strides[2],
+        "rpb_half": int(rpb_dtype == "f16"),
+    }
     rpb = rpb_dtype is not None
     args = [(name, kind, None if kind == "ptr" else values[name]) for name, kind in spec.entry_args(rpb)]
     return spec.entry_name(dtype, kernel_size, D, rpb), grid, cfg.threads, args
@@ -230,8 +259,9 @@ def _function(index: int, dtype: str, kernel_size: int, head_dim: int, rpb: bool
         return fn
 
 
-def na2d_cuda(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int = 1, rpb: Tensor | None = None,
-              scale: float | None = None) -> Tensor:
+def na2d_cuda(
+    q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int = 1, rpb: Tensor | None = None, scale: float | None = None
+) -> Tensor:
     """Neighborhood attention with the CUDA kernel: q, k, v [B, H, W, heads, D] -> [B, H, W, heads, D].
 
     Same semantics as ``neighborhood_attention_2d_reference``; forward only.
@@ -239,7 +269,7 @@ def na2d_cuda(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int =
     validate(q, k, v, kernel_size, dilation, rpb, scale)
     dtype = TORCH_DTYPES[q.dtype]
     head_dim = q.shape[-1]
-    scale = float(head_dim ** -0.5 if scale is None else scale)
+    scale = float(head_dim**-0.5 if scale is None else scale)
     out = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     if out.numel() == 0:
         return out
@@ -252,16 +282,24 @@ def na2d_cuda(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int =
     index = q.device.index if q.device.index is not None else torch.cuda.current_device()
     fn = _function(index, dtype, kernel_size, head_dim, rpb is not None)
     driver = _driver()
-    pointers = {"q": q.data_ptr(), "k": k.data_ptr(), "v": v.data_ptr(), "out": out.data_ptr(),
-                "rpb": rpb.data_ptr() if rpb is not None else 0}
+    pointers = {
+        "q": q.data_ptr(),
+        "k": k.data_ptr(),
+        "v": v.data_ptr(),
+        "out": out.data_ptr(),
+        "rpb": rpb.data_ptr() if rpb is not None else 0,
+    }
     # cuLaunchKernel's kernelParams: an array of pointers to each argument's storage (the C ABI).
     storage = [ctypes.c_uint64(pointers[n]) if kind == "ptr" else ctypes.c_int32(value) for n, kind, value in args]
     params = (ctypes.c_void_p * len(storage))(*[ctypes.addressof(s) for s in storage])
     stream = torch.cuda.current_stream(q.device).cuda_stream
     _check(driver, driver.cuCtxPushCurrent(_contexts[index]), "cuCtxPushCurrent")
     try:
-        _check(driver, driver.cuLaunchKernel(fn, *grid, threads, 1, 1, 0, driver.CUstream(stream),
-                                             ctypes.addressof(params), 0), f"cuLaunchKernel({name})")
+        _check(
+            driver,
+            driver.cuLaunchKernel(fn, *grid, threads, 1, 1, 0, driver.CUstream(stream), ctypes.addressof(params), 0),
+            f"cuLaunchKernel({name})",
+        )
     finally:
         driver.cuCtxPopCurrent()
     return out
@@ -293,8 +331,16 @@ _warned: set[str] = set()
 class CudaKernel:
     """What is registered with ``register_cuda_kernel``: callable like :func:`na2d_cuda`, plus ``supports``."""
 
-    def __call__(self, q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int = 1, rpb: Tensor | None = None,
-                 scale: float | None = None) -> Tensor:
+    def __call__(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        kernel_size: int,
+        dilation: int = 1,
+        rpb: Tensor | None = None,
+        scale: float | None = None,
+    ) -> Tensor:
         return na2d_cuda(q, k, v, kernel_size, dilation, rpb, scale)
 
     @staticmethod

@@ -66,14 +66,16 @@ def describe_plugin() -> Dict[str, Any]:
     """Name, namespace, attributes, inputs and variants of the plugin (no TensorRT needed)."""
     variants = []
     for rpb, name in ((False, NAME), (True, RPB_NAME)):
-        variants.append({
-            "name": name,
-            "qualified_name": f"{NAMESPACE}::{name}",
-            "inputs": list(na_node.INPUTS) + (list(na_node.OPTIONAL_INPUTS) if rpb else []),
-            "outputs": list(na_node.OUTPUTS),
-            "types": [list(c) for c in type_combinations(rpb)],
-            "kernel": f"na2d_fwd_{'rpb_' if rpb else ''}<f32|f16>_k<kernel_size>_d<head_dim>",
-        })
+        variants.append(
+            {
+                "name": name,
+                "qualified_name": f"{NAMESPACE}::{name}",
+                "inputs": list(na_node.INPUTS) + (list(na_node.OPTIONAL_INPUTS) if rpb else []),
+                "outputs": list(na_node.OUTPUTS),
+                "types": [list(c) for c in type_combinations(rpb)],
+                "kernel": f"na2d_fwd_{'rpb_' if rpb else ''}<f32|f16>_k<kernel_size>_d<head_dim>",
+            }
+        )
     return {
         "namespace": NAMESPACE,
         "name": NAME,
@@ -98,8 +100,16 @@ def _int_cdiv(a: int, b: int) -> int:
     return -(-a // b)
 
 
-def aot_launch(shape: Sequence[Any], dtype: str, kernel_size: int, head_dim: int, dilation: int, scale: float,
-               rpb_dtype: Optional[str], cdiv: Callable[[Any, int], Any] = _int_cdiv) -> Tuple[Tuple[Any, Any, Any], int, List[Any]]:
+def aot_launch(
+    shape: Sequence[Any],
+    dtype: str,
+    kernel_size: int,
+    head_dim: int,
+    dilation: int,
+    scale: float,
+    rpb_dtype: Optional[str],
+    cdiv: Callable[[Any, int], Any] = _int_cdiv,
+) -> Tuple[Tuple[Any, Any, Any], int, List[Any]]:
     """(grid, threads per block, int32 scalar arguments in entry-point order) for q's ``shape`` [B, H, W, heads, D].
 
     ``shape`` entries and ``cdiv`` may be ints or TensorRT symbolic expressions; the same formulas as
@@ -108,12 +118,21 @@ def aot_launch(shape: Sequence[Any], dtype: str, kernel_size: int, head_dim: int
     """
     B, H, W, heads = shape[0], shape[1], shape[2], shape[3]
     cfg = spec.kernel_config(dtype, kernel_size, head_dim)
-    grid = (cdiv(cdiv(W, dilation), spec.WARP) * cdiv(cdiv(H, dilation), cfg.rows_per_block),
-            dilation * dilation, B * heads)
+    grid = (cdiv(cdiv(W, dilation), spec.WARP) * cdiv(cdiv(H, dilation), cfg.rows_per_block), dilation * dilation, B * heads)
     s_w = heads * head_dim
     s_h = W * s_w
-    values = {"B": B, "H": H, "W": W, "heads": heads, "dil": dilation, "scale_bits": spec.float_bits(scale),
-              "sB": H * s_h, "sH": s_h, "sW": s_w, "rpb_half": int(rpb_dtype == "f16")}
+    values = {
+        "B": B,
+        "H": H,
+        "W": W,
+        "heads": heads,
+        "dil": dilation,
+        "scale_bits": spec.float_bits(scale),
+        "sB": H * s_h,
+        "sH": s_h,
+        "sW": s_w,
+        "rpb_half": int(rpb_dtype == "f16"),
+    }
     scalars = [values[name] for name, kind in spec.entry_args(rpb_dtype is not None) if kind == "i32"]
     return grid, cfg.threads, scalars
 
@@ -201,8 +220,10 @@ def _aot(trt: Any, trtp: Any, q: Any, rpb: Any, kernel_size: int, dilation: int,
     shape = [q.shape_expr[i] for i in range(5)]
     head_dim = _constant(shape[4], "head_dim (last dim of q)")
     if kernel_size not in spec.KERNEL_SIZES or head_dim not in spec.HEAD_DIMS or dilation < 1:
-        raise ValueError(f"NeighborhoodAttention2D plugin: kernel_size {kernel_size} / head_dim {head_dim} / dilation "
-                         f"{dilation} not built (kernel sizes {spec.KERNEL_SIZES}, head dims {spec.HEAD_DIMS})")
+        raise ValueError(
+            f"NeighborhoodAttention2D plugin: kernel_size {kernel_size} / head_dim {head_dim} / dilation "
+            f"{dilation} not built (kernel sizes {spec.KERNEL_SIZES}, head dims {spec.HEAD_DIMS})"
+        )
     grid, threads, scalars = aot_launch(shape, dtype, kernel_size, head_dim, dilation, scale, rpb_dtype, cdiv=trtp.cdiv)
     launch = trtp.KernelLaunchParams()
     launch.grid_x, launch.grid_y, launch.grid_z = grid
@@ -220,36 +241,73 @@ def _define(trt: Any, trtp: Any) -> None:
     plain, with_rpb = f"{NAMESPACE}::{NAME}", f"{NAMESPACE}::{RPB_NAME}"
 
     @trtp.register(plain)
-    def na2d_desc(q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, kernel_size: int, dilation: int,
-                  scale: float) -> trtp.TensorDesc:
+    def na2d_desc(
+        q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, kernel_size: int, dilation: int, scale: float
+    ) -> trtp.TensorDesc:
         return q.like()
 
     @trtp.autotune(plain)
-    def na2d_autotune(q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, kernel_size: int, dilation: int,
-                      scale: float, outputs: Tuple[trtp.TensorDesc]) -> List[trtp.AutoTuneCombination]:
+    def na2d_autotune(
+        q: trtp.TensorDesc,
+        k: trtp.TensorDesc,
+        v: trtp.TensorDesc,
+        kernel_size: int,
+        dilation: int,
+        scale: float,
+        outputs: Tuple[trtp.TensorDesc],
+    ) -> List[trtp.AutoTuneCombination]:
         return [trtp.AutoTuneCombination(", ".join(c)) for c in type_combinations(False)]
 
     @trtp.aot_impl(plain)
-    def na2d_aot_impl(q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, kernel_size: int, dilation: int,
-                      scale: float, outputs: Tuple[trtp.TensorDesc], tactic: int
-                      ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymExprs]:
+    def na2d_aot_impl(
+        q: trtp.TensorDesc,
+        k: trtp.TensorDesc,
+        v: trtp.TensorDesc,
+        kernel_size: int,
+        dilation: int,
+        scale: float,
+        outputs: Tuple[trtp.TensorDesc],
+        tactic: int,
+    ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymExprs]:
         return _aot(trt, trtp, q, None, kernel_size, dilation, scale)
 
     @trtp.register(with_rpb)
-    def na2d_rpb_desc(q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, rpb: trtp.TensorDesc,
-                      kernel_size: int, dilation: int, scale: float) -> trtp.TensorDesc:
+    def na2d_rpb_desc(
+        q: trtp.TensorDesc,
+        k: trtp.TensorDesc,
+        v: trtp.TensorDesc,
+        rpb: trtp.TensorDesc,
+        kernel_size: int,
+        dilation: int,
+        scale: float,
+    ) -> trtp.TensorDesc:
         return q.like()
 
     @trtp.autotune(with_rpb)
-    def na2d_rpb_autotune(q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, rpb: trtp.TensorDesc,
-                          kernel_size: int, dilation: int, scale: float,
-                          outputs: Tuple[trtp.TensorDesc]) -> List[trtp.AutoTuneCombination]:
+    def na2d_rpb_autotune(
+        q: trtp.TensorDesc,
+        k: trtp.TensorDesc,
+        v: trtp.TensorDesc,
+        rpb: trtp.TensorDesc,
+        kernel_size: int,
+        dilation: int,
+        scale: float,
+        outputs: Tuple[trtp.TensorDesc],
+    ) -> List[trtp.AutoTuneCombination]:
         return [trtp.AutoTuneCombination(", ".join(c)) for c in type_combinations(True)]
 
     @trtp.aot_impl(with_rpb)
-    def na2d_rpb_aot_impl(q: trtp.TensorDesc, k: trtp.TensorDesc, v: trtp.TensorDesc, rpb: trtp.TensorDesc,
-                          kernel_size: int, dilation: int, scale: float, outputs: Tuple[trtp.TensorDesc], tactic: int
-                          ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymExprs]:
+    def na2d_rpb_aot_impl(
+        q: trtp.TensorDesc,
+        k: trtp.TensorDesc,
+        v: trtp.TensorDesc,
+        rpb: trtp.TensorDesc,
+        kernel_size: int,
+        dilation: int,
+        scale: float,
+        outputs: Tuple[trtp.TensorDesc],
+        tactic: int,
+    ) -> Tuple[Union[str, bytes], Union[str, bytes], trtp.KernelLaunchParams, trtp.SymExprs]:
         return _aot(trt, trtp, q, rpb, kernel_size, dilation, scale)
 
 

@@ -50,8 +50,11 @@ class PluginChoice:
         """What the engine header records about the plugin (engine_format.py: ``na_plugin``)."""
         if self.implementation == "qdp":
             return {"implementation": "qdp"}
-        return {"implementation": "library", "library": self.library.name if self.library else None,
-                "library_sha256": self.sha256}
+        return {
+            "implementation": "library",
+            "library": self.library.name if self.library else None,
+            "library_sha256": self.sha256,
+        }
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
@@ -93,8 +96,11 @@ def choose_plugin(trt_version: str, library: str | os.PathLike | None = None) ->
         return PluginChoice("qdp")
     from tsjnet_sdk.kernels.build_plugin import default_library_path
 
-    path = _existing(default_library_path(), f"TensorRT {trt_version} has no ahead-of-time Python plugins (10.9+), so "
-                                              "--na plugin needs the compiled plugin library, and")
+    path = _existing(
+        default_library_path(),
+        f"TensorRT {trt_version} has no ahead-of-time Python plugins (10.9+), so "
+        "--na plugin needs the compiled plugin library, and",
+    )
     return PluginChoice("library", path.resolve(), file_sha256(path))
 
 
@@ -110,8 +116,11 @@ def runtime_library(header_plugin: dict[str, Any] | None, library: str | os.Path
     from tsjnet_sdk.kernels.build_plugin import default_library_path
 
     given = given_library(library)
-    path = _existing(*given) if given else _existing(
-        default_library_path(), "the engine uses the compiled NeighborhoodAttention2D plugin library; the library")
+    path = (
+        _existing(*given)
+        if given
+        else _existing(default_library_path(), "the engine uses the compiled NeighborhoodAttention2D plugin library; the library")
+    )
     wanted = (header_plugin or {}).get("library_sha256")
     have = file_sha256(path)
     if wanted and have != wanted:

@@ -23,8 +23,10 @@ def mean_onnx_model(path: Path, shape: list, metadata: bool = True) -> Path:
     graph = helper.make_graph(
         [helper.make_node("Add", ["ir", "vis"], ["sum"]), helper.make_node("Mul", ["sum", "half"], ["fused"])],
         "mean",
-        [helper.make_tensor_value_info("ir", TensorProto.FLOAT, shape),
-         helper.make_tensor_value_info("vis", TensorProto.FLOAT, shape)],
+        [
+            helper.make_tensor_value_info("ir", TensorProto.FLOAT, shape),
+            helper.make_tensor_value_info("vis", TensorProto.FLOAT, shape),
+        ],
         [helper.make_tensor_value_info("fused", TensorProto.FLOAT, shape)],
         [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])],
     )

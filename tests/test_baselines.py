@@ -66,9 +66,9 @@ def test_laplacian_keeps_the_details_of_the_textured_input() -> None:
 
 def test_laplacian_picks_the_stronger_edge_and_stays_in_range() -> None:
     a = np.zeros((32, 32))
-    a[:, 16:] = 1.0                       # hard step: the pyramid overshoots, output is clipped
+    a[:, 16:] = 1.0  # hard step: the pyramid overshoots, output is clipped
     b = np.full((32, 32), 0.5)
-    b[:, 16:] = 0.6                       # weak step in the same place
+    b[:, 16:] = 0.6  # weak step in the same place
     fused = laplacian_pyramid_fusion(a, b)
     assert 0.0 <= fused.min() and fused.max() <= 1.0
     # the fine levels take a's full step, only the base is averaged: a larger jump than the average's 0.55
@@ -84,7 +84,7 @@ def test_dtype_is_kept() -> None:
 
 def test_default_levels() -> None:
     assert default_levels((480, 640)) == 5
-    assert default_levels((32, 32)) == 2     # 32 -> 16 -> 8
+    assert default_levels((32, 32)) == 2  # 32 -> 16 -> 8
     assert default_levels((7, 100)) == 0
 
 

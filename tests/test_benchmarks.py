@@ -33,14 +33,45 @@ def test_bench_command_writes_results(tmp_path: Path) -> None:
     onnx_path = _mean_onnx(tmp_path / "mean.onnx", 64, 96)
     out = tmp_path / "results"
     rows = "torch-eager-fp32,ort-fp32,ort-tuned-fp32,ort-int8-dynamic,tensorrt-fp16"
-    result = CliRunner().invoke(app, [
-        "bench", "-m", "tsjnet-tiny", "-s", "96x64", "--rows", rows, "--warmup", "1", "-n", "2",
-        "--accuracy-pairs", "1", "--metrics", "EN,SSIM", "--data", str(data), "--onnx", str(onnx_path),
-        "--out", str(out), "--work-dir", str(tmp_path / "work"), "--name", "tiny",
-        "--na-backends", "reference", "--na-warmup", "0", "--na-runs", "1",
-        # One torch thread: on a loaded 2-core machine two OpenMP threads make tiny models ~50x slower.
-        "--torch-threads", "1",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "-m",
+            "tsjnet-tiny",
+            "-s",
+            "96x64",
+            "--rows",
+            rows,
+            "--warmup",
+            "1",
+            "-n",
+            "2",
+            "--accuracy-pairs",
+            "1",
+            "--metrics",
+            "EN,SSIM",
+            "--data",
+            str(data),
+            "--onnx",
+            str(onnx_path),
+            "--out",
+            str(out),
+            "--work-dir",
+            str(tmp_path / "work"),
+            "--name",
+            "tiny",
+            "--na-backends",
+            "reference",
+            "--na-warmup",
+            "0",
+            "--na-runs",
+            "1",
+            # One torch thread: on a loaded 2-core machine two OpenMP threads make tiny models ~50x slower.
+            "--torch-threads",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
 
     doc = json.loads((out / "tiny.json").read_text())  # strict JSON: inf/nan are written as strings

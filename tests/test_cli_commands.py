@@ -29,6 +29,7 @@ def test_module_entry_points_wrap_the_subcommand(module: str) -> None:
     assert sub.exit_code == 0, sub.output
     done = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
     # One function renders both helps: the same summary line and the same options.
     def options(text: str) -> set[str]:
         return {w.strip(",.") for w in text.split() if w.startswith("--")}
@@ -40,9 +41,12 @@ def test_module_entry_points_wrap_the_subcommand(module: str) -> None:
 
 def test_shipped_code_has_no_own_argument_parsing() -> None:
     root = Path(__file__).resolve().parents[1]
-    offenders = [str(p.relative_to(root)) for folder in ("tsjnet_sdk", "export", "kernels", "training", "benchmarks")
-                 for p in (root / folder).rglob("*.py")
-                 if "import argparse" in p.read_text() or "sys.argv" in p.read_text()]
+    offenders = [
+        str(p.relative_to(root))
+        for folder in ("tsjnet_sdk", "export", "kernels", "training", "benchmarks")
+        for p in (root / folder).rglob("*.py")
+        if "import argparse" in p.read_text() or "sys.argv" in p.read_text()
+    ]
     # The GPU verification runs from a plain checkout on a bare GPU image (standard library + torch, no
     # typer): its own parser stays; `tsjnet gpu-verify` wraps it.
     assert offenders == ["benchmarks/gpu_verify.py"]
@@ -57,9 +61,16 @@ def test_kernel_cli_lists_match_build() -> None:
 def test_bench_report_rerenders_atomically(tmp_path: Path) -> None:
     from tsjnet_sdk.benchmarks.machine import describe_machine
 
-    doc = {"schema": "tsjnet-bench/1", "created": "2026-12-01T00:00:00Z", "duration_s": 1.0,
-           "machine": describe_machine(), "model": {"name": None}, "settings": {"warmup": 1, "runs": 1},
-           "configs": [], "notes": []}
+    doc = {
+        "schema": "tsjnet-bench/1",
+        "created": "2026-12-01T00:00:00Z",
+        "duration_s": 1.0,
+        "machine": describe_machine(),
+        "model": {"name": None},
+        "settings": {"warmup": 1, "runs": 1},
+        "configs": [],
+        "notes": [],
+    }
     path = tmp_path / "r.json"
     path.write_text(json.dumps(doc))
     result = runner.invoke(app, ["bench-report", str(path)])

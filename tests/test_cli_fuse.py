@@ -89,9 +89,7 @@ def test_fuse_folders_reports_unpaired_and_bad_pairs(tmp_path):
     (tmp_path / "ir" / "c.png").write_bytes(b"corrupt")
     write_image(tmp_path / "vi" / "c.png", np.zeros((40, 50, 3), np.uint8))
     out = tmp_path / "out"
-    result = runner.invoke(
-        app, ["fuse", str(tmp_path / "ir"), str(tmp_path / "vi"), "-o", str(out), "--config", "tsjnet-tiny"]
-    )
+    result = runner.invoke(app, ["fuse", str(tmp_path / "ir"), str(tmp_path / "vi"), "-o", str(out), "--config", "tsjnet-tiny"])
     assert result.exit_code == 1, result.output  # one bad pair: reported, the others still written
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
     assert "unpaired: only_ir (ir only)" in result.output

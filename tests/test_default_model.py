@@ -81,7 +81,7 @@ ir, vis = night_scene(96, 128, seed=3)
 fuser = Fuser()
 out = fuser(ir, vis)
 assert sys.modules.get('torch') is None  # blocked, and nothing imported it anyway
-np.save({str(tmp_path / 'fused.npy')!r}, out)
+np.save({str(tmp_path / "fused.npy")!r}, out)
 print(fuser.backend)
 """
     proc = run_python_without({"torch"}, code)

@@ -37,13 +37,13 @@ def test_demo_on_builtin_scenes(tiny_model: Path, tmp_path: Path) -> None:
     assert pair["name"] == "night_00"
     for method in METHODS:
         image = read_image(out / method / "night_00.png")
-        assert image.shape == (64, 96, 3) and image.dtype == np.uint8   # colour visible -> colour outputs
+        assert image.shape == (64, 96, 3) and image.dtype == np.uint8  # colour visible -> colour outputs
     # the procedural inputs are written too, so `tsjnet eval` can re-score the folders
     ir, vis = night_scene(64, 96, seed=0)
     np.testing.assert_array_equal(read_image(out / "inputs" / "ir" / "night_00.png"), ir)
     np.testing.assert_array_equal(read_image(out / "inputs" / "vis" / "night_00.png"), vis)
     panel = read_image(pair["panel"])
-    assert panel.shape[1] == 3 * 96 and panel.shape[0] > 2 * 64          # 2 rows x 3 tiles + label bars
+    assert panel.shape[1] == 3 * 96 and panel.shape[0] > 2 * 64  # 2 rows x 3 tiles + label bars
 
     # metrics: every method, every metric of the paper preset, in CSV and JSON
     keys = list(PRESETS["paper"].metrics)
@@ -52,7 +52,7 @@ def test_demo_on_builtin_scenes(tiny_model: Path, tmp_path: Path) -> None:
     assert set(doc["pairs"]["night_00"]) == set(METHODS)
     assert list(doc["pairs"]["night_00"]["average"]) == keys
     assert doc["pairs"]["night_00"]["tsjnet"]["EN"] > 0
-    assert doc["pairs"]["night_00"]["max"]["MS_SSIM"] is None             # 64 px < 161 px: undefined, null
+    assert doc["pairs"]["night_00"]["max"]["MS_SSIM"] is None  # 64 px < 161 px: undefined, null
     with open(summary["metrics_csv"], newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["pair"], r["method"]) for r in rows] == [(p, m) for p in ("night_00", "mean") for m in METHODS]
@@ -69,11 +69,11 @@ def test_demo_on_a_folder_of_grey_pairs(tiny_model: Path, tmp_path: Path) -> Non
     for name in ("a", "b"):
         write_image(tmp_path / "ir" / f"{name}.png", ir)
         write_image(tmp_path / "vi" / f"{name}.png", grey_vis)
-    write_image(tmp_path / "ir" / "lonely.png", ir)                       # no partner: skipped
+    write_image(tmp_path / "ir" / "lonely.png", ir)  # no partner: skipped
     summary = run_demo(model=tiny_model, ir=tmp_path / "ir", vis=tmp_path / "vi", out_dir=tmp_path / "out", quiet=True)
     assert [p["name"] for p in summary["pairs"]] == ["a", "b"]
     assert read_image(tmp_path / "out" / "tsjnet" / "a.png").shape == (48, 64)  # grey in, grey out
-    assert not (tmp_path / "out" / "inputs").exists()                     # user inputs are not copied
+    assert not (tmp_path / "out" / "inputs").exists()  # user inputs are not copied
 
 
 def test_demo_input_errors(tiny_model: Path, tmp_path: Path) -> None:
@@ -91,9 +91,9 @@ def test_fallback_is_random_edge_with_a_warning(monkeypatch, tmp_path: Path, cap
     net, description, trained = demo.resolve_model(None)
     assert not trained and "random" in description
     assert net.config.name == "tsjnet-edge"
-    assert torch.equal(torch.random.get_rng_state(), state)               # the caller's RNG is untouched
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
     assert "RANDOMLY INITIALISED" in capsys.readouterr().err
-    again, _, _ = demo.resolve_model(None)                                 # seed 0: the same weights each time
+    again, _, _ = demo.resolve_model(None)  # seed 0: the same weights each time
     assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
 
 
@@ -138,10 +138,27 @@ def test_demo_command_through_typer(tiny_model: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "cli-out"
     threads_before = torch.get_num_threads()
-    result = runner.invoke(app, ["demo", "--model", str(tiny_model), "--out", str(out), "--count", "1", "--height", "48", "--width", "64", "--threads", str(threads_before + 1)])
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "--model",
+            str(tiny_model),
+            "--out",
+            str(out),
+            "--count",
+            "1",
+            "--height",
+            "48",
+            "--width",
+            "64",
+            "--threads",
+            str(threads_before + 1),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "metrics:" in result.output and (out / "metrics.csv").exists() and (out / "panels" / "night_00.png").exists()
-    assert torch.get_num_threads() == threads_before                         # --threads is restored afterwards
+    assert torch.get_num_threads() == threads_before  # --threads is restored afterwards
     bad = runner.invoke(app, ["demo", "--ir", str(tmp_path), "--out", str(out)])
     assert bad.exit_code == 2
 
@@ -158,7 +175,7 @@ def _real_root(root: Path) -> Path:
 def test_real_sample_pairs_are_found_in_the_data_root(tmp_path: Path) -> None:
     pairs, where = demo.real_sample_pairs(_real_root(tmp_path / "data"))
     assert where == tmp_path / "data"
-    assert [name for name, _, _ in pairs] == ["msrs_00004N", "tno_01"]   # msrs_00055D is absent: left out
+    assert [name for name, _, _ in pairs] == ["msrs_00004N", "tno_01"]  # msrs_00055D is absent: left out
     assert demo.real_sample_pairs(tmp_path / "nothing")[0] == []
 
 
@@ -167,4 +184,4 @@ def test_builtin_demo_adds_real_pairs_from_tsjnet_data(tiny_model: Path, tmp_pat
     summary = run_demo(model=tiny_model, out_dir=tmp_path / "out", count=1, size=(64, 96), quiet=True)
     assert [p["name"] for p in summary["pairs"]] == ["night_00", "msrs_00004N", "tno_01"]
     assert (tmp_path / "out" / "panels" / "msrs_00004N.png").is_file()
-    assert (tmp_path / "out" / "inputs" / "ir" / "tno_01.png").is_file()   # re-scorable with tsjnet eval
+    assert (tmp_path / "out" / "inputs" / "ir" / "tno_01.png").is_file()  # re-scorable with tsjnet eval

@@ -48,7 +48,8 @@ def test_the_guide_reaches_a_camera_stream_in_at_most_10_commands_and_marks_what
     for lang, tag, code, _ in code_blocks(JETSON_GUIDE):
         for command in commands(code) if lang == "bash" else []:
             needs_device = command.startswith(("sudo ", "scp ", "trtexec ", "tsjnet build-plugin", "tsjnet fuse ")) or (
-                "--format engine" in command)
+                "--format engine" in command
+            )
             assert not needs_device or tag == "jetson", f"mark as `bash jetson`: {command}"
 
 
@@ -74,8 +75,7 @@ def test_the_guide_runs_verbatim_where_a_cpu_can(tmp_path: Path) -> None:
             script = f"export PATH={Path(sys.executable).parent}:$PATH\ncd {tmp_path}\n{code}"
         else:  # "on your PC, in a clone" for the wheel; the Orin's home for the rest
             script = f"cd {REPO_ROOT if 'pip wheel' in code else home}\n{code}"
-        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, capture_output=True, text=True,
-                              timeout=900)
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, f"{section}: {code}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         ran.extend(commands(code))
         if "tsjnet doctor" in code:

@@ -23,7 +23,7 @@ def reports_640x480():
 
 def test_edge_budget(reports_640x480) -> None:
     full, edge = reports_640x480
-    assert full.params == 45_116_015                  # the counter sees the whole official model
+    assert full.params == 45_116_015  # the counter sees the whole official model
     assert edge.params <= EDGE_MAX_PARAMS
     assert edge.params == sum(p.numel() for p in create_model("tsjnet-edge").parameters())
     assert edge.total <= EDGE_MAX_FLOP_FRACTION * full.total
@@ -35,7 +35,7 @@ def test_full_model_cost_is_full_resolution_convs(reports_640x480) -> None:
     # The measurement the edge widths rest on: the full-resolution 512-channel 3x3 convs dominate.
     full, _ = reports_640x480
     assert full.top(1)[0][0] == "encoder.refine.0"
-    assert full.flops["encoder.refine.0"] == 2 * 2 * (480 * 640) * 256 * 512 * 9   # two encoder calls
+    assert full.flops["encoder.refine.0"] == 2 * 2 * (480 * 640) * 256 * 512 * 9  # two encoder calls
     assert full.flops["encoder.refine.0"] + full.flops["decoder.head.0"] > 0.5 * full.total
     assert full.full_resolution_share() > 0.9
     assert set(full.groups()) == set(GROUP_LABELS) and sum(full.groups().values()) == full.total

@@ -28,13 +28,22 @@ from tsjnet_sdk.models import load_checkpoint
 
 runner = CliRunner()
 METADATA_KEYS = {
-    "sdk_version", "config_name", "config", "input_convention", "colour", "na_mode", "precision", "kept_float32",
-    "opset", "shapes", "source_checkpoint_sha256",
+    "sdk_version",
+    "config_name",
+    "config",
+    "input_convention",
+    "colour",
+    "na_mode",
+    "precision",
+    "kept_float32",
+    "opset",
+    "shapes",
+    "source_checkpoint_sha256",
 }
 
 
 def _meta(path) -> dict[str, str]:
-    return {p.key[len("tsjnet."):]: p.value for p in onnx.load(str(path)).metadata_props if p.key.startswith("tsjnet.")}
+    return {p.key[len("tsjnet.") :]: p.value for p in onnx.load(str(path)).metadata_props if p.key.startswith("tsjnet.")}
 
 
 def _torch_fused(checkpoint, ir, vis):
@@ -64,10 +73,22 @@ def test_dynamic_onnx_runs_any_size_with_metadata(tiny_checkpoint, tiny_onnx):
 
 def test_static_fp16_export_through_the_cli(tiny_checkpoint, tmp_path, msrs_pair):
     out = tmp_path / "tiny_fp16.onnx"
-    result = runner.invoke(app, [
-        "export", str(tiny_checkpoint), "--fp16", "--static", "64", "96", "-o", str(out),
-        "--parity-pair", str(msrs_pair[0]), str(msrs_pair[1]),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            str(tiny_checkpoint),
+            "--fp16",
+            "--static",
+            "64",
+            "96",
+            "-o",
+            str(out),
+            "--parity-pair",
+            str(msrs_pair[0]),
+            str(msrs_pair[1]),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "parity of this ONNX vs PyTorch (00004N.png + 00004N.png)" in result.output and "PSNR" in result.output
     model = onnx.load(str(out))
@@ -133,8 +154,12 @@ def test_export_errors_are_one_line_and_leave_no_file(tiny_checkpoint, tmp_path)
         (["export", str(tiny_checkpoint), "--format", "engine", "--trt", "tensorrt"], "needs TensorRT (tensorrt)"),
     ]
     if _has_tensorrt_rtx():
-        cases.append((["export", str(tiny_checkpoint), "--format", "engine", "--trt", "tensorrt_rtx", "--na", "plugin"],
-                      "takes no custom plugins"))
+        cases.append(
+            (
+                ["export", str(tiny_checkpoint), "--format", "engine", "--trt", "tensorrt_rtx", "--na", "plugin"],
+                "takes no custom plugins",
+            )
+        )
     before = set(tiny_checkpoint.parent.iterdir())
     for args, message in cases:
         result = runner.invoke(app, args)
@@ -186,11 +211,33 @@ def test_tensorrt_rtx_builds_a_real_engine_without_gpu(tiny_checkpoint, tmp_path
     from tsjnet_sdk.runtime import BackendUnavailable, Fuser, inspect_artifact
 
     out, cache = tmp_path / "tiny.engine", tmp_path / "timing.cache"
-    result = runner.invoke(app, [
-        "export", str(tiny_checkpoint), "--format", "engine", "--fp16", "--trt", "tensorrt_rtx",
-        "--compute-capability", "8.6,8.9", "--min", "64", "96", "--opt", "64", "96", "--max", "64", "96",
-        "--timing-cache", str(cache), "-o", str(out),
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "export",
+            str(tiny_checkpoint),
+            "--format",
+            "engine",
+            "--fp16",
+            "--trt",
+            "tensorrt_rtx",
+            "--compute-capability",
+            "8.6,8.9",
+            "--min",
+            "64",
+            "96",
+            "--opt",
+            "64",
+            "96",
+            "--max",
+            "64",
+            "96",
+            "--timing-cache",
+            str(cache),
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     header, engine = read_engine_file(out)
     assert len(engine) > 10_000
@@ -221,8 +268,9 @@ def test_engine_runs_on_gpu_and_matches_torch(tiny_checkpoint, tmp_path):
         pytest.skip(str(e))
     from tsjnet_sdk.export import build_engine
 
-    path = build_engine(tiny_checkpoint, tmp_path / "t.engine", min_shape=(1, 64, 64), opt_shape=(1, 96, 128),
-                        max_shape=(2, 128, 160)).path
+    path = build_engine(
+        tiny_checkpoint, tmp_path / "t.engine", min_shape=(1, 64, 64), opt_shape=(1, 96, 128), max_shape=(2, 128, 160)
+    ).path
     ir, vis = np.random.default_rng(3).random((2, 96, 128), np.float32)
     a, b = Fuser(path, gray=True)(ir, vis), Fuser(tiny_checkpoint, gray=True, device="cpu")(ir, vis)
     assert np.abs(a - b).max() < 1e-3

@@ -110,8 +110,25 @@ def test_engine_from_the_onnx_builds_with_torch_absent(tiny_onnx, tmp_path) -> N
     which builds without a GPU; full TensorRT is not installable on this machine)."""
     if not _has_tensorrt_rtx():
         pytest.skip("tensorrt-rtx is not installed (pip install 'tsjnet-sdk[tensorrt-rtx]')")
-    args = ["export", str(tiny_onnx), "--format", "engine", "--trt", "tensorrt_rtx", "--compute-capability", "8.9",
-            "--min", "64", "64", "--opt", "64", "64", "--max", "64", "64"]
+    args = [
+        "export",
+        str(tiny_onnx),
+        "--format",
+        "engine",
+        "--trt",
+        "tensorrt_rtx",
+        "--compute-capability",
+        "8.9",
+        "--min",
+        "64",
+        "64",
+        "--opt",
+        "64",
+        "64",
+        "--max",
+        "64",
+        "64",
+    ]
     proc = run_cli_without({"torch"}, args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "tiny.engine"  # default: the current folder

@@ -19,8 +19,16 @@ sys.path.insert(0, str(FUZZ))
 
 import harnesses  # noqa: E402
 
-ITERATIONS = {"engine_header": 400, "onnx_metadata": 200, "checkpoint": 400, "image": 400, "jpeg": 300, "tiff_wide": 300,
-              "ort_cache": 60, "pairing": 150}
+ITERATIONS = {
+    "engine_header": 400,
+    "onnx_metadata": 200,
+    "checkpoint": 400,
+    "image": 400,
+    "jpeg": 300,
+    "tiff_wide": 300,
+    "ort_cache": 60,
+    "pairing": 150,
+}
 
 
 @pytest.mark.parametrize("name", sorted(harnesses.HARNESSES))
@@ -102,7 +110,11 @@ def test_atheris_smoke(name, tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FUZZ.parents[1]), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
         [sys.executable, str(FUZZ / "run_atheris.py"), name, "-runs=300", "-seed=1", str(tmp_path)],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Done 300 runs" in proc.stderr

@@ -40,8 +40,12 @@ def _sections(record: list[str]) -> list[gv.Section]:
         record.append("failing ran")
         ctx.check("a wrong number", gv.FAIL, "max abs 0.5 > 1e-4")
 
-    return [gv.Section("environment", 10, ok), gv.Section("correctness", 1, slow),
-            gv.Section("sanitizer", 10, broken), gv.Section("model", 10, failing)]
+    return [
+        gv.Section("environment", 10, ok),
+        gv.Section("correctness", 1, slow),
+        gv.Section("sanitizer", 10, broken),
+        gv.Section("model", 10, failing),
+    ]
 
 
 def test_a_slow_or_broken_section_does_not_stop_the_others(tmp_path):
@@ -53,7 +57,11 @@ def test_a_slow_or_broken_section_does_not_stop_the_others(tmp_path):
     assert record == ["ok", "failing ran"]
     sec = report["sections"]
     assert [sec[n]["verdict"] for n in ("environment", "correctness", "sanitizer", "model")] == [
-        gv.PASS, gv.CUT, gv.ERROR, gv.FAIL]
+        gv.PASS,
+        gv.CUT,
+        gv.ERROR,
+        gv.FAIL,
+    ]
     assert sec["correctness"]["cut_off"] and "budget" in sec["correctness"]["error"]
     assert [c["verdict"] for c in sec["sanitizer"]["checks"]] == [gv.ERROR, gv.PASS, gv.ERROR]
     assert "ZeroDivisionError" in sec["sanitizer"]["checks"][0]["message"]
@@ -113,8 +121,9 @@ def test_dense_mask_na_matches_the_reference():
 def test_script_runs_from_a_plain_checkout(tmp_path):
     """scripts/gpu_verify.py needs no install: it imports this checkout's package (no torch for --help)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, str(REPO / "scripts" / "gpu_verify.py"), "--help"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gpu_verify.py"), "--help"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert "--kernels-dir" in done.stdout and "--dry-run" in done.stdout and "--deadline" in done.stdout
 
@@ -128,8 +137,12 @@ def test_dry_run_end_to_end(tmp_path):
     for name, sec in report["sections"].items():
         assert sec["verdict"] in (gv.PASS, gv.INFO, gv.SKIPPED), (name, sec["error"], sec["checks"])
     checks = {c["name"] for sec in report["sections"].values() for c in sec["checks"]}
-    assert {"K1 inf in V outside a window f32", "K2 window row all -inf f16", "sanitize-cases child (no sanitizer: dry run)",
-            "tsjnet-tiny fp32: kernel vs reference NA"} <= checks
+    assert {
+        "K1 inf in V outside a window f32",
+        "K2 window row all -inf f16",
+        "sanitize-cases child (no sanitizer: dry run)",
+        "tsjnet-tiny fp32: kernel vs reference NA",
+    } <= checks
     assert any(name.startswith("flex_attention NA agrees") for name in checks)
     assert report["overall"] == "incomplete"  # a dry run can never lift the gate
     stem = "gpu_verify_dry-run"
@@ -149,32 +162,40 @@ def test_cli_subcommand_passes_options_through(tmp_path):
     assert not list(tmp_path.iterdir())  # refused before anything ran or was written
 
 
-@pytest.mark.parametrize("line,clean", [
-    ("========= ERROR SUMMARY: 0 errors", True),
-    ("========= ERROR SUMMARY: 10 errors", False),
-    ("========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)", True),
-    ("========= RACECHECK SUMMARY: 10 hazards displayed (10 errors, 0 warnings)", False),  # "0 hazard" is in it
-    ("========= RACECHECK SUMMARY: 20 hazards displayed (0 errors, 20 warnings)", False),
-    ("========= ERROR SUMMARY: 1 error", False),
-])
+@pytest.mark.parametrize(
+    "line,clean",
+    [
+        ("========= ERROR SUMMARY: 0 errors", True),
+        ("========= ERROR SUMMARY: 10 errors", False),
+        ("========= RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)", True),
+        ("========= RACECHECK SUMMARY: 10 hazards displayed (10 errors, 0 warnings)", False),  # "0 hazard" is in it
+        ("========= RACECHECK SUMMARY: 20 hazards displayed (0 errors, 20 warnings)", False),
+        ("========= ERROR SUMMARY: 1 error", False),
+    ],
+)
 def test_sanitizer_summary_counts_are_read_as_numbers(line, clean):
     assert gv.sanitizer_summary_clean([line]) is clean
 
 
 def test_sanitizer_device_not_supported_is_skipped_even_with_a_summary():
     # gVisor-sandboxed GPUs: compute-sanitizer cannot attach, says so, and may still print a summary.
-    text = ("========= COMPUTE-SANITIZER\n========= Error: Device not supported\n"
-            "========= Error: unspecified launch failure (error 999)\n========= ERROR SUMMARY: 1 error\n")
+    text = (
+        "========= COMPUTE-SANITIZER\n========= Error: Device not supported\n"
+        "========= Error: unspecified launch failure (error 999)\n========= ERROR SUMMARY: 1 error\n"
+    )
     verdict, _ = gv.classify_sanitizer_run(9, text, timeout=60)
     assert verdict == gv.SKIPPED
 
 
-@pytest.mark.parametrize("rc,text,want", [
-    (0, "case 1 ok\n========= ERROR SUMMARY: 0 errors\n", gv.PASS),
-    (9, "========= Invalid __global__ read\n========= ERROR SUMMARY: 2 errors\n", gv.FAIL),
-    (124, "partial\n[timed out]", gv.CUT),
-    (1, "compute-sanitizer: unable to attach (permission denied)\n", gv.SKIPPED),
-])
+@pytest.mark.parametrize(
+    "rc,text,want",
+    [
+        (0, "case 1 ok\n========= ERROR SUMMARY: 0 errors\n", gv.PASS),
+        (9, "========= Invalid __global__ read\n========= ERROR SUMMARY: 2 errors\n", gv.FAIL),
+        (124, "partial\n[timed out]", gv.CUT),
+        (1, "compute-sanitizer: unable to attach (permission denied)\n", gv.SKIPPED),
+    ],
+)
 def test_sanitizer_run_classification(rc, text, want):
     assert gv.classify_sanitizer_run(rc, text, timeout=60)[0] == want
 
@@ -182,8 +203,10 @@ def test_sanitizer_run_classification(rc, text, want):
 def test_a_timed_out_command_leaves_no_child_running(tmp_path):
     # compute-sanitizer runs a python child; a timeout must end the whole process group, not just the tool.
     pid_file = tmp_path / "child.pid"
-    script = f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); " \
-             f"open({str(pid_file)!r}, 'w').write(str(p.pid)); p.wait()"
+    script = (
+        f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid)); p.wait()"
+    )
     rc, _ = gv._run_text([sys.executable, "-c", script], timeout=3)
     assert rc == 124
     child = int(pid_file.read_text())

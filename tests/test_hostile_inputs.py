@@ -106,15 +106,30 @@ DECODE_REFUSED = [
     ("jpeg-cut-90%+eoi", lambda d: _write(d / "c.jpg", _cut(_jpeg(), 0.9) + b"\xff\xd9"), "truncated"),
     ("jpeg-noise-cut+eoi", lambda d: _write(d / "c.jpg", _cut(_jpeg(RGB), 0.7) + b"\xff\xd9"), "truncated"),
     ("jpeg-grey-cut+eoi", lambda d: _write(d / "c.jpg", _cut(_jpeg(SMOOTH[..., 0].copy()), 0.8) + b"\xff\xd9"), "truncated"),
-    ("jpeg-restart-markers-cut+eoi", lambda d: _write(d / "c.jpg", _cut(_jpeg(restart_marker_blocks=2), 0.7) + b"\xff\xd9"), "truncated"),
-    ("jpeg-progressive-cut+eoi", lambda d: _write(d / "c.jpg", _cut(_jpeg(RGB, progressive=True), 0.6) + b"\xff\xd9"), "truncated"),
-    ("jpeg-progressive-missing-scans",
-     lambda d: _write(d / "c.jpg", (j := _jpeg(progressive=True))[: _last_sos(j)] + b"\xff\xd9"), "truncated"),
+    (
+        "jpeg-restart-markers-cut+eoi",
+        lambda d: _write(d / "c.jpg", _cut(_jpeg(restart_marker_blocks=2), 0.7) + b"\xff\xd9"),
+        "truncated",
+    ),
+    (
+        "jpeg-progressive-cut+eoi",
+        lambda d: _write(d / "c.jpg", _cut(_jpeg(RGB, progressive=True), 0.6) + b"\xff\xd9"),
+        "truncated",
+    ),
+    (
+        "jpeg-progressive-missing-scans",
+        lambda d: _write(d / "c.jpg", (j := _jpeg(progressive=True))[: _last_sos(j)] + b"\xff\xd9"),
+        "truncated",
+    ),
     ("jpeg-cut-no-eoi", lambda d: _write(d / "c.jpg", _cut(_jpeg(), 0.6)), "truncated|corrupt"),
     ("jpeg-header-only", lambda d: _write(d / "c.jpg", _jpeg()[:200]), "truncated|corrupt|readable"),
     ("png-cut", lambda d: _write(d / "c.png", _cut(_png_bytes(RGB), 0.6)), "truncated|corrupt"),
     ("png16-cut", lambda d: _write(d / "c.png", _cut(_png_bytes(GREY.astype(np.uint16) * 257), 0.6)), "truncated|corrupt"),
-    ("tiff-cut", lambda d: _write(d / "c.tif", _cut((_save(d / "t.tif", _pil(RGB))).read_bytes(), 0.6)), "truncated|corrupt|readable"),
+    (
+        "tiff-cut",
+        lambda d: _write(d / "c.tif", _cut((_save(d / "t.tif", _pil(RGB))).read_bytes(), 0.6)),
+        "truncated|corrupt|readable",
+    ),
     ("bmp-cut", lambda d: _write(d / "c.bmp", _cut((_save(d / "t.bmp", _pil(RGB))).read_bytes(), 0.6)), "truncated|corrupt"),
     ("apng-2-frames", lambda d: _apng(d / "a.png"), "2 frames"),
     ("tiff-2-pages", lambda d: _multipage_tiff(d / "m.tif"), "2 frames"),
@@ -124,14 +139,21 @@ DECODE_REFUSED = [
     ("bmp-named-tif", lambda d: _write(d / "x.tif", (_save(d / "t.bmp", _pil(RGB))).read_bytes()), "content is BMP"),
     ("tiff-named-bmp", lambda d: _write(d / "x.bmp", (_save(d / "t.tif", _pil(RGB))).read_bytes()), "content is TIFF"),
     ("gif", lambda d: _save(d / "x.gif", _pil(RGB).convert("P")), "unsupported image format '.gif'"),
-    ("gif-named-png", lambda d: _write(d / "x.png", (_save(d / "t.gif", _pil(RGB).convert("P"))).read_bytes()), "not a readable image"),
+    (
+        "gif-named-png",
+        lambda d: _write(d / "x.png", (_save(d / "t.gif", _pil(RGB).convert("P"))).read_bytes()),
+        "not a readable image",
+    ),
     ("webp", lambda d: _save(d / "x.webp", _pil(RGB)), "unsupported image format '.webp'"),
     ("pfm", lambda d: _pfm(d / "x.pfm"), "unsupported image format '.pfm'"),
     ("pfm-named-tif", lambda d: _write(d / "x.tif", _pfm(d / "t.pfm").read_bytes()), "not a readable image"),
     ("ppm", lambda d: _save(d / "x.ppm", _pil(RGB)), "unsupported image format '.ppm'"),
     ("ppm-named-bmp", lambda d: _write(d / "x.bmp", (_save(d / "t.ppm", _pil(RGB))).read_bytes()), "not a readable image"),
-    ("eps-named-png", lambda d: _write(d / "x.png", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"),
-     "not a readable image"),
+    (
+        "eps-named-png",
+        lambda d: _write(d / "x.png", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"),
+        "not a readable image",
+    ),
     ("no-suffix", lambda d: _write(d / "frame", _png_bytes(RGB)), "unsupported image format '\\(no suffix\\)'"),
     ("empty-file", lambda d: _write(d / "x.png", b""), "not a readable image"),
     ("huge-header", lambda d: _write(d / "x.png", _png_header(100_000, 100_000)), "above the limit"),
@@ -193,19 +215,37 @@ def _jpeg_like(reference):
 DECODE_READ = [
     ("float-tiff-unit", lambda d: _save(d / "f.tif", _pil(GREY.astype(np.float32) / 255)), _check_float_unit),
     ("float-tiff-declared-range", lambda d: _float_tiff_with_range(d / "f.tif", GREY * 2.0, 0, 600), _check_declared),
-    ("int32-tiff-declared-range",
-     lambda d: _save(d / "i.tif", _pil(GREY.astype(np.int32) * 16), tiffinfo={280: 0, 281: 4095}), _check_int_declared),
-    ("png16-grey", lambda d: _save(d / "g.png", _pil(GREY.astype(np.uint16) * 257)),
-     lambda a: np.array_equal(a, GREY.astype(np.uint16) * 257) or pytest.fail("16-bit PNG changed")),
-    ("tiff16-grey", lambda d: _save(d / "g.tif", _pil(GREY.astype(np.uint16) * 3)),
-     lambda a: np.array_equal(a, GREY.astype(np.uint16) * 3) or pytest.fail("16-bit TIFF changed")),
+    (
+        "int32-tiff-declared-range",
+        lambda d: _save(d / "i.tif", _pil(GREY.astype(np.int32) * 16), tiffinfo={280: 0, 281: 4095}),
+        _check_int_declared,
+    ),
+    (
+        "png16-grey",
+        lambda d: _save(d / "g.png", _pil(GREY.astype(np.uint16) * 257)),
+        lambda a: np.array_equal(a, GREY.astype(np.uint16) * 257) or pytest.fail("16-bit PNG changed"),
+    ),
+    (
+        "tiff16-grey",
+        lambda d: _save(d / "g.tif", _pil(GREY.astype(np.uint16) * 3)),
+        lambda a: np.array_equal(a, GREY.astype(np.uint16) * 3) or pytest.fail("16-bit TIFF changed"),
+    ),
     ("png-exif-orientation-6", lambda d: _save(d / "r.png", _pil(RGB), exif=_exif(_pil(RGB), 6)), _check_rotated_png),
-    ("png16-exif-orientation-8",
-     lambda d: _save(d / "r.png", _pil(GREY.astype(np.uint16) * 257), exif=_exif(_pil(GREY), 8)), _check_rotated_grey16),
-    ("tiff-orientation-3", lambda d: _save(d / "r.tif", _pil(RGB), exif=_exif(_pil(RGB), 3)),
-     lambda a: np.array_equal(a, RGB[::-1, ::-1]) or pytest.fail("TIFF orientation not applied")),
-    ("jpeg-exif-orientation-6", lambda d: _save(d / "r.jpg", _pil(SMOOTH), quality=95, exif=_exif(_pil(SMOOTH), 6)),
-     _jpeg_like(np.rot90(SMOOTH, k=-1))),
+    (
+        "png16-exif-orientation-8",
+        lambda d: _save(d / "r.png", _pil(GREY.astype(np.uint16) * 257), exif=_exif(_pil(GREY), 8)),
+        _check_rotated_grey16,
+    ),
+    (
+        "tiff-orientation-3",
+        lambda d: _save(d / "r.tif", _pil(RGB), exif=_exif(_pil(RGB), 3)),
+        lambda a: np.array_equal(a, RGB[::-1, ::-1]) or pytest.fail("TIFF orientation not applied"),
+    ),
+    (
+        "jpeg-exif-orientation-6",
+        lambda d: _save(d / "r.jpg", _pil(SMOOTH), quality=95, exif=_exif(_pil(SMOOTH), 6)),
+        _jpeg_like(np.rot90(SMOOTH, k=-1)),
+    ),
     ("jpeg-baseline", lambda d: _write(d / "ok.jpg", _jpeg()), _jpeg_like(SMOOTH)),
     ("jpeg-progressive", lambda d: _write(d / "ok.jpg", _jpeg(progressive=True)), _jpeg_like(SMOOTH)),
     ("jpeg-restart-markers", lambda d: _write(d / "ok.jpg", _jpeg(restart_marker_blocks=2)), _jpeg_like(SMOOTH)),
@@ -213,12 +253,18 @@ DECODE_READ = [
     ("jpeg-grey", lambda d: _write(d / "ok.jpg", _jpeg(SMOOTH[..., 0].copy())), _jpeg_like(SMOOTH[..., 0])),
     ("jpeg-cmyk", lambda d: _save(d / "ok.jpg", _pil(SMOOTH).convert("CMYK"), quality=95), _jpeg_like(SMOOTH)),
     ("jpeg-trailing-bytes", lambda d: _write(d / "ok.jpg", _jpeg() + b"trailing junk after EOI"), _jpeg_like(SMOOTH)),
-    ("jpeg-flat-grey-128", lambda d: _write(d / "ok.jpg", _jpeg(np.full((64, 80, 3), 128, np.uint8))),
-     _jpeg_like(np.full((64, 80, 3), 128, np.uint8))),
+    (
+        "jpeg-flat-grey-128",
+        lambda d: _write(d / "ok.jpg", _jpeg(np.full((64, 80, 3), 128, np.uint8))),
+        _jpeg_like(np.full((64, 80, 3), 128, np.uint8)),
+    ),
     ("bmp-rgb", lambda d: _save(d / "ok.bmp", _pil(RGB)), lambda a: np.array_equal(a, RGB) or pytest.fail("BMP")),
     ("png-palette", lambda d: _save(d / "ok.png", _pil(RGB).convert("P")), lambda a: a.shape == RGB.shape or pytest.fail()),
-    ("png-rgba", lambda d: _save(d / "ok.png", _pil(RGB).convert("RGBA")),
-     lambda a: np.array_equal(a, RGB) or pytest.fail("alpha")),
+    (
+        "png-rgba",
+        lambda d: _save(d / "ok.png", _pil(RGB).convert("RGBA")),
+        lambda a: np.array_equal(a, RGB) or pytest.fail("alpha"),
+    ),
 ]
 
 
@@ -246,8 +292,11 @@ def test_a_complete_jpeg_is_never_refused(tmp_path):
     for i in range(24):
         h, w = int(rng.integers(8, 70)), int(rng.integers(8, 70))
         picture = rng.integers(0, 256, (h, w, 3), dtype=np.uint8) if i % 3 else np.full((h, w, 3), i * 10, np.uint8)
-        data = _jpeg(picture if i % 4 else picture[..., 0].copy(), progressive=bool(i % 2),
-                     subsampling=int(i % 3)) if i % 4 else _jpeg(picture[..., 0].copy(), progressive=bool(i % 2))
+        data = (
+            _jpeg(picture if i % 4 else picture[..., 0].copy(), progressive=bool(i % 2), subsampling=int(i % 3))
+            if i % 4
+            else _jpeg(picture[..., 0].copy(), progressive=bool(i % 2))
+        )
         read_image(_write(tmp_path / f"ok{i}.jpg", data))
 
 
@@ -290,31 +339,54 @@ def test_exif_rotated_visible_pairs_with_an_upright_ir(tmp_path, mean_fuser):
 
 
 BAD_OPTIONS = [
-    ({"tile": 0}, "tile must be"), ({"tile": 31}, "tile must be"), ({"tile": -64}, "tile must be"),
-    ({"tile": "64"}, "tile must be"), ({"tile": 64.0}, "tile must be"), ({"tile": True}, "tile must be"),
-    ({"tile": (64,)}, "tile must be"), ({"tile": (64, 16)}, "tile must be"), ({"tile": (64, "a")}, "tile must be"),
-    ({"tile": 64, "tile_overlap": -1}, "tile_overlap must be"), ({"tile": 64, "tile_overlap": -32}, "tile_overlap must be"),
-    ({"tile_overlap": -1}, "tile_overlap must be"), ({"tile": 64, "tile_overlap": "8"}, "tile_overlap must be"),
-    ({"tile": 64, "tile_overlap": 8.5}, "tile_overlap must be"), ({"tile": 64, "tile_overlap": True}, "tile_overlap must be"),
+    ({"tile": 0}, "tile must be"),
+    ({"tile": 31}, "tile must be"),
+    ({"tile": -64}, "tile must be"),
+    ({"tile": "64"}, "tile must be"),
+    ({"tile": 64.0}, "tile must be"),
+    ({"tile": True}, "tile must be"),
+    ({"tile": (64,)}, "tile must be"),
+    ({"tile": (64, 16)}, "tile must be"),
+    ({"tile": (64, "a")}, "tile must be"),
+    ({"tile": 64, "tile_overlap": -1}, "tile_overlap must be"),
+    ({"tile": 64, "tile_overlap": -32}, "tile_overlap must be"),
+    ({"tile_overlap": -1}, "tile_overlap must be"),
+    ({"tile": 64, "tile_overlap": "8"}, "tile_overlap must be"),
+    ({"tile": 64, "tile_overlap": 8.5}, "tile_overlap must be"),
+    ({"tile": 64, "tile_overlap": True}, "tile_overlap must be"),
     ({"tile": 64, "tile_overlap": 64}, "tile_overlap must be smaller than the tile"),
-    ({"max_pixels": 0}, "max_pixels must be"), ({"max_pixels": -5}, "max_pixels must be"),
-    ({"max_pixels": "1e6"}, "max_pixels must be"), ({"max_pixels": 1.5e6}, "max_pixels must be"),
+    ({"max_pixels": 0}, "max_pixels must be"),
+    ({"max_pixels": -5}, "max_pixels must be"),
+    ({"max_pixels": "1e6"}, "max_pixels must be"),
+    ({"max_pixels": 1.5e6}, "max_pixels must be"),
     ({"max_pixels": True}, "max_pixels must be"),
-    ({"device": "garbage"}, "device must be"), ({"device": "gpu"}, "device must be"), ({"device": "cuda:"}, "device must be"),
-    ({"device": "cuda:x"}, "device must be"), ({"device": "cuda:-1"}, "device must be"), ({"device": "CPU"}, "device must be"),
-    ({"device": 0}, "device must be"), ({"device": None}, "device must be"),
-    ({"backend": "garbage"}, "unknown backend"), ({"backend": None}, "unknown backend"), ({"backend": "ORT"}, "unknown backend"),
-    ({"bgr": "yes"}, "bgr must be True or False"), ({"bgr": 1}, "bgr must be True or False"),
-    ({"gray": "no"}, "gray must be True or False"), ({"allow_foreign_model": "yes"}, "allow_foreign_model must be"),
+    ({"device": "garbage"}, "device must be"),
+    ({"device": "gpu"}, "device must be"),
+    ({"device": "cuda:"}, "device must be"),
+    ({"device": "cuda:x"}, "device must be"),
+    ({"device": "cuda:-1"}, "device must be"),
+    ({"device": "CPU"}, "device must be"),
+    ({"device": 0}, "device must be"),
+    ({"device": None}, "device must be"),
+    ({"backend": "garbage"}, "unknown backend"),
+    ({"backend": None}, "unknown backend"),
+    ({"backend": "ORT"}, "unknown backend"),
+    ({"bgr": "yes"}, "bgr must be True or False"),
+    ({"bgr": 1}, "bgr must be True or False"),
+    ({"gray": "no"}, "gray must be True or False"),
+    ({"allow_foreign_model": "yes"}, "allow_foreign_model must be"),
     ({"options": object()}, "options must be"),
 ]
 BAD_ENV = [
-    ({"TSJNET_MAX_PIXELS": "abc"}, "TSJNET_MAX_PIXELS"), ({"TSJNET_MAX_PIXELS": "0"}, "pixel limit must be positive"),
+    ({"TSJNET_MAX_PIXELS": "abc"}, "TSJNET_MAX_PIXELS"),
+    ({"TSJNET_MAX_PIXELS": "0"}, "pixel limit must be positive"),
     ({"TSJNET_MAX_PIXELS": "-3"}, "pixel limit must be positive"),
 ]
 
 
-@pytest.mark.parametrize("kwargs, pattern", BAD_OPTIONS, ids=[f"{k}={v!r}" for c, _ in BAD_OPTIONS for k, v in list(c.items())[-1:]])
+@pytest.mark.parametrize(
+    "kwargs, pattern", BAD_OPTIONS, ids=[f"{k}={v!r}" for c, _ in BAD_OPTIONS for k, v in list(c.items())[-1:]]
+)
 def test_bad_option_is_refused_at_construction(tmp_path, kwargs, pattern):
     from tsjnet_sdk import Fuser
 
@@ -337,9 +409,14 @@ def test_good_options_still_work(tmp_path):
 
     model = mean_onnx_model(tmp_path / "mean.onnx", ["N", 1, "H", "W"])
     frame = RNG.integers(0, 256, (70, 90), dtype=np.uint8)
-    for kwargs in ({"tile": (64, 48), "tile_overlap": 0}, {"tile": [32, 40], "tile_overlap": 31}, {"max_pixels": 70 * 90},
-                   {"device": "cpu"}, {"device": "auto", "bgr": True, "gray": True},
-                   {"tile": np.int64(64), "tile_overlap": np.int32(8), "max_pixels": np.int64(10_000)}):
+    for kwargs in (
+        {"tile": (64, 48), "tile_overlap": 0},
+        {"tile": [32, 40], "tile_overlap": 31},
+        {"max_pixels": 70 * 90},
+        {"device": "cpu"},
+        {"device": "auto", "bgr": True, "gray": True},
+        {"tile": np.int64(64), "tile_overlap": np.int32(8), "max_pixels": np.int64(10_000)},
+    ):
         assert Fuser(model, **kwargs)(frame, frame).shape == (70, 90)
 
 
@@ -362,8 +439,12 @@ def test_na_backend_variable_is_checked_when_a_torch_fuser_is_made(monkeypatch):
 
 def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tsjnet_sdk.cli", *args], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})}, cwd=REPO_ROOT,
+        [sys.executable, "-m", "tsjnet_sdk.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})},
+        cwd=REPO_ROOT,
     )
 
 
@@ -429,7 +510,11 @@ def _snapshot(*folders: Path) -> dict:
 OUTPUT_CASES = [
     ("folder-o-is-ir-folder", lambda t: (*_folders(t), t / "ir"), "inside the input folder"),
     ("folder-o-is-vis-folder", lambda t: (*_folders(t), t / "vi"), "inside the input folder"),
-    ("folder-o-is-ir-folder-spelled-differently", lambda t: (*_folders(t), t / "vi" / ".." / "ir" / "."), "inside the input folder"),
+    (
+        "folder-o-is-ir-folder-spelled-differently",
+        lambda t: (*_folders(t), t / "vi" / ".." / "ir" / "."),
+        "inside the input folder",
+    ),
     ("folder-o-inside-ir-folder", lambda t: (*_folders(t), t / "ir" / "fused"), "inside the input folder"),
     ("folder-o-is-a-file", lambda t: (*_folders(t), _write(t / "fused", b"x")), "is a file"),
     ("folder-o-under-a-file", lambda t: (*_folders(t), _write(t / "f", b"x") / "fused"), "is a file, not a folder"),
@@ -440,7 +525,11 @@ OUTPUT_CASES = [
     ("file-o-unsupported-suffix", lambda t: (t / "ir.png", t / "vis.png", t / "out.gif"), "unsupported output format '.gif'"),
     ("file-o-no-suffix", lambda t: (t / "ir.png", t / "vis.png", t / "out"), "unsupported output format"),
     ("file-o-is-a-folder", lambda t: (t / "ir.png", t / "vis.png", _mkdir(t / "out.png")), "is a folder"),
-    ("file-o-under-a-file", lambda t: (t / "ir.png", t / "vis.png", _write(t / "f", b"x") / "out.png"), "is a file, not a folder"),
+    (
+        "file-o-under-a-file",
+        lambda t: (t / "ir.png", t / "vis.png", _write(t / "f", b"x") / "out.png"),
+        "is a file, not a folder",
+    ),
 ]
 
 
@@ -497,10 +586,14 @@ def test_write_image_writes_what_the_fuser_returns(tmp_path):
     assert np.array_equal(read_image(write_image(tmp_path / "g16.tif", grey16)), grey16[..., 0])
     grey8 = RNG.integers(0, 256, (20, 30, 1), dtype=np.uint8)
     assert np.array_equal(read_image(write_image(tmp_path / "g8.bmp", grey8)), grey8[..., 0])
-    for name, image, pattern in (("c.jpg", rgb16, "JPEG cannot hold 16-bit colour"), ("c.tif", rgb16, "write .png"),
-                                 ("c.bmp", rgb16, "BMP cannot"), ("g.jpg", grey16, "write .png or .tif"),
-                                 ("four.png", np.zeros((4, 4, 4), np.uint8), "H x W x 3"),
-                                 ("empty.png", np.zeros((0, 4), np.uint8), "got shape")):
+    for name, image, pattern in (
+        ("c.jpg", rgb16, "JPEG cannot hold 16-bit colour"),
+        ("c.tif", rgb16, "write .png"),
+        ("c.bmp", rgb16, "BMP cannot"),
+        ("g.jpg", grey16, "write .png or .tif"),
+        ("four.png", np.zeros((4, 4, 4), np.uint8), "H x W x 3"),
+        ("empty.png", np.zeros((0, 4), np.uint8), "got shape"),
+    ):
         with pytest.raises(ImageError, match=pattern):
             write_image(tmp_path / name, image)
         assert not (tmp_path / name).exists()

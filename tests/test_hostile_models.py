@@ -33,13 +33,24 @@ IR = RNG.integers(0, 256, (40, 48), dtype=np.uint8)
 VIS = RNG.integers(0, 256, (40, 48, 3), dtype=np.uint8)
 
 
-def graph_file(path: Path, nodes, inputs=None, outputs=None, inits=(), metadata=True, in_type=TensorProto.FLOAT,
-               in_shape=DYNAMIC, out_type=TensorProto.FLOAT, out_shape=None) -> Path:
+def graph_file(
+    path: Path,
+    nodes,
+    inputs=None,
+    outputs=None,
+    inits=(),
+    metadata=True,
+    in_type=TensorProto.FLOAT,
+    in_shape=DYNAMIC,
+    out_type=TensorProto.FLOAT,
+    out_shape=None,
+) -> Path:
     """A small ONNX file: ``nodes`` over inputs ir, vis (by default) to the output(s) named in ``outputs``."""
     inputs = inputs or ["ir", "vis"]
     outputs = outputs or ["fused"]
     graph = helper.make_graph(
-        nodes, "hostile",
+        nodes,
+        "hostile",
         [helper.make_tensor_value_info(n, in_type, in_shape) for n in inputs],
         [helper.make_tensor_value_info(n, out_type, out_shape) for n in outputs],
         list(inits),
@@ -62,33 +73,86 @@ HALF = [_const("half", 0.5)]
 # (id, builder(dir) -> path, regex of the load-time refusal)
 FOREIGN_GRAPHS = [
     ("no-tsjnet-metadata", lambda d: graph_file(d / "m.onnx", MEAN, inits=HALF, metadata=False), "no tsjnet metadata"),
-    ("only-other-tools-metadata", lambda d: _with_props(graph_file(d / "m.onnx", MEAN, inits=HALF, metadata=False),
-                                                        {"author": "someone", "tsjnet.precision": "fp32"}),
-     "no tsjnet metadata"),
-    ("output-named-out", lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["out"])],
-                                              outputs=["out"]), r"outputs are \['out'\]"),
-    ("two-outputs", lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["fused"]),
-                                                        helper.make_node("Min", ["ir", "vis"], ["extra"])],
-                                         outputs=["fused", "extra"]), r"outputs are \['fused', 'extra'\]"),
-    ("inputs-named-a-b", lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["a", "b"], ["fused"])], inputs=["a", "b"]),
-     r"inputs are \['a', 'b'\]"),
-    ("one-input", lambda d: graph_file(d / "m.onnx", [helper.make_node("Identity", ["ir"], ["fused"])], inputs=["ir"]),
-     r"inputs are \['ir'\]"),
-    ("fp16-inputs", lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["fused"])],
-                                         in_type=TensorProto.FLOAT16, out_type=TensorProto.FLOAT16), r"tensor\(float16\)"),
-    ("double-inputs", lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["fused"])],
-                                           in_type=TensorProto.DOUBLE, out_type=TensorProto.DOUBLE), r"tensor\(double\)"),
-    ("int-output", lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["m"]),
-                                                       helper.make_node("Cast", ["m"], ["fused"], to=TensorProto.INT32)],
-                                        out_type=TensorProto.INT32), r"tensor\(int32\)"),
-    ("rank-3-inputs", lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["fused"])],
-                                           in_shape=["N", "H", "W"]), "rank 3"),
-    ("rank-2-inputs", lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["fused"])],
-                                           in_shape=["H", "W"]), "rank 2"),
-    ("3-channel-inputs", lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["fused"])],
-                                              in_shape=["N", 3, "H", "W"]), "3 channels"),
-    ("two-channel-output", lambda d: graph_file(d / "m.onnx", [helper.make_node("Concat", ["ir", "vis"], ["fused"], axis=1)]),
-     "fused has 2 channels"),
+    (
+        "only-other-tools-metadata",
+        lambda d: _with_props(
+            graph_file(d / "m.onnx", MEAN, inits=HALF, metadata=False), {"author": "someone", "tsjnet.precision": "fp32"}
+        ),
+        "no tsjnet metadata",
+    ),
+    (
+        "output-named-out",
+        lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["out"])], outputs=["out"]),
+        r"outputs are \['out'\]",
+    ),
+    (
+        "two-outputs",
+        lambda d: graph_file(
+            d / "m.onnx",
+            [helper.make_node("Max", ["ir", "vis"], ["fused"]), helper.make_node("Min", ["ir", "vis"], ["extra"])],
+            outputs=["fused", "extra"],
+        ),
+        r"outputs are \['fused', 'extra'\]",
+    ),
+    (
+        "inputs-named-a-b",
+        lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["a", "b"], ["fused"])], inputs=["a", "b"]),
+        r"inputs are \['a', 'b'\]",
+    ),
+    (
+        "one-input",
+        lambda d: graph_file(d / "m.onnx", [helper.make_node("Identity", ["ir"], ["fused"])], inputs=["ir"]),
+        r"inputs are \['ir'\]",
+    ),
+    (
+        "fp16-inputs",
+        lambda d: graph_file(
+            d / "m.onnx",
+            [helper.make_node("Max", ["ir", "vis"], ["fused"])],
+            in_type=TensorProto.FLOAT16,
+            out_type=TensorProto.FLOAT16,
+        ),
+        r"tensor\(float16\)",
+    ),
+    (
+        "double-inputs",
+        lambda d: graph_file(
+            d / "m.onnx",
+            [helper.make_node("Max", ["ir", "vis"], ["fused"])],
+            in_type=TensorProto.DOUBLE,
+            out_type=TensorProto.DOUBLE,
+        ),
+        r"tensor\(double\)",
+    ),
+    (
+        "int-output",
+        lambda d: graph_file(
+            d / "m.onnx",
+            [helper.make_node("Max", ["ir", "vis"], ["m"]), helper.make_node("Cast", ["m"], ["fused"], to=TensorProto.INT32)],
+            out_type=TensorProto.INT32,
+        ),
+        r"tensor\(int32\)",
+    ),
+    (
+        "rank-3-inputs",
+        lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["fused"])], in_shape=["N", "H", "W"]),
+        "rank 3",
+    ),
+    (
+        "rank-2-inputs",
+        lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["fused"])], in_shape=["H", "W"]),
+        "rank 2",
+    ),
+    (
+        "3-channel-inputs",
+        lambda d: graph_file(d / "m.onnx", [helper.make_node("Max", ["ir", "vis"], ["fused"])], in_shape=["N", 3, "H", "W"]),
+        "3 channels",
+    ),
+    (
+        "two-channel-output",
+        lambda d: graph_file(d / "m.onnx", [helper.make_node("Concat", ["ir", "vis"], ["fused"], axis=1)]),
+        "fused has 2 channels",
+    ),
     ("not-onnx-at-all", lambda d: _bytes(d / "m.onnx", b"\x08\x07garbage that is not a protobuf model"), "cannot load"),
 ]
 
@@ -117,8 +181,10 @@ def test_foreign_graph_runs_with_the_explicit_opt_in(tmp_path):
     out = Fuser(path, allow_foreign_model=True, gray=True)(IR, IR)
     assert np.array_equal(out, IR)
     with pytest.raises(BackendUnavailable, match="outputs are"):  # the opt-in covers metadata, not the I/O contract
-        Fuser(graph_file(tmp_path / "bad.onnx", [helper.make_node("Max", ["ir", "vis"], ["out"])], outputs=["out"],
-                         metadata=False), allow_foreign_model=True)
+        Fuser(
+            graph_file(tmp_path / "bad.onnx", [helper.make_node("Max", ["ir", "vis"], ["out"])], outputs=["out"], metadata=False),
+            allow_foreign_model=True,
+        )
 
 
 def test_engine_without_tsjnet_metadata_is_refused_before_tensorrt(tmp_path):
@@ -179,8 +245,12 @@ WRONG_OUTPUTS = [
     ("scaled-x255", [helper.make_node("Mul", ["ir", "k"], ["fused"])], [_const("k", 255.0)], r"outside \[0, 1\]"),
     ("negative", [helper.make_node("Sub", ["ir", "k"], ["fused"])], [_const("k", 2.0)], r"outside \[0, 1\]"),
     ("nan", [helper.make_node("Sub", ["ir", "ir"], ["z"]), helper.make_node("Div", ["z", "z"], ["fused"])], (), "NaN/inf"),
-    ("inf", [helper.make_node("Sub", ["ir", "ir"], ["z"]), helper.make_node("Div", ["k", "z"], ["fused"])],
-     [_const("k", 1.0)], "NaN/inf"),
+    (
+        "inf",
+        [helper.make_node("Sub", ["ir", "ir"], ["z"]), helper.make_node("Div", ["k", "z"], ["fused"])],
+        [_const("k", 1.0)],
+        "NaN/inf",
+    ),
 ]
 
 
@@ -217,13 +287,21 @@ BROKEN_CACHES = [
     ("truncated", lambda g, r, t: g.write_bytes(g.read_bytes()[: len(g.read_bytes()) // 2])),
     ("garbage", lambda g, r, t: g.write_bytes(b"\x08\x07" + bytes(range(256)) * 4)),
     ("a-different-models-graph", lambda g, r, t: g.write_bytes(_other_model_cache(t, g.parent))),
-    ("different-graph-and-forged-record", lambda g, r, t: (
-        g.write_bytes(data := _other_model_cache(t, g.parent)),
-        r.write_text(json.dumps({**json.loads(r.read_text()), "cache_sha256": __import__("hashlib").sha256(data).hexdigest()})),
-    )),
+    (
+        "different-graph-and-forged-record",
+        lambda g, r, t: (
+            g.write_bytes(data := _other_model_cache(t, g.parent)),
+            r.write_text(
+                json.dumps({**json.loads(r.read_text()), "cache_sha256": __import__("hashlib").sha256(data).hexdigest()})
+            ),
+        ),
+    ),
     ("record-missing", lambda g, r, t: r.unlink()),
     ("record-not-json", lambda g, r, t: r.write_text("{not json")),
-    ("record-of-another-source", lambda g, r, t: r.write_text(json.dumps({**json.loads(r.read_text()), "source_sha256": "0" * 64}))),
+    (
+        "record-of-another-source",
+        lambda g, r, t: r.write_text(json.dumps({**json.loads(r.read_text()), "source_sha256": "0" * 64})),
+    ),
     ("graph-missing-record-kept", lambda g, r, t: g.unlink()),
 ]
 
@@ -281,8 +359,14 @@ fuser = Fuser(sys.argv[1], options=OrtOptions(intra_op_threads=2))
 
 def _run_script(source: str, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run([sys.executable, "-c", textwrap.dedent(source), *args], capture_output=True, text=True,
-                              timeout=timeout, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=REPO_ROOT)
+        return subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(source), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            cwd=REPO_ROOT,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"hung for more than {timeout} s (the fork deadlock)")
 
@@ -321,8 +405,14 @@ def test_onnxruntime_fuser_made_in_a_spawn_worker(tmp_path):
     model = mean_onnx_model(tmp_path / "mean.onnx", DYNAMIC)
     script = tmp_path / "spawn_worker.py"
     script.write_text(_SPAWN_SCRIPT)
-    result = subprocess.run([sys.executable, str(script), str(model)], capture_output=True, text=True, timeout=240,
-                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(script), str(model)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

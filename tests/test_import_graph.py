@@ -11,8 +11,13 @@ from pathlib import Path
 
 from conftest import REPO_ROOT
 
-FOLDERS = {"tsjnet_sdk": "tsjnet_sdk", "export": "tsjnet_sdk.export", "training": "tsjnet_sdk.training",
-           "kernels": "tsjnet_sdk.kernels", "benchmarks": "tsjnet_sdk.benchmarks"}
+FOLDERS = {
+    "tsjnet_sdk": "tsjnet_sdk",
+    "export": "tsjnet_sdk.export",
+    "training": "tsjnet_sdk.training",
+    "kernels": "tsjnet_sdk.kernels",
+    "benchmarks": "tsjnet_sdk.benchmarks",
+}
 
 
 def module_files() -> dict[str, Path]:
@@ -27,8 +32,12 @@ def module_files() -> dict[str, Path]:
 
 
 def _is_main_guard(node: ast.AST) -> bool:
-    return (isinstance(node, ast.If) and isinstance(node.test, ast.Compare) and isinstance(node.test.left, ast.Name)
-            and node.test.left.id == "__name__")
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and isinstance(node.test.left, ast.Name)
+        and node.test.left.id == "__name__"
+    )
 
 
 def imports_of(path: Path, module: str, known: set[str]) -> set[str]:

@@ -180,6 +180,7 @@ class _FakeDriver:
             if name == "cuGetErrorName":
                 return 0, b"CUDA_ERROR_NO_BINARY_FOR_GPU"
             return 0, f"{name}-result"
+
         return call
 
 

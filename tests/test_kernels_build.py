@@ -95,7 +95,9 @@ def test_cubin_entry_points_match_spec(built, target):
     if tool is None:
         print("cuobjdump not found: cubin checked with the built-in ELF reader only")
         return
-    listing = subprocess.run([tool, "-symbols", str(out / target / record["cubin"])], capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        [tool, "-symbols", str(out / target / record["cubin"])], capture_output=True, text=True, check=True
+    ).stdout
     entries = sorted(line.split()[-1] for line in listing.splitlines() if "STO_ENTRY" in line)
     assert entries == expected
     arch = subprocess.run([tool, "-lelf", str(out / target / record["cubin"])], capture_output=True, text=True, check=True).stdout
@@ -129,8 +131,11 @@ def test_ptxas_rejects_an_isa_too_old_for_the_target(built, tmp_path):
     text = build.plugin_ptx(spec.TSJNET_INSTANCES[0], out, build_if_missing=False).decode()
     too_old = tmp_path / "old.ptx"
     too_old.write_text(build.rewrite_ptx_isa(text, (7, 0)))  # ISA 7.0 predates sm_86
-    done = subprocess.run([str(Path(NVCC).with_name("ptxas")), "-arch=sm_86", str(too_old), "-o", str(tmp_path / "x.cubin")],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(Path(NVCC).with_name("ptxas")), "-arch=sm_86", str(too_old), "-o", str(tmp_path / "x.cubin")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0 and "does not support" in done.stderr
     with pytest.raises(ValueError, match="will not raise"):
         build.rewrite_ptx_isa(text, (9, 9))
@@ -140,7 +145,12 @@ def test_ptx_isa_is_each_targets_floor(built, tmp_path):
     """Each target's PTX declares the oldest ISA that knows it (old drivers can JIT it), and that floor is tight:
     ptxas accepts the kernel at the floor and rejects it one ISA step below (so the table is not too low)."""
     assert {t: build.ptx_isa_for(t) for t in build.TARGETS} == {
-        "sm_86": (7, 1), "sm_87": (7, 4), "sm_89": (7, 8), "sm_90": (7, 8), "sm_120": (8, 7)}
+        "sm_86": (7, 1),
+        "sm_87": (7, 4),
+        "sm_89": (7, 8),
+        "sm_90": (7, 8),
+        "sm_120": (8, 7),
+    }
     out, _ = built
     text = build.plugin_ptx(spec.TSJNET_INSTANCES[0], out, build_if_missing=False).decode()
     ptxas = str(Path(NVCC).with_name("ptxas"))
@@ -151,8 +161,9 @@ def test_ptx_isa_is_each_targets_floor(built, tmp_path):
         for isa, ok in ((floor, True), (below[floor], False)):
             ptx = tmp_path / f"{target}_{isa[0]}{isa[1]}.ptx"
             ptx.write_text(re.sub(r"^\.version .*$", f".version {isa[0]}.{isa[1]}", retargeted, count=1, flags=re.MULTILINE))
-            done = subprocess.run([ptxas, f"-arch={target}", str(ptx), "-o", str(tmp_path / "x.cubin")],
-                                  capture_output=True, text=True)
+            done = subprocess.run(
+                [ptxas, f"-arch={target}", str(ptx), "-o", str(tmp_path / "x.cubin")], capture_output=True, text=True
+            )
             assert (done.returncode == 0) == ok, (target, isa, done.stderr[-500:])
 
 
@@ -160,10 +171,16 @@ def test_find_image_prefers_exact_then_compatible_cubin_then_ptx(built):
     out, _ = built
     tsj, other = spec.TSJNET_INSTANCES[0], ("f16", 3, 8)  # other: only in sm_86's full matrix
     expect = {
-        ((8, 6), tsj): ("sm_86", "cubin"), ((8, 7), tsj): ("sm_87", "cubin"), ((8, 9), tsj): ("sm_89", "cubin"),
-        ((9, 0), tsj): ("sm_90", "cubin"), ((12, 0), tsj): ("sm_120", "cubin"), ((12, 1), tsj): ("sm_120", "cubin"),
+        ((8, 6), tsj): ("sm_86", "cubin"),
+        ((8, 7), tsj): ("sm_87", "cubin"),
+        ((8, 9), tsj): ("sm_89", "cubin"),
+        ((9, 0), tsj): ("sm_90", "cubin"),
+        ((12, 0), tsj): ("sm_120", "cubin"),
+        ((12, 1), tsj): ("sm_120", "cubin"),
         ((10, 0), tsj): ("sm_90", "ptx"),
-        ((8, 9), other): ("sm_86", "cubin"), ((9, 0), other): ("sm_86", "ptx"), ((12, 0), other): ("sm_86", "ptx"),
+        ((8, 9), other): ("sm_86", "cubin"),
+        ((9, 0), other): ("sm_86", "ptx"),
+        ((12, 0), other): ("sm_86", "ptx"),
     }
     for (cc, instance), (target, kind) in expect.items():
         path, got_kind = build.find_image(cc, instance, out)
@@ -204,8 +221,14 @@ def test_core_also_compiles_with_nvrtc():
     source = (build.KERNEL_DIR / "na2d_kernels.cu").read_text().replace('#include "na2d_core.cuh"', core)
     err, prog = nvrtc.nvrtcCreateProgram(source.encode(), b"na2d_kernels.cu", 0, [], [])
     assert int(err) == 0
-    opts = [b"--gpu-architecture=compute_86", b"-std=c++17", b"-DNA_ONE_T=na2d::half_bits", b"-DNA_ONE_TNAME=f16",
-            b"-DNA_ONE_KS=7", b"-DNA_ONE_D=32"]
+    opts = [
+        b"--gpu-architecture=compute_86",
+        b"-std=c++17",
+        b"-DNA_ONE_T=na2d::half_bits",
+        b"-DNA_ONE_TNAME=f16",
+        b"-DNA_ONE_KS=7",
+        b"-DNA_ONE_D=32",
+    ]
     try:
         (result,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
     except RuntimeError as exc:  # libnvrtc missing

@@ -40,12 +40,28 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
         pytest.skip("no C++ compiler (g++/c++) on PATH: cannot build kernels/na2d_host_harness.cpp")
     lib = tmp_path_factory.mktemp("na2d_harness") / "libna2d_host.so"
     # Set by test_harness_under_asan_and_ubsan, which reruns this file in a process with libasan preloaded.
-    sanitize = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"] \
-        if os.environ.get(SANITIZE_ENV) == "1" else []
-    cmd = [cxx, "-std=c++17", "-O1", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", *sanitize, f"-I{KERNELS}",
-           "-DNA_HOST_KS_LIST(X)=" + " ".join(f"X({k})" for k in HOST_KS),
-           "-DNA_HOST_D_LIST(X)=" + " ".join(f"X({d})" for d in HOST_D),
-           str(KERNELS / "na2d_host_harness.cpp"), "-o", str(lib)]
+    sanitize = (
+        ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
+        if os.environ.get(SANITIZE_ENV) == "1"
+        else []
+    )
+    cmd = [
+        cxx,
+        "-std=c++17",
+        "-O1",
+        "-shared",
+        "-fPIC",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        *sanitize,
+        f"-I{KERNELS}",
+        "-DNA_HOST_KS_LIST(X)=" + " ".join(f"X({k})" for k in HOST_KS),
+        "-DNA_HOST_D_LIST(X)=" + " ".join(f"X({d})" for d in HOST_D),
+        str(KERNELS / "na2d_host_harness.cpp"),
+        "-o",
+        str(lib),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, f"harness build failed:\n{' '.join(cmd)}\n{done.stderr}"
     if sanitize:
@@ -63,9 +79,17 @@ def _ptr(a: np.ndarray | None) -> int | None:
     return None if a is None else a.ctypes.data
 
 
-def run_harness(dll: ctypes.CDLL, q: np.ndarray, k: np.ndarray, v: np.ndarray, kernel_size: int, dilation: int,
-                rpb: np.ndarray | None = None, scale: float | None = None,
-                launch: tuple[int, int, int, int] | None = None) -> np.ndarray:
+def run_harness(
+    dll: ctypes.CDLL,
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    kernel_size: int,
+    dilation: int,
+    rpb: np.ndarray | None = None,
+    scale: float | None = None,
+    launch: tuple[int, int, int, int] | None = None,
+) -> np.ndarray:
     """Emulated kernel on q, k, v [B, H, W, heads, D] (views sharing one stride set); returns out [B, H, W, heads, D].
 
     ``launch`` = (grid_x, grid_y, grid_z, block_x) overrides the kernel's own launch geometry. The output
@@ -79,7 +103,7 @@ def run_harness(dll: ctypes.CDLL, q: np.ndarray, k: np.ndarray, v: np.ndarray, k
     dtype = 0 if q.dtype == np.float32 else 1
     out = np.full(q.shape, np.nan, dtype=q.dtype)
     rpb_half = int(rpb is not None and rpb.dtype == np.float16)
-    scale = D ** -0.5 if scale is None else scale
+    scale = D**-0.5 if scale is None else scale
     common = (_ptr(q), _ptr(k), _ptr(v), _ptr(rpb), rpb_half, _ptr(out), B, H, W, heads, dilation, scale, sB, sH, sW)
     if launch is None:
         rc = dll.na2d_host_forward(dtype, kernel_size, D, *common)
@@ -90,8 +114,9 @@ def run_harness(dll: ctypes.CDLL, q: np.ndarray, k: np.ndarray, v: np.ndarray, k
     return out
 
 
-def make_inputs(shape: tuple[int, ...], dtype: str, kernel_size: int, with_rpb: bool, seed: int,
-                rpb_dtype: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+def make_inputs(
+    shape: tuple[int, ...], dtype: str, kernel_size: int, with_rpb: bool, seed: int, rpb_dtype: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     rng = np.random.default_rng(seed)
     q, k, v = (rng.standard_normal(shape).astype(NP_DTYPE[dtype]) for _ in range(3))
     rpb = None
@@ -101,8 +126,15 @@ def make_inputs(shape: tuple[int, ...], dtype: str, kernel_size: int, with_rpb: 
     return q, k, v, rpb
 
 
-def reference(q: np.ndarray, k: np.ndarray, v: np.ndarray, kernel_size: int, dilation: int,
-              rpb: np.ndarray | None, scale: float | None = None) -> np.ndarray:
+def reference(
+    q: np.ndarray,
+    k: np.ndarray,
+    v: np.ndarray,
+    kernel_size: int,
+    dilation: int,
+    rpb: np.ndarray | None,
+    scale: float | None = None,
+) -> np.ndarray:
     """neighborhood_attention_2d_reference on the same values (fp16 in -> fp32 math -> fp16 out)."""
     t = [torch.from_numpy(np.ascontiguousarray(x)) for x in (q, k, v)]
     r = None if rpb is None else torch.from_numpy(rpb)
@@ -117,13 +149,13 @@ def max_err(a: np.ndarray, b: np.ndarray) -> float:
 # several 32-column tiles, odd sizes, a 1x1 map, dilation groups of unequal length.
 CASES = [
     ((2, 9, 11, 2, 32), 3, 1),
-    ((1, 5, 4, 2, 32), 7, 1),      # map smaller than the window in both axes
-    ((1, 14, 40, 1, 32), 7, 2),    # two column tiles, dilation groups 7 x 20
-    ((1, 9, 9, 2, 32), 7, 2),      # dilation groups (5/4 long) smaller than the window
-    ((1, 12, 70, 1, 32), 7, 1),    # three column tiles, last one partial
-    ((1, 1, 1, 1, 32), 3, 1),      # a single pixel
+    ((1, 5, 4, 2, 32), 7, 1),  # map smaller than the window in both axes
+    ((1, 14, 40, 1, 32), 7, 2),  # two column tiles, dilation groups 7 x 20
+    ((1, 9, 9, 2, 32), 7, 2),  # dilation groups (5/4 long) smaller than the window
+    ((1, 12, 70, 1, 32), 7, 1),  # three column tiles, last one partial
+    ((1, 1, 1, 1, 32), 3, 1),  # a single pixel
     ((1, 20, 18, 1, 32), 13, 1),
-    ((1, 6, 35, 1, 32), 13, 2),    # groups 3 x 18: rows shrink, columns shifted at both borders
+    ((1, 6, 35, 1, 32), 13, 2),  # groups 3 x 18: rows shrink, columns shifted at both borders
     ((1, 11, 13, 3, 8), 3, 2),
     ((2, 8, 33, 1, 64), 7, 1),
     ((1, 5, 7, 2, 64), 13, 2),
@@ -209,9 +241,32 @@ def test_python_config_mirror_matches_cpp_config(harness, dtype):
 def test_fp16_conversion_is_bit_exact(harness):
     """The host fp16 <-> fp32 conversion (used by the harness, mirrors cvt.rn.f16.f32) equals numpy's."""
     rng = np.random.default_rng(8)
-    special = np.array([0.0, -0.0, 1.0, 65504.0, 65519.99, 65520.0, 1e6, -1e6, np.inf, -np.inf,
-                        2.0**-14, 2.0**-24, 2.0**-25, 2.0**-25 * 1.0001, 2.0**-26, 3 * 2.0**-25, 1 + 2.0**-11,
-                        1 + 3 * 2.0**-11, 6.1e-5, 5.96e-8, -2.5e-6], dtype=np.float32)
+    special = np.array(
+        [
+            0.0,
+            -0.0,
+            1.0,
+            65504.0,
+            65519.99,
+            65520.0,
+            1e6,
+            -1e6,
+            np.inf,
+            -np.inf,
+            2.0**-14,
+            2.0**-24,
+            2.0**-25,
+            2.0**-25 * 1.0001,
+            2.0**-26,
+            3 * 2.0**-25,
+            1 + 2.0**-11,
+            1 + 3 * 2.0**-11,
+            6.1e-5,
+            5.96e-8,
+            -2.5e-6,
+        ],
+        dtype=np.float32,
+    )
     values = np.concatenate([special, rng.standard_normal(20000).astype(np.float32) * 10.0 ** rng.integers(-9, 6, 20000)])
     values = values.astype(np.float32)
     half = np.empty(values.shape, np.uint16)
@@ -222,8 +277,9 @@ def test_fp16_conversion_is_bit_exact(harness):
     np.testing.assert_array_equal(half, expected.view(np.uint16))
     np.testing.assert_array_equal(back, expected.astype(np.float32))
     nan_half = np.empty(1, np.uint16)
-    harness.na2d_host_half_roundtrip(np.array([np.nan], np.float32).ctypes.data, nan_half.ctypes.data,
-                                     np.empty(1, np.float32).ctypes.data, 1)
+    harness.na2d_host_half_roundtrip(
+        np.array([np.nan], np.float32).ctypes.data, nan_half.ctypes.data, np.empty(1, np.float32).ctypes.data, 1
+    )
     assert np.isnan(nan_half.view(np.float16)[0])
 
 
@@ -285,19 +341,32 @@ def test_harness_under_asan_and_ubsan(tmp_path):
     runtime = _sanitizer_runtime(cxx)
     flags = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g"]
     (tmp_path / "canary.cpp").write_text(_CANARY)
-    built = subprocess.run([cxx, "-shared", "-fPIC", *flags, str(tmp_path / "canary.cpp"), "-o", str(tmp_path / "canary.so")],
-                           capture_output=True, text=True)
+    built = subprocess.run(
+        [cxx, "-shared", "-fPIC", *flags, str(tmp_path / "canary.cpp"), "-o", str(tmp_path / "canary.so")],
+        capture_output=True,
+        text=True,
+    )
     if runtime is None or built.returncode != 0:
         pytest.skip(f"{cxx} cannot build with -fsanitize=address,undefined (libasan missing?): {built.stderr[-300:]}")
     import sys
 
-    env = {**os.environ, "LD_PRELOAD": runtime, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
-           "UBSAN_OPTIONS": "print_stacktrace=1", SANITIZE_ENV: "1"}
+    env = {
+        **os.environ,
+        "LD_PRELOAD": runtime,
+        "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
+        "UBSAN_OPTIONS": "print_stacktrace=1",
+        SANITIZE_ENV: "1",
+    }
     probe = f"import ctypes; ctypes.CDLL({str(tmp_path / 'canary.so')!r}).canary(4)"
     caught = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert caught.returncode != 0 and "heap-buffer-overflow" in caught.stderr, caught.stderr[-2000:]
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__],
-                          env=env, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", __file__],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     tail = (done.stdout + done.stderr)[-4000:]
     assert done.returncode == 0, f"harness cases failed or a sanitizer fired:\n{tail}"
     assert "AddressSanitizer" not in done.stderr and "runtime error" not in done.stderr, tail

@@ -67,11 +67,11 @@ def _err(a: torch.Tensor, b: torch.Tensor) -> float:
 
 CASES = [
     ((2, 9, 11, 2, 32), 3, 1),
-    ((1, 5, 4, 2, 32), 7, 1),      # map smaller than the window
-    ((1, 7, 7, 4, 32), 7, 1),      # TSJNet's deepest level at 224 px: map == window
-    ((1, 9, 9, 2, 32), 7, 2),      # dilation groups smaller than the window
+    ((1, 5, 4, 2, 32), 7, 1),  # map smaller than the window
+    ((1, 7, 7, 4, 32), 7, 1),  # TSJNet's deepest level at 224 px: map == window
+    ((1, 9, 9, 2, 32), 7, 2),  # dilation groups smaller than the window
     ((1, 14, 40, 1, 32), 7, 2),
-    ((2, 28, 70, 2, 32), 7, 1),    # several tiles in both directions
+    ((2, 28, 70, 2, 32), 7, 1),  # several tiles in both directions
     ((1, 20, 18, 1, 32), 13, 1),
     ((1, 6, 35, 1, 32), 13, 2),
     ((1, 11, 13, 3, 8), 3, 2),
@@ -114,8 +114,9 @@ def test_views_of_a_packed_qkv(tb, device, dtype):
     assert err <= TOL[dtype], f"max abs err {err:.3g}"
 
 
-@pytest.mark.parametrize("dtype,rpb_dtype", [(torch.float16, torch.float32), (torch.float32, torch.float16),
-                                             (torch.float32, torch.bfloat16)])
+@pytest.mark.parametrize(
+    "dtype,rpb_dtype", [(torch.float16, torch.float32), (torch.float32, torch.float16), (torch.float32, torch.bfloat16)]
+)
 def test_rpb_in_another_dtype(tb, device, dtype, rpb_dtype):
     _require_kernel(tb, device, dtype, 7, 32, True)
     q, k, v, rpb = _inputs((1, 9, 12, 2, 32), dtype, device, 7, rpb_dtype, seed=3)

@@ -105,7 +105,9 @@ def _fake_tensorrt(registry: dict) -> tuple[types.ModuleType, types.ModuleType]:
             def wrap(fn):
                 registry.setdefault(name, {})[kind] = fn
                 return fn
+
             return wrap
+
         return factory
 
     trtp.register, trtp.autotune, trtp.aot_impl = decorator("register"), decorator("autotune"), decorator("aot_impl")
@@ -144,7 +146,7 @@ def test_registers_both_variants_with_qdp_signatures(fake_registry):
         assert list(inspect.signature(fns["aot_impl"]).parameters) == inputs + list(na_node.ATTRIBUTES) + ["outputs", "tactic"]
         assert list(inspect.signature(fns["autotune"]).parameters) == inputs + list(na_node.ATTRIBUTES) + ["outputs"]
     q = _Desc("DataType.HALF", (1, 14, 14, 2, 32))
-    out = fake_registry[plain]["register"](q, q, q, 7, 1, 32 ** -0.5)
+    out = fake_registry[plain]["register"](q, q, q, 7, 1, 32**-0.5)
     assert (out.dtype, out.shape_expr) == (q.dtype, q.shape_expr)
     assert fake_registry[plain]["autotune"](q, q, q, 7, 1, 0.1, (out,)) == ["FP32, FP32, FP32, FP32", "FP16, FP16, FP16, FP16"]
     assert "FP16, FP16, FP16, FP32, FP16" in fake_registry[with_rpb]["autotune"](q, q, q, q, 7, 1, 0.1, (out,))
@@ -173,7 +175,9 @@ def plugin_ptx_dir(_plugin_ptx_build: Path, monkeypatch) -> Path:
     return _plugin_ptx_build
 
 
-@pytest.mark.parametrize("dtype,with_rpb,rpb_dtype", [("f32", False, None), ("f16", True, "f16"), ("f16", True, "f32"), ("f32", True, "f32")])
+@pytest.mark.parametrize(
+    "dtype,with_rpb,rpb_dtype", [("f32", False, None), ("f16", True, "f16"), ("f16", True, "f32"), ("f32", True, "f32")]
+)
 def test_aot_impl_returns_a_launch_matching_the_ptx(fake_registry, plugin_ptx_dir, monkeypatch, dtype, with_rpb, rpb_dtype):
     import tsjnet_sdk.ops.neighborhood_attention as na_mod
 
@@ -247,10 +251,16 @@ def test_prepare_onnx_drops_an_empty_optional_rpb():
     onnx = pytest.importorskip("onnx")
     from onnx import helper
 
-    node = helper.make_node(na_node.OP_TYPE, ["q", "k", "v", ""], ["o"], domain=na_node.DOMAIN, kernel_size=7, dilation=1, scale=0.2)
+    node = helper.make_node(
+        na_node.OP_TYPE, ["q", "k", "v", ""], ["o"], domain=na_node.DOMAIN, kernel_size=7, dilation=1, scale=0.2
+    )
     other = helper.make_node("Relu", ["o"], ["y"])
-    graph = helper.make_graph([node, other], "g", [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in "qkv"],
-                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)])
+    graph = helper.make_graph(
+        [node, other],
+        "g",
+        [helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, None) for n in "qkv"],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+    )
     model = helper.make_model(graph)
     assert trt_plugin.prepare_onnx_for_tensorrt(model) == 1
     assert (model.graph.node[0].op_type, list(model.graph.node[0].input)) == (trt_plugin.NAME, ["q", "k", "v"])

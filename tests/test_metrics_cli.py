@@ -81,8 +81,19 @@ def test_eval_preset_subset_and_output(folders, tmp_path):
     res = CliRunner().invoke(
         _app(),
         [
-            "eval", "--ir", str(folders["ir"]), "--vis", str(folders["vi"]), "--fused", str(folders["fused"]),
-            "--preset", "vifb", "--metrics", "Qabf, ssim", "--output", str(out),
+            "eval",
+            "--ir",
+            str(folders["ir"]),
+            "--vis",
+            str(folders["vi"]),
+            "--fused",
+            str(folders["fused"]),
+            "--preset",
+            "vifb",
+            "--metrics",
+            "Qabf, ssim",
+            "--output",
+            str(out),
         ],
     )
     assert res.exit_code == 0, res.output

@@ -431,8 +431,10 @@ def test_qcv_matches_literal_definition(shape):
     num = den = 0.0
     for x in (a, b):
         xn = _normalize1(x)
-        g = np.hypot(ndimage.correlate(xn, [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], mode="constant"),
-                     ndimage.correlate(xn, [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], mode="constant"))
+        g = np.hypot(
+            ndimage.correlate(xn, [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], mode="constant"),
+            ndimage.correlate(xn, [[-1, -2, -1], [0, 0, 0], [1, 2, 1]], mode="constant"),
+        )
         d = _fft_filter(xn - fn, csf)
         for i in range(0, m, 16):
             for j in range(0, n, 16):

@@ -91,9 +91,12 @@ def test_training_step_reaches_every_parameter():
     model = create_model("tsjnet-tiny").train()  # batch 2: the ResNeSt GAP-BN needs batch > 1 in training
     ir, vis = torch.rand(2, 1, 64, 64), torch.rand(2, 1, 64, 64)
     out = model(ir, vis, reconstruct=True)
-    loss = (out.fused - vis).pow(2).mean() + out.attention.mean() + (out.ir_recon - ir).pow(2).mean() + (
-        out.vis_recon - vis
-    ).pow(2).mean()
+    loss = (
+        (out.fused - vis).pow(2).mean()
+        + out.attention.mean()
+        + (out.ir_recon - ir).pow(2).mean()
+        + (out.vis_recon - vis).pow(2).mean()
+    )
     loss.backward()
     no_grad = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
     assert no_grad == []
@@ -137,7 +140,7 @@ def test_eval_runs_the_encoder_once_on_both_modalities_with_the_same_values():
     model.encoder.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
     with torch.no_grad():
         out = model(ir, vis)
-        base_vis, detail_vis = model.encoder(vis)      # 64 x 96: a multiple of 32, no padding
+        base_vis, detail_vis = model.encoder(vis)  # 64 x 96: a multiple of 32, no padding
     assert calls[0] == 4  # one pass, both modalities of both samples
     assert torch.allclose(out.base_vis, base_vis, atol=1e-5)
     assert torch.allclose(out.detail_vis, detail_vis, atol=1e-5)

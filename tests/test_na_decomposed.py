@@ -34,8 +34,15 @@ def test_axis_tables_are_the_reference_windows_with_a_mask_sentinel(kernel, dila
 
 @pytest.mark.parametrize(
     "size,kernel,dilation,rpb",
-    [((9, 11), 3, 1, True), ((16, 13), 7, 1, True), ((15, 20), 7, 2, True), ((5, 3), 7, 1, True),
-     ((21, 15), 3, 3, False), ((1, 9), 5, 1, True), ((8, 8), 7, 4, True)],
+    [
+        ((9, 11), 3, 1, True),
+        ((16, 13), 7, 1, True),
+        ((15, 20), 7, 2, True),
+        ((5, 3), 7, 1, True),
+        ((21, 15), 3, 3, False),
+        ((1, 9), 5, 1, True),
+        ((8, 8), 7, 4, True),
+    ],
 )
 def test_decomposed_matches_reference_eager(size, kernel, dilation, rpb):
     q, k, v = _qkv((2, *size, 2, 8))
@@ -63,7 +70,8 @@ class _Layers(torch.nn.Module):
         self.kernel = kernel
         g = torch.Generator().manual_seed(5)
         self.rpbs = torch.nn.ParameterList(
-            [torch.nn.Parameter(torch.randn(heads, 2 * kernel - 1, 2 * kernel - 1, generator=g)) for _ in range(n)])
+            [torch.nn.Parameter(torch.randn(heads, 2 * kernel - 1, 2 * kernel - 1, generator=g)) for _ in range(n)]
+        )
 
     def forward(self, q, k, v):
         for rpb in self.rpbs:
@@ -77,11 +85,19 @@ def _export(module, example, dynamic):
 
     dims = {0: "batch", 1: "height", 2: "width"}
     shapes = {"q": dims, "k": dims, "v": dims} if dynamic else None
-    with onnx_export_mode("decomposed"), shared_tables(), warnings.catch_warnings(), \
-            contextlib.redirect_stdout(io.StringIO()):
+    with onnx_export_mode("decomposed"), shared_tables(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, example, None, input_names=["q", "k", "v"], dynamic_shapes=shapes,
-                                    opset_version=18, dynamo=True, optimize=False, verbose=False)
+        program = torch.onnx.export(
+            module,
+            example,
+            None,
+            input_names=["q", "k", "v"],
+            dynamic_shapes=shapes,
+            opset_version=18,
+            dynamo=True,
+            optimize=False,
+            verbose=False,
+        )
     return _simplify(program.model_proto)
 
 
@@ -143,8 +159,11 @@ def test_initializer_transposes_are_folded():
     w = np.arange(6, dtype=np.float32).reshape(2, 3)
     graph = helper.make_graph(
         [helper.make_node("Transpose", ["w"], ["wt"], perm=[1, 0]), helper.make_node("MatMul", ["x", "wt"], ["y"])],
-        "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2])], [numpy_helper.from_array(w, "w")])
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2])],
+        [numpy_helper.from_array(w, "w")],
+    )
     model = _fold_initializer_transposes(helper.make_model(graph))
     assert [n.op_type for n in model.graph.node] == ["MatMul"]
     (init,) = model.graph.initializer
@@ -168,12 +187,18 @@ def test_identity_slices_are_dropped_and_real_ones_kept():
     def const(name, values):
         return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
 
-    nodes = [helper.make_node("Slice", ["x", "zero", "end", "axis"], ["a"]),      # everything: dropped
-             helper.make_node("Slice", ["a", "zero", "two", "axis"], ["b"]),      # first two: kept
-             helper.make_node("Relu", ["b"], ["y"])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])],
-                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
-                              [const("zero", [0]), const("end", [2**63 - 1]), const("two", [2]), const("axis", [0])])
+    nodes = [
+        helper.make_node("Slice", ["x", "zero", "end", "axis"], ["a"]),  # everything: dropped
+        helper.make_node("Slice", ["a", "zero", "two", "axis"], ["b"]),  # first two: kept
+        helper.make_node("Relu", ["b"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2])],
+        [const("zero", [0]), const("end", [2**63 - 1]), const("two", [2]), const("axis", [0])],
+    )
     model = _drop_identity_slices(helper.make_model(graph))
     assert [(n.op_type, n.input[0]) for n in model.graph.node] == [("Slice", "x"), ("Relu", "b")]
     assert {t.name for t in model.graph.initializer} == {"zero", "two", "axis"}  # "end" was only the dropped one's

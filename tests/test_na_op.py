@@ -163,8 +163,15 @@ def test_onnx_export_dynamic_sizes_matches_torch(tmp_path, dilation):
     path = tmp_path / "na.onnx"
     dims = {0: "batch", 1: "height", 2: "width"}
     torch.onnx.export(
-        module, (q, k, v), str(path), input_names=["q", "k", "v"], output_names=["out"],
-        dynamic_shapes={"q": dims, "k": dims, "v": dims}, opset_version=18, dynamo=True, verbose=False,
+        module,
+        (q, k, v),
+        str(path),
+        input_names=["q", "k", "v"],
+        output_names=["out"],
+        dynamic_shapes={"q": dims, "k": dims, "v": dims},
+        opset_version=18,
+        dynamo=True,
+        verbose=False,
     )
     onnx.checker.check_model(str(path))
     # Standard ONNX ops only, so any runtime runs it.

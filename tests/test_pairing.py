@@ -33,8 +33,11 @@ def test_rule(tmp_path: Path) -> None:
     _touch(tmp_path / "vi", "a.png", "b.tif", "c.bmp", "only_vi.jpeg")
     (tmp_path / "ir" / "dir.png").mkdir()
     matched = pair_folders(tmp_path / "ir", tmp_path / "vi")
-    assert [(s, i.name, v.name) for s, i, v in matched.rows] == [("a", "a.JPG", "a.png"), ("b", "b.png", "b.tif"),
-                                                                ("c", "c.png", "c.bmp")]
+    assert [(s, i.name, v.name) for s, i, v in matched.rows] == [
+        ("a", "a.JPG", "a.png"),
+        ("b", "b.png", "b.tif"),
+        ("c", "c.png", "c.bmp"),
+    ]
     assert matched.unpaired_labels(("ir", "visible")) == ["only_ir (ir only)", "only_vi (visible only)"]
     _touch(tmp_path / "fused", "a.png", "c.png")
     three = match_folders(tmp_path / "ir", tmp_path / "vi", tmp_path / "fused")

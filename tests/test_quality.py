@@ -44,16 +44,22 @@ def test_lower_is_better_metrics_compare_the_other_way() -> None:
 def test_report_files_and_markdown(tmp_path: Path) -> None:
     mean = _means({m: 2.0 for m in ALL} | {"MSE": 0.5})
     results = {
-        "created": "2026-12-01T00:00:00+00:00", "model": "x/edge.safetensors", "model_sha256": "ab" * 32,
-        "preset": "paper", "data_root": "d", "backend": "torch on cpu", "skipped": {"tno": "not found"},
-        "datasets": {"msrs": {"folder": "d/msrs/test", "pairs": 3, "mean": mean, "fuse_seconds_median": 1.5,
-                              "trade_off": trade_off(mean)}},
+        "created": "2026-12-01T00:00:00+00:00",
+        "model": "x/edge.safetensors",
+        "model_sha256": "ab" * 32,
+        "preset": "paper",
+        "data_root": "d",
+        "backend": "torch on cpu",
+        "skipped": {"tno": "not found"},
+        "datasets": {
+            "msrs": {"folder": "d/msrs/test", "pairs": 3, "mean": mean, "fuse_seconds_median": 1.5, "trade_off": trade_off(mean)}
+        },
     }
     paths = write_results(results, tmp_path, "q")
     md = paths["md"].read_text()
-    assert "TSJNet, paper Table 1 | 0.690 | 18.13 | 1502.6" in md       # the paper's MSRS row
+    assert "TSJNet, paper Table 1 | 0.690 | 18.13 | 1502.6" in md  # the paper's MSRS row
     assert "**holds**" in md and "tno: not evaluated (not found)" in md
-    assert "| tsjnet (this model) | **2.000** |" in md                   # best SSIM in bold
+    assert "| tsjnet (this model) | **2.000** |" in md  # best SSIM in bold
     assert json.loads(paths["json"].read_text())["datasets"]["msrs"]["trade_off"]["holds"] is True
     chart = read_image(paths["png"])
     assert chart.ndim == 3 and chart.shape[1] >= 1000
@@ -78,8 +84,14 @@ def test_real_run_on_two_roadscene_pairs(tiny_checkpoint: Path, tmp_path: Path) 
         (root / sub).mkdir(parents=True)
         for n in names:
             (root / sub / n).symlink_to(src / sub / n)
-    results = run_quality(tiny_checkpoint, data_root=tmp_path / "data", datasets=["roadscene"], work_dir=tmp_path / "w",
-                          threads=1, say=lambda s: None)
+    results = run_quality(
+        tiny_checkpoint,
+        data_root=tmp_path / "data",
+        datasets=["roadscene"],
+        work_dir=tmp_path / "w",
+        threads=1,
+        say=lambda s: None,
+    )
     ds = results["datasets"]["roadscene"]
     assert ds["pairs"] == 2 and set(ds["mean"]) == {"tsjnet", "average", "max", "laplacian", *quality.COPY_ROWS}
     assert all(math.isfinite(ds["mean"][m][k]) for m in ds["mean"] for k in ALL)
@@ -92,17 +104,20 @@ def test_real_run_on_two_roadscene_pairs(tiny_checkpoint: Path, tmp_path: Path) 
 def test_brightness_reports_day_scenes_against_the_max(tmp_path: Path) -> None:
     from tsjnet_sdk.imaging import write_image
 
-    levels = {"tsjnet": {"00001D": 120, "00002N": 40}, "average": {"00001D": 80, "00002N": 20},
-              "max": {"00001D": 110, "00002N": 50}}
+    levels = {
+        "tsjnet": {"00001D": 120, "00002N": 40},
+        "average": {"00001D": 80, "00002N": 20},
+        "max": {"00001D": 110, "00002N": 50},
+    }
     pairs = []
     for name in ("00001D", "00002N"):
         images = {}
         for method, by_name in levels.items():
             path = tmp_path / method / f"{name}.png"
-            write_image(path, np.full((8, 8, 3), by_name[name], np.uint8))   # grey RGB: luma = the level
+            write_image(path, np.full((8, 8, 3), by_name[name], np.uint8))  # grey RGB: luma = the level
             images[method] = str(path)
         pairs.append({"name": name, "images": images})
     b = quality.brightness({"pairs": pairs})
     assert b["all"]["tsjnet"] == pytest.approx(80.0, abs=0.01) and b["day_pairs"] == 1
     assert b["day"]["tsjnet"] == pytest.approx(120.0, abs=0.01) and b["day_not_above_max"] is False
-    assert "day" not in quality.brightness({"pairs": pairs[1:]})   # no day scenes: no day check
+    assert "day" not in quality.brightness({"pairs": pairs[1:]})  # no day scenes: no day check

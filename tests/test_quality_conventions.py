@@ -35,11 +35,11 @@ def test_copying_either_input_gives_the_same_ssim(convention: str) -> None:
     preset = CONVENTIONS[convention][0]
     a, b = (M.evaluate(ir, vis, f, preset, metrics=["SSIM"])["SSIM"] for f in (ir, vis))
     assert a == pytest.approx(b, abs=1e-9)
-    cross = M.evaluate(ir, vis, vis, preset, metrics=["SSIM"])["SSIM"] - 1.0   # the summed convention's part
+    cross = M.evaluate(ir, vis, vis, preset, metrics=["SSIM"])["SSIM"] - 1.0  # the summed convention's part
     if convention == "cdd":
-        assert 1.0 < a < 2.0 and 0.0 < cross < 1.0          # summed: a copy scores 1 + SSIM(IR, VIS)
+        assert 1.0 < a < 2.0 and 0.0 < cross < 1.0  # summed: a copy scores 1 + SSIM(IR, VIS)
     else:
-        assert 0.5 < a < 1.0                                   # averaged: (1 + SSIM(IR, VIS)) / 2
+        assert 0.5 < a < 1.0  # averaged: (1 + SSIM(IR, VIS)) / 2
 
 
 def test_cdd_sums_what_paper_averages() -> None:
@@ -82,10 +82,18 @@ def _doc(convention: str) -> dict:
     rows = ("tsjnet", "average", "max", "laplacian", *COPY_ROWS)
     per_pair = {p: {r: {m: float(i + 1) for m in metrics} for i, r in enumerate(rows)} for p in ("a", "b")}
     mean = quality.mean_rows(per_pair)
-    return {"created": "2026-12-01T00:00:00+00:00", "model": "m.safetensors", "model_sha256": "ab" * 32,
-            "convention": convention, "preset": CONVENTIONS[convention][0], "data_root": "d", "skipped": {},
-            "datasets": {"msrs": {"folder": "d/msrs/test", "pairs": 2, "mean": mean, "per_pair": per_pair,
-                                  "fuse_seconds_median": 1.0}}}
+    return {
+        "created": "2026-12-01T00:00:00+00:00",
+        "model": "m.safetensors",
+        "model_sha256": "ab" * 32,
+        "convention": convention,
+        "preset": CONVENTIONS[convention][0],
+        "data_root": "d",
+        "skipped": {},
+        "datasets": {
+            "msrs": {"folder": "d/msrs/test", "pairs": 2, "mean": mean, "per_pair": per_pair, "fuse_seconds_median": 1.0}
+        },
+    }
 
 
 def test_tables_name_their_convention_and_mark_the_copy_rows() -> None:
@@ -94,8 +102,8 @@ def test_tables_name_their_convention_and_mark_the_copy_rows() -> None:
     assert "| copy-visible (reference: no fusion) |" in md and "summed" in md
     # the copy rows score highest here but are not bolded: bold is the best of the four fusion methods
     assert "**6" not in md and "| laplacian | **4" in md
-    assert "*CDDFuse, its paper (361 pairs)*" in md                       # published rows in the cdd table
-    assert "copy-visible VIF: ours 6.000 vs published 1.044" in md        # and the residual against them
+    assert "*CDDFuse, its paper (361 pairs)*" in md  # published rows in the cdd table
+    assert "copy-visible VIF: ours 6.000 vs published 1.044" in md  # and the residual against them
     paper_md = to_markdown(_doc("paper"))
     assert "TSJNet, paper Table 1" in paper_md and "CDDFuse, its paper" not in paper_md
 
@@ -112,8 +120,15 @@ def test_write_results_writes_one_table_per_convention(tmp_path: Path) -> None:
     doc = _doc("paper")
     doc["conventions"] = {"cdd": _doc("cdd")}
     paths = write_results(doc, tmp_path, "q")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.csv", "q.json", "q.md", "q.png",
-                                                          "q_cdd.csv", "q_cdd.json", "q_cdd.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "q.csv",
+        "q.json",
+        "q.md",
+        "q.png",
+        "q_cdd.csv",
+        "q_cdd.json",
+        "q_cdd.md",
+    ]
     assert "convention `cdd`" in paths["cdd_md"].read_text()
 
 
@@ -129,8 +144,15 @@ def test_real_run_scores_the_copy_rows_in_both_conventions(tiny_checkpoint: Path
     for sub in ("ir", "vi"):
         (root / sub).mkdir(parents=True)
         (root / sub / name).symlink_to(src / sub / name)
-    results = run_quality(tiny_checkpoint, data_root=tmp_path / "data", datasets=["roadscene"], work_dir=tmp_path / "w",
-                          threads=1, say=lambda s: None, conventions=["paper", "cdd"])
+    results = run_quality(
+        tiny_checkpoint,
+        data_root=tmp_path / "data",
+        datasets=["roadscene"],
+        work_dir=tmp_path / "w",
+        threads=1,
+        say=lambda s: None,
+        conventions=["paper", "cdd"],
+    )
     paper, cdd = results["datasets"]["roadscene"], results["conventions"]["cdd"]["datasets"]["roadscene"]
     for ds, convention in ((paper, "paper"), (cdd, "cdd")):
         assert set(ds["mean"]) == {"tsjnet", "average", "max", "laplacian", *COPY_ROWS}
@@ -139,7 +161,7 @@ def test_real_run_scores_the_copy_rows_in_both_conventions(tiny_checkpoint: Path
     assert cdd["mean"]["copy-ir"]["SSIM"] == pytest.approx(cdd["mean"]["copy-visible"]["SSIM"], abs=1e-9)
     assert cdd["mean"]["copy-visible"]["VIF"] == pytest.approx(2 * paper["mean"]["copy-visible"]["VIF"], rel=1e-6)
     assert cdd["mean"]["average"]["VIF"] == pytest.approx(2 * paper["mean"]["average"]["VIF"], rel=1e-6)
-    assert "trade_off" in paper and "trade_off" not in cdd   # the acceptance rule is stated in `paper`
+    assert "trade_off" in paper and "trade_off" not in cdd  # the acceptance rule is stated in `paper`
 
 
 def test_merge_results_adds_data_sets_convention_by_convention() -> None:

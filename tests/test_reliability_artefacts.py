@@ -74,7 +74,9 @@ def test_checkpoint_of_another_config_is_refused(tiny_checkpoint, tmp_path):
         Fuser(other)
 
 
-@pytest.mark.parametrize("bad", ["not json {", "[1, 2]", '{"name": "x", "trunk_width": "wide"}', '{"nat_depths": 7}', '{"colour": 1}'])
+@pytest.mark.parametrize(
+    "bad", ["not json {", "[1, 2]", '{"name": "x", "trunk_width": "wide"}', '{"nat_depths": 7}', '{"colour": 1}']
+)
 def test_malformed_checkpoint_configs_are_checkpoint_errors(tiny_checkpoint, tmp_path, bad):
     """Found by the checkpoint fuzz harness: a config that is not valid JSON escaped as JSONDecodeError
     (and wrong types as TypeError) from checkpoint_config / `tsjnet info`."""

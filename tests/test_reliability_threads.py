@@ -17,8 +17,9 @@ THREADS, PER_THREAD = 4, 50
 
 def _frames(count, seed=0):
     rng = np.random.default_rng(seed)
-    return [(rng.integers(0, 256, (32, 32), dtype=np.uint8), rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
-            for _ in range(count)]
+    return [
+        (rng.integers(0, 256, (32, 32), dtype=np.uint8), rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(count)
+    ]
 
 
 def _threaded_equals_sequential(fuser):

@@ -166,9 +166,14 @@ def _writers(tmp_path):
     from tsjnet_sdk.imaging import write_image
     from tsjnet_sdk.metrics.folder import FolderReport
 
-    proto = helper.make_model(helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]))
+    proto = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        )
+    )
 
     def onnx_writer(path):
         with atomic_path(path) as tmp:
@@ -198,7 +203,9 @@ def _writers(tmp_path):
     }
 
 
-@pytest.mark.parametrize("name", ["results.json", "fused.png", "fused.tif", "model.engine", "model.onnx", "model.safetensors", "metrics.csv"])
+@pytest.mark.parametrize(
+    "name", ["results.json", "fused.png", "fused.tif", "model.engine", "model.onnx", "model.safetensors", "metrics.csv"]
+)
 def test_full_disk_is_a_clear_error_and_keeps_the_previous_file(name, tmp_path, request):
     if name == "metrics.csv":
         pytest.importorskip("scipy")
@@ -244,7 +251,9 @@ def _unprotected_writes(path: Path) -> list[str]:
     protected: set[int] = set()
     for node in ast.walk(tree):
         if isinstance(node, (ast.With, ast.AsyncWith)) and any(
-            isinstance(item.context_expr, ast.Call) and getattr(item.context_expr.func, "id", getattr(item.context_expr.func, "attr", "")) in ("atomic_path", "TemporaryDirectory")
+            isinstance(item.context_expr, ast.Call)
+            and getattr(item.context_expr.func, "id", getattr(item.context_expr.func, "attr", ""))
+            in ("atomic_path", "TemporaryDirectory")
             for item in node.items
         ):
             for inner in ast.walk(node):
@@ -255,13 +264,26 @@ def _unprotected_writes(path: Path) -> list[str]:
             continue
         func = node.func
         name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        writes_file = name in _WRITE_CALLS and (isinstance(func, ast.Attribute) or name != "save")  # bare save(): safetensors' in-memory serializer
-        if name == "open" and len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and any(c in str(node.args[1].value) for c in "wax"):
+        writes_file = name in _WRITE_CALLS and (
+            isinstance(func, ast.Attribute) or name != "save"
+        )  # bare save(): safetensors' in-memory serializer
+        if (
+            name == "open"
+            and len(node.args) >= 2
+            and isinstance(node.args[1], ast.Constant)
+            and any(c in str(node.args[1].value) for c in "wax")
+        ):
             writes_file = True
         if name == "dump" and not (isinstance(func, ast.Attribute) and getattr(func.value, "id", "") in ("json", "pickle")):
             writes_file = False
-        if name == "save" and isinstance(func, ast.Attribute) and getattr(func.value, "id", "") == "torch" and node.args and \
-                isinstance(node.args[-1], ast.Name) and node.args[-1].id == "buf":
+        if (
+            name == "save"
+            and isinstance(func, ast.Attribute)
+            and getattr(func.value, "id", "") == "torch"
+            and node.args
+            and isinstance(node.args[-1], ast.Name)
+            and node.args[-1].id == "buf"
+        ):
             writes_file = False  # torch.save into an in-memory buffer, written with write_bytes_atomic
         if writes_file:
             found.append(f"{path.relative_to(REPO)}:{node.lineno} {ast.unparse(node)[:80]}")

@@ -30,7 +30,9 @@ def scene(h=240, w=320, seed=0) -> np.ndarray:
         cv2.circle(img, (int(x), int(y)), r, float(rng.uniform(0.2, 1.0)), -1)
     for _ in range(20):
         x, y = rng.integers(0, w - 40), rng.integers(0, h - 40)
-        cv2.rectangle(img, (int(x), int(y)), (int(x + rng.integers(5, 60)), int(y + rng.integers(5, 60))), float(rng.uniform(0, 1)), -1)
+        cv2.rectangle(
+            img, (int(x), int(y)), (int(x + rng.integers(5, 60)), int(y + rng.integers(5, 60))), float(rng.uniform(0, 1)), -1
+        )
     img = cv2.GaussianBlur(img, (0, 0), 1.0)
     return np.clip(img / img.max() * 255, 0, 255).astype(np.uint8)
 
@@ -43,8 +45,14 @@ def warp_of(angle=2.0, scale=1.1, shift=(12.0, -8.0), centre=(160, 120)) -> np.n
 
 
 def test_rig_file_round_trip_and_validation(tmp_path):
-    rig = Rig(ir_size=(320, 240), visible_size=(640, 480), homography=np.diag([0.5, 0.5, 1.0]), crop=(10, 20, 200, 100),
-              scale=2.0, calibration={"method": "test"})
+    rig = Rig(
+        ir_size=(320, 240),
+        visible_size=(640, 480),
+        homography=np.diag([0.5, 0.5, 1.0]),
+        crop=(10, 20, 200, 100),
+        scale=2.0,
+        calibration={"method": "test"},
+    )
     path = rig.write(tmp_path / "rig.json")
     data = json.loads(path.read_text())
     assert data["format"] == "tsjnet-rig" and data["version"] == 1

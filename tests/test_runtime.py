@@ -45,7 +45,13 @@ def test_checkpoint_runs_on_torch_and_keeps_formats(tiny_checkpoint):
     # 16-bit raw thermal and an IR stored as 3 grey channels.
     assert fuser((ir.astype(np.uint16) * 257), vis).shape == vis.shape
     assert np.array_equal(fuser(np.repeat(ir[..., None], 3, axis=2), vis), out)
-    assert fuser(ir, vis, ).shape == out.shape
+    assert (
+        fuser(
+            ir,
+            vis,
+        ).shape
+        == out.shape
+    )
     assert fuser.fuse(ir, vis, bgr=False).shape == out.shape
 
 

@@ -32,8 +32,14 @@ def _frames(h: int = 40, w: int = 48) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_ort_options_reach_the_session(mean_onnx: Path) -> None:
-    backend = open_backend(mean_onnx, "onnxruntime", "cpu", OrtOptions(
-        intra_op_threads=1, execution_mode="parallel", inter_op_threads=2, graph_optimization="basic", denormal_as_zero=True))
+    backend = open_backend(
+        mean_onnx,
+        "onnxruntime",
+        "cpu",
+        OrtOptions(
+            intra_op_threads=1, execution_mode="parallel", inter_op_threads=2, graph_optimization="basic", denormal_as_zero=True
+        ),
+    )
     got = backend.session.get_session_options()
     assert got.intra_op_num_threads == 1 and got.inter_op_num_threads == 2
     assert got.execution_mode == ort.ExecutionMode.ORT_PARALLEL
@@ -60,7 +66,9 @@ def test_optimised_graph_cache_is_written_once_and_used(mean_onnx: Path, tmp_pat
     Fuser(mean_onnx, options=OrtOptions(optimized_model_cache=cache))
     # reused; beside it only its record (source and cache SHA-256), no temp files left
     assert saved.stat().st_mtime_ns == stamp and sorted(p.name for p in cache.iterdir()) == [
-        saved.with_suffix(".json").name, saved.name]
+        saved.with_suffix(".json").name,
+        saved.name,
+    ]
     Fuser(mean_onnx, options=OrtOptions(optimized_model_cache=cache, graph_optimization="extended"))
     assert len(list(cache.glob("*.onnx"))) == 2  # another level -> another key
 
@@ -96,10 +104,14 @@ def test_options_list_gives_each_backend_its_own(mean_onnx: Path) -> None:
 def test_provider_options_are_passed(mean_onnx: Path) -> None:
     from tsjnet_sdk.runtime.backends.onnxruntime_backend import provider_options_for
 
-    opts = OrtOptions(trt_fp16=True, trt_engine_cache="/tmp/never-created-unless-trt",
-                      provider_options={"CUDAExecutionProvider": {"arena_extend_strategy": "kSameAsRequested"}})
+    opts = OrtOptions(
+        trt_fp16=True,
+        trt_engine_cache="/tmp/never-created-unless-trt",
+        provider_options={"CUDAExecutionProvider": {"arena_extend_strategy": "kSameAsRequested"}},
+    )
     trt, cuda, cpu = provider_options_for(
-        ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], opts, "cuda:1")
+        ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"], opts, "cuda:1"
+    )
     assert trt["trt_fp16_enable"] == "True" and trt["trt_engine_cache_path"].endswith("never-created-unless-trt")
     assert trt["device_id"] == cuda["device_id"] == "1"
     assert cuda["arena_extend_strategy"] == "kSameAsRequested" and cpu == {}

@@ -27,7 +27,7 @@ def test_shipped_file_is_a_small_tsjnet_edge_checkpoint() -> None:
     cfg = checkpoint_config(SHIPPED_WEIGHTS)
     meta = read_checkpoint_metadata(SHIPPED_WEIGHTS)
     assert cfg.name == "tsjnet-edge"
-    assert meta["stored_dtype"] == "float16"                # half the bytes; the model card gives the cost
+    assert meta["stored_dtype"] == "float16"  # half the bytes; the model card gives the cost
     assert SHIPPED_WEIGHTS.stat().st_size < 8 * 2**20
     assert int(meta["training_step"]) > 0 and meta["training_config"].endswith("edge_balanced.toml")
 
@@ -52,7 +52,7 @@ def test_demo_uses_the_shipped_weights_and_they_fuse(tmp_path: Path) -> None:
     # weights give an almost flat image (SD 0.45, EN 0.86 on these scenes). Measured with the shipped
     # weights at this size: SD 27.7 vs 20.6, SF 8.6 vs 7.8, EN 6.41 vs 6.00, PSNR 17.95 vs the max's 16.02.
     assert net["SD"] > 1.2 * average["SD"] and net["SF"] > average["SF"] and net["EN"] > average["EN"]
-    assert net["PSNR"] > maximum["PSNR"] + 1.0   # closer to both sources than the max: the balanced target
+    assert net["PSNR"] > maximum["PSNR"] + 1.0  # closer to both sources than the max: the balanced target
     # Its brightness sits between the average and the max (measured 66.9 between 55.0 and 78.5), not above
     # the max as the previous weights' did on day scenes.
     from tsjnet_sdk.benchmarks.quality import brightness
@@ -67,10 +67,13 @@ def test_demo_uses_the_shipped_weights_and_they_fuse(tmp_path: Path) -> None:
 def test_wheel_carries_the_weights_and_model_card(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(REPO_ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     (wheel,) = tmp_path.glob("tsjnet_sdk-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "tsjnet_sdk/weights/tsjnet-edge.safetensors" in names and "tsjnet_sdk/weights/README.md" in names
     with zipfile.ZipFile(wheel) as z:
-        assert np.frombuffer(z.read("tsjnet_sdk/weights/tsjnet-edge.safetensors"), np.uint8).size == SHIPPED_WEIGHTS.stat().st_size
+        assert (
+            np.frombuffer(z.read("tsjnet_sdk/weights/tsjnet-edge.safetensors"), np.uint8).size == SHIPPED_WEIGHTS.stat().st_size
+        )

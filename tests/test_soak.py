@@ -34,7 +34,10 @@ def test_short_soak_memory_stays_flat(tiny_onnx):
     # In a fresh process: inside pytest, heap freed by earlier tests would absorb (hide) a leak.
     proc = subprocess.run(
         [sys.executable, "-c", _CHILD, str(tiny_onnx), str(FRAMES), str(SIZE), str(WARMUP)],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -66,8 +69,13 @@ print(json.dumps(measure(LeakyFuser(), %d, %d, every=20, warmup=%d)))
 def test_the_soak_measure_catches_a_leak():
     # A fresh process, like the soak itself: in a long pytest run the heap freed by earlier tests
     # absorbs the leak's pages (measured: 0.3 MB of growth in the full suite).
-    proc = subprocess.run([sys.executable, "-c", _LEAKY_CHILD % (FRAMES, SIZE, WARMUP)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, "-c", _LEAKY_CHILD % (FRAMES, SIZE, WARMUP)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["growth_mb"] > GROWTH_BOUND_MB

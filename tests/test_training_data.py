@@ -56,6 +56,7 @@ def make_pairs(root: Path, names: list[str], size: tuple[int, int] = (96, 80), v
 # ----------------------------------------------------------------------------------------------
 # Labels
 
+
 def test_parse_yolo_real_msrs_labels():
     root = need_shared("msrs", "test")
     path = root / "det_label" / "00004N.txt"
@@ -65,8 +66,10 @@ def test_parse_yolo_real_msrs_labels():
     assert len(boxes) + dropped == len(lines)
     first = [float(v) for v in lines[0]]
     cx, cy, w, h = first[1:]
-    np.testing.assert_allclose(boxes.boxes[0], [(cx - w / 2) * 640, (cy - h / 2) * 480, (cx + w / 2) * 640, (cy + h / 2) * 480], rtol=1e-5)
-    assert boxes.labels[0] == int(first[0]) + 1          # torchvision convention: 0 = background
+    np.testing.assert_allclose(
+        boxes.boxes[0], [(cx - w / 2) * 640, (cy - h / 2) * 480, (cx + w / 2) * 640, (cy + h / 2) * 480], rtol=1e-5
+    )
+    assert boxes.labels[0] == int(first[0]) + 1  # torchvision convention: 0 = background
     # all three label sets parse, one box per non-empty line. (The data README says fusion 29 boxes; the
     # files hold 40 lines: some lack a final newline, so `cat | wc -l` undercounts.)
     for folder in ("det_label", "det_label_ir", "det_label_vi"):
@@ -78,7 +81,7 @@ def test_parse_yolo_real_msrs_labels():
 
 def test_parse_yolo_errors(tmp_path):
     p = tmp_path / "a.txt"
-    p.write_text("0  0.5  0.5  0.2  0.2  \n3  0.5  0.5  0.1  0.1")   # two-space separators, trailing space, no newline
+    p.write_text("0  0.5  0.5  0.2  0.2  \n3  0.5  0.5  0.1  0.1")  # two-space separators, trailing space, no newline
     with pytest.raises(LabelError, match="class id 3"):
         parse_yolo(p, MSRS_DET, GLOBAL, 100, 100)
     p.write_text("0 0.5 0.5 0.2")
@@ -129,7 +132,7 @@ def test_read_label_map_keeps_class_ids(tmp_path):
     for name in ("grey.png", "pal.png"):
         arr = read_label_map(tmp_path / name)
         assert arr.dtype == np.int64
-        np.testing.assert_array_equal(arr, ids)        # ids, not ids / 255 (official bug, spec §8.1)
+        np.testing.assert_array_equal(arr, ids)  # ids, not ids / 255 (official bug, spec §8.1)
     Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(tmp_path / "rgb.png")
     with pytest.raises(LabelError, match="single-channel"):
         read_label_map(tmp_path / "rgb.png")
@@ -138,13 +141,14 @@ def test_read_label_map_keeps_class_ids(tmp_path):
 # ----------------------------------------------------------------------------------------------
 # Scanning and errors
 
+
 def test_scan_errors_and_skip(tmp_path):
     root = make_pairs(tmp_path / "ds", ["a", "b", "c", "d"])
-    Image.fromarray(np.zeros((40, 50), np.uint8)).save(root / "ir" / "b.png")       # size mismatch
-    (root / "vi" / "c.png").write_bytes(b"not a png")                               # unreadable
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(root / "ir" / "b.png")  # size mismatch
+    (root / "vi" / "c.png").write_bytes(b"not a png")  # unreadable
     (root / "det").mkdir()
     (root / "det" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
-    (root / "det" / "d.txt").write_text("7 0.5 0.5 0.2 0.2\n")                     # unknown class id
+    (root / "det" / "d.txt").write_text("7 0.5 0.5 0.2 0.2\n")  # unknown class id
     make_pairs(tmp_path / "extra", ["z"])
     (root / "ir" / "only_ir.png").write_bytes((tmp_path / "extra" / "ir" / "z.png").read_bytes())
     ds = DatasetConfig(root=str(root), det_labels="det")
@@ -170,7 +174,7 @@ def test_seg_label_checks(tmp_path):
     root = make_pairs(tmp_path / "ds", ["a", "b"], size=(64, 32))
     (root / "seg").mkdir()
     Image.fromarray(np.full((32, 64), 3, np.uint8)).save(root / "seg" / "a.png")
-    Image.fromarray(np.full((32, 64), 12, np.uint8)).save(root / "seg" / "b.png")   # id 12 > 8
+    Image.fromarray(np.full((32, 64), 12, np.uint8)).save(root / "seg" / "b.png")  # id 12 > 8
     ds = DatasetConfig(root=str(root), seg_labels="seg")
     with pytest.raises(LabelError, match=r"class ids \[12\]"):
         scan_dataset(ds, [], 9, 255)
@@ -191,7 +195,7 @@ def test_dataset_uses_runtime_preprocessing_and_combines_roots(tmp_path):
     s = ds[0]
     ir_ref, vis_ref, _ = prepare_pair(read_image(a / "ir" / "p1.png"), read_image(a / "vi" / "p1.png"))
     np.testing.assert_array_equal(s["ir"][0].numpy(), ir_ref)
-    np.testing.assert_array_equal(s["vis"][0].numpy(), vis_ref)       # BT.601 luma, as the runtime
+    np.testing.assert_array_equal(s["vis"][0].numpy(), vis_ref)  # BT.601 luma, as the runtime
     assert s["name"] == "a/p1" and s["det"] is None and s["seg"] is None
     np.testing.assert_allclose(ds[2]["ir"].numpy(), 40000 / 65535, rtol=1e-6)
     batch = collate([ds[0], ds[1]])
@@ -203,7 +207,7 @@ def test_dataset_uses_runtime_preprocessing_and_combines_roots(tmp_path):
 def test_load_failure_skips_when_configured(tmp_path):
     root = make_pairs(tmp_path / "ds", ["a", "b"], size=(64, 64))
     recs = scan_dataset(DatasetConfig(root=str(root)), [], None, 255)
-    (root / "ir" / "a.png").write_bytes((root / "ir" / "a.png").read_bytes()[:100])   # truncated after the scan
+    (root / "ir" / "a.png").write_bytes((root / "ir" / "a.png").read_bytes()[:100])  # truncated after the scan
     with pytest.raises(ImageError):
         FusionPairDataset(recs, AugmentConfig())[0]
     ds = FusionPairDataset(recs, AugmentConfig(), on_error="skip")
@@ -214,6 +218,7 @@ def test_load_failure_skips_when_configured(tmp_path):
 
 # ----------------------------------------------------------------------------------------------
 # Augmentation keeps images, boxes and maps consistent
+
 
 def _marked_sample(rng):
     h, w = 120, 160
@@ -234,11 +239,11 @@ def test_augment_consistency(seed):
     ir, vis, det, seg2 = augment(img, img * 2, {"fused": boxes, "ir": boxes, "vi": boxes}, seg, rng, cfg)
     assert ir.shape == vis.shape == seg2.shape == (64, 96)
     np.testing.assert_allclose(vis, ir * 2)
-    np.testing.assert_array_equal((ir * 10).round().astype(np.int64), seg2)   # image and map moved together
+    np.testing.assert_array_equal((ir * 10).round().astype(np.int64), seg2)  # image and map moved together
     for b, lab in zip(det["fused"].boxes, det["fused"].labels):
         x1, y1, x2, y2 = np.round(b).astype(int)
         inside = seg2[y1:y2, x1:x2]
-        assert inside.size and np.all(inside == lab), (b, lab)                 # each box still covers its object
+        assert inside.size and np.all(inside == lab), (b, lab)  # each box still covers its object
         assert 0 <= x1 < x2 <= 96 and 0 <= y1 < y2 <= 64
     # every object still fully visible in the crop has kept its box
     for lab in np.unique(seg2[seg2 > 0]):
@@ -263,15 +268,15 @@ def test_random_gain_scales_each_modality_on_its_own():
     gains = []
     for seed in range(40):
         ir, vis, _, _ = augment(img, img, None, None, np.random.default_rng(seed), cfg)
-        assert ir.dtype == np.float32 and np.ptp(ir) == 0 and np.ptp(vis) == 0   # one gain per image
+        assert ir.dtype == np.float32 and np.ptp(ir) == 0 and np.ptp(vis) == 0  # one gain per image
         gains.append((ir[0, 0] / 0.5, vis[0, 0] / 0.5))
     g = np.array(gains)
     assert g.min() >= 0.2 - 1e-6 and g.max() <= 1.0 + 1e-6
-    assert np.abs(g[:, 0] - g[:, 1]).max() > 0.1                                # independent per modality
-    assert (g < 0.45).mean() > 0.3                                              # log-uniform: half below 0.447
+    assert np.abs(g[:, 0] - g[:, 1]).max() > 0.1  # independent per modality
+    assert (g < 0.45).mean() > 0.3  # log-uniform: half below 0.447
     bright = np.full((8, 8), 0.9, np.float32)
     out, _, _, _ = augment(bright, bright, None, None, np.random.default_rng(0), AugmentConfig(gain=(2.0, 3.0), gain_prob=1.0))
-    assert out.max() == 1.0                                                     # clipped to the valid range
+    assert out.max() == 1.0  # clipped to the valid range
     # off (the default) or at validation: untouched
     for c in (AugmentConfig(), AugmentConfig(gain=(0.2, 1.0), gain_prob=1.0, center=True)):
         ir, _, _, _ = augment(img, img, None, None, np.random.default_rng(0), c)
@@ -282,8 +287,14 @@ def test_object_crops_contain_a_box():
     img = np.zeros((480, 640), np.float32)
     boxes = Boxes(np.array([[600, 440, 630, 470]], np.float32), np.array([1]))
     for seed in range(10):
-        _, _, det, _ = augment(img, img, {"fused": boxes, "ir": boxes, "vi": boxes}, None, np.random.default_rng(seed),
-                               AugmentConfig(crop=(64, 64), hflip=0, object_crop_prob=1.0))
+        _, _, det, _ = augment(
+            img,
+            img,
+            {"fused": boxes, "ir": boxes, "vi": boxes},
+            None,
+            np.random.default_rng(seed),
+            AugmentConfig(crop=(64, 64), hflip=0, object_crop_prob=1.0),
+        )
         assert len(det["fused"]) == 1
 
 
@@ -316,6 +327,7 @@ def test_resumable_sampler():
 # ----------------------------------------------------------------------------------------------
 # Config
 
+
 def test_config_defaults_paper_schedule_balanced_loss():
     cfg = TrainConfig.from_dict({"data": {"datasets": [{"root": "x"}]}})
     assert (cfg.optim.lr, cfg.run.epochs, cfg.data.batch_size) == (1e-3, 40, 2)
@@ -325,7 +337,13 @@ def test_config_defaults_paper_schedule_balanced_loss():
     assert (w["intensity"], w["gradient"], w["ssim"], w["intensity_target"], w["blend_beta"]) == (10.0, 10.0, 5.0, "blend", 0.75)
     # the paper's preset stays the paper's (alpha1 = 0.1, alpha2 = 6, alpha3 = 1)
     paper = TrainConfig.from_dict({"data": {"datasets": [{"root": "x"}]}, "loss": {"preset": "paper"}}).loss.resolved()
-    assert (paper["diversity"], paper["recon_ir"], paper["recon_vis"], paper["ssim"], paper["intensity"]) == (0.1, 6.0, 1.0, 1.0, 0.0)
+    assert (paper["diversity"], paper["recon_ir"], paper["recon_vis"], paper["ssim"], paper["intensity"]) == (
+        0.1,
+        6.0,
+        1.0,
+        1.0,
+        0.0,
+    )
 
 
 def test_config_errors(tmp_path):

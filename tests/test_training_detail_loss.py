@@ -41,7 +41,7 @@ def test_stronger_target_takes_each_pixel_from_the_source_with_the_larger_gradie
     ir, vis = _edges()
     target = stronger_source_gradient(ir, vis)
     g_ir, g_vis = sobel_xy(ir), sobel_xy(vis)
-    assert torch.allclose(target[..., 4:28, 6:10], g_ir[..., 4:28, 6:10], atol=1e-6)      # IR's edge region
+    assert torch.allclose(target[..., 4:28, 6:10], g_ir[..., 4:28, 6:10], atol=1e-6)  # IR's edge region
     assert torch.allclose(target[..., 14:18, 20:28], g_vis[..., 14:18, 20:28], atol=1e-6)  # VIS's edge region
     assert target[..., 14:18, 20:28].abs().sum() > 0 and target[..., 4:28, 6:10].abs().sum() > 0
 
@@ -52,12 +52,12 @@ def test_stronger_target_sees_edge_polarity_the_magnitude_target_does_not() -> N
     # loss is defined for any values.)
     ir = torch.zeros(1, 1, 32, 32)
     ir[..., 10:22, 10:22] = 0.6
-    vis = torch.zeros_like(ir)              # only IR has edges
+    vis = torch.zeros_like(ir)  # only IR has edges
     inverted = -ir
     magnitude = _only_gradient("max")(ir, vis, _out(inverted))[1]["gradient"].item()
     signed = _only_gradient("stronger")(ir, vis, _out(inverted))[1]["gradient"].item()
     exact = _only_gradient("stronger")(ir, vis, _out(ir.clone()))[1]["gradient"].item()
-    assert magnitude == pytest.approx(0.0, abs=1e-7)   # the magnitude-only term cannot tell them apart
+    assert magnitude == pytest.approx(0.0, abs=1e-7)  # the magnitude-only term cannot tell them apart
     assert signed > 0.05 and exact == pytest.approx(0.0, abs=1e-7)
 
 
@@ -78,7 +78,7 @@ def test_blurred_intensity_sets_the_base_and_leaves_fine_detail_alone() -> None:
     ir, vis = torch.full((1, 1, 32, 32), 0.2), torch.full((1, 1, 32, 32), 0.6)
     checker = 0.1 * ((torch.arange(32).view(-1, 1) + torch.arange(32).view(1, -1)) % 2 * 2 - 1).float()
     loss = FusionLoss("balanced", ssim=0.0, gradient=0.0, intensity=1.0, blend_beta=0.5)
-    target = loss.intensity_target_of(ir, vis)                          # 0.4 everywhere
+    target = loss.intensity_target_of(ir, vis)  # 0.4 everywhere
     plain = loss(ir, vis, _out(target + checker))[1]["intensity"].item()
     blurred = FusionLoss("balanced", ssim=0.0, gradient=0.0, intensity=1.0, blend_beta=0.5, intensity_sigma=2.0)
     assert plain == pytest.approx(0.1, abs=1e-6)

@@ -54,12 +54,13 @@ def fake_out(fused, att=None, ir_recon=None, vis_recon=None):
 # ----------------------------------------------------------------------------------------------
 # Fusion loss
 
+
 def test_diversity_loss_values():
     one_hot = torch.zeros(1, 8, 4, 4)
-    one_hot[:, 3] = 1.0                       # one group fully on at every pixel
+    one_hot[:, 3] = 1.0  # one group fully on at every pixel
     assert diversity_loss(one_hot).item() == pytest.approx(0 + 1 / 8)
     assert diversity_loss(torch.full((2, 8, 4, 4), 0.5)).item() == pytest.approx(0.5 + 0.5)
-    assert diversity_loss(torch.zeros(1, 8, 4, 4)).item() == pytest.approx(1.0)   # all-off is penalised
+    assert diversity_loss(torch.zeros(1, 8, 4, 4)).item() == pytest.approx(1.0)  # all-off is penalised
 
 
 def test_paper_preset_terms():
@@ -86,11 +87,18 @@ def test_paper_preset_terms():
 
 def test_official_preset_terms():
     ir = torch.zeros(1, 1, 40, 40)
-    ir[..., 10:30, 10:30] = 0.8                         # IR with edges
-    vis = torch.zeros(1, 1, 40, 40)                     # black visible: no Sobel energy (zero padding)
+    ir[..., 10:30, 10:30] = 0.8  # IR with edges
+    vis = torch.zeros(1, 1, 40, 40)  # black visible: no Sobel energy (zero padding)
     fused = torch.full((1, 1, 40, 40), 0.5)
     loss = FusionLoss("official")
-    assert loss.weights == {"ssim": 10.0, "diversity": 0.1, "recon_ir": 1.0, "recon_vis": 6.0, "intensity": 20.0, "gradient": 20.0}
+    assert loss.weights == {
+        "ssim": 10.0,
+        "diversity": 0.1,
+        "recon_ir": 1.0,
+        "recon_vis": 6.0,
+        "intensity": 20.0,
+        "gradient": 20.0,
+    }
     total, t = loss(ir, vis, fake_out(fused, ir_recon=ir, vis_recon=vis))
     assert t["intensity"].item() == pytest.approx((fused - torch.maximum(ir, vis)).abs().mean().item())
     # the visible image has no Sobel energy, so the SSIM weight is all on the IR image
@@ -132,6 +140,7 @@ def test_segmentation_loss_ignore_index():
 # ----------------------------------------------------------------------------------------------
 # Task networks (small inputs: ResNet-50 backbones, detector resize 96 px)
 
+
 @pytest.fixture(scope="module")
 def msrs_batch():
     root = need_shared("msrs", "test")
@@ -148,19 +157,19 @@ def test_detection_loss_with_real_msrs_labels(msrs_batch):
     torch.manual_seed(0)
     model = create_model("tsjnet-tiny").train()
     det = build_detector(3, min_size=96, max_size=128, norm="bn", trainable_backbone_layers=5)
-    set_trainable(det, False)                                 # frozen driver
+    set_trainable(det, False)  # frozen driver
     out = model(msrs_batch["ir"], msrs_batch["vis"], reconstruct=True)
     targets = [d["fused"] for d in msrs_batch["det"]]
-    assert all(t["labels"].min() >= 1 and t["labels"].max() <= 3 for t in targets)   # 0 = background
+    assert all(t["labels"].min() >= 1 and t["labels"].max() <= 3 for t in targets)  # 0 = background
     losses = det(detector_inputs(out.fused), targets)
     assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
-    paper = detection_objective(losses, ["loss_box_reg", "loss_rpn_box_reg"])      # eq. 12: regression only
+    paper = detection_objective(losses, ["loss_box_reg", "loss_rpn_box_reg"])  # eq. 12: regression only
     assert paper.item() == pytest.approx((losses["loss_box_reg"] + losses["loss_rpn_box_reg"]).item())
     assert paper.item() > 0
     paper.backward()
-    assert all(p.grad is None for p in det.parameters())      # frozen: nothing accumulates in the detector
+    assert all(p.grad is None for p in det.parameters())  # frozen: nothing accumulates in the detector
     enc_grad = sum(float(p.grad.abs().sum()) for p in model.parameters() if p.grad is not None)
-    assert enc_grad > 0                                       # the fused term drives the fusion network
+    assert enc_grad > 0  # the fused term drives the fusion network
     # u >= 1: images without foreground objects give no box-regression loss
     empty = [{"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}] * 2
     with torch.no_grad():
@@ -179,14 +188,14 @@ def test_segmentation_loss_with_synthetic_masks(tmp_path):
         Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)).save(root / "ir" / f"{name}.png")
         Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / "vi" / f"{name}.png")
         mask = np.zeros((64, 64), np.uint8)
-        mask[10:30, 5:40] = 1      # car
-        mask[35:60, 20:28] = 2     # person
-        mask[0:4] = 255            # unlabelled
+        mask[10:30, 5:40] = 1  # car
+        mask[35:60, 20:28] = 2  # person
+        mask[0:4] = 255  # unlabelled
         Image.fromarray(mask).save(root / "seg" / f"{name}.png")
     recs = scan_dataset(DatasetConfig(root=str(root), seg_labels="seg"), [], 9, 255)
     batch = collate([FusionPairDataset(recs, AugmentConfig(crop=(64, 64)))[i] for i in range(2)])
     labels = torch.stack(batch["seg"])
-    assert set(torch.unique(labels).tolist()) == {0, 1, 2, 255}        # class ids survive loading
+    assert set(torch.unique(labels).tolist()) == {0, 1, 2, 255}  # class ids survive loading
     torch.manual_seed(0)
     model = create_model("tsjnet-tiny").train()
     seg = build_segmenter(len(CLASS_TABLES["msrs-seg"]), "resnet50")
@@ -203,7 +212,7 @@ def test_segmentation_loss_with_synthetic_masks(tmp_path):
 
 @pytest.mark.slow
 def test_task_weights_loading(tmp_path):
-    coco_like = build_detector(90, min_size=64, max_size=64)      # a COCO-sized box predictor (91 outputs)
+    coco_like = build_detector(90, min_size=64, max_size=64)  # a COCO-sized box predictor (91 outputs)
     torch.save({"model": coco_like.state_dict()}, tmp_path / "det.pth")
     det = build_detector(3, min_size=64, max_size=64)
     notes = load_task_weights(det, tmp_path / "det.pth", "detector")

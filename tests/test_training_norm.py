@@ -45,14 +45,20 @@ def _gain_response(tmp_path: Path, batchnorm: str) -> tuple[float, float]:
     """Mean fused output of the model as the trainer trains it, for a batch and for 0.3 x that batch.
     Starts from the shipped tsjnet-edge weights (a random tiny model's output is nearly constant)."""
     make_pairs(tmp_path / "data", 4)
-    cfg = config_from_dict(tiny_config(tmp_path, out=f"run_{batchnorm}", run={"max_steps": 1},
-                                       model={"name": "tsjnet-edge", "init": str(SHIPPED), "batchnorm": batchnorm},
-                                       loss={"preset": "balanced"}))
+    cfg = config_from_dict(
+        tiny_config(
+            tmp_path,
+            out=f"run_{batchnorm}",
+            run={"max_steps": 1},
+            model={"name": "tsjnet-edge", "init": str(SHIPPED), "batchnorm": batchnorm},
+            loss={"preset": "balanced"},
+        )
+    )
     torch.manual_seed(1)
     ir, vis = torch.rand(2, 1, 64, 64) * 0.8 + 0.2, torch.rand(2, 1, 64, 64) * 0.8 + 0.2
     means: list[float] = []
 
-    def probe(trainer: Trainer) -> None:   # runs with the model in the regime the trainer trains it in
+    def probe(trainer: Trainer) -> None:  # runs with the model in the regime the trainer trains it in
         with torch.no_grad():
             means.append(float(trainer.model(ir, vis).fused.mean()))
             means.append(float(trainer.model(0.3 * ir, 0.3 * vis).fused.mean()))
@@ -62,7 +68,7 @@ def _gain_response(tmp_path: Path, batchnorm: str) -> tuple[float, float]:
 
 
 def test_frozen_batchnorm_output_follows_input_gain(tmp_path):
-    full, dark = _gain_response(tmp_path, "auto")   # auto + model.init = frozen
+    full, dark = _gain_response(tmp_path, "auto")  # auto + model.init = frozen
     assert full - dark > 0.02, f"fused mean {full:.4f} -> {dark:.4f} for inputs x0.3: the regime hides brightness"
 
 
@@ -77,34 +83,39 @@ def test_tiny_overfit_drives_the_intensity_term_down(tmp_path, init_ckpt):
     """One fixed batch (two whole 64x64 pairs, no flips, no gains) and the intensity term alone:
     the trainable model must fit the blend target."""
     make_pairs(tmp_path / "data", 2, size=(64, 64))
-    cfg = config_from_dict(tiny_config(tmp_path, run={"max_steps": 30, "checkpoint_every": 0},
-                                       model={"init": str(init_ckpt)},
-                                       data={"crop_size": 64, "hflip": 0.0},
-                                       loss={"preset": "balanced", "ssim": 0.0, "gradient": 0.0},
-                                       optim={"lr": 1e-3}, scheduler={"name": "none"}))
+    cfg = config_from_dict(
+        tiny_config(
+            tmp_path,
+            run={"max_steps": 30, "checkpoint_every": 0},
+            model={"init": str(init_ckpt)},
+            data={"crop_size": 64, "hflip": 0.0},
+            loss={"preset": "balanced", "ssim": 0.0, "gradient": 0.0},
+            optim={"lr": 1e-3},
+            scheduler={"name": "none"},
+        )
+    )
     summary = Trainer(cfg).fit()
     with open(Path(summary["out_dir"]) / "train_log.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r.get("intensity")]
     first = sum(float(r["intensity"]) for r in rows[:3]) / 3
     last = sum(float(r["intensity"]) for r in rows[-3:]) / 3
     assert last < 0.6 * first, f"intensity term {first:.4f} -> {last:.4f}: the model cannot fit brightness"
-    assert "recon_ir" not in rows[0]   # balanced: no reconstruction passes, no reconstruction columns
+    assert "recon_ir" not in rows[0]  # balanced: no reconstruction passes, no reconstruction columns
 
 
 def test_warmup_regime_freezes_after_the_warmup_steps(tmp_path):
     make_pairs(tmp_path / "data", 4)
-    cfg = config_from_dict(tiny_config(tmp_path, run={"max_steps": 3},
-                                       model={"batchnorm": "auto", "batchnorm_warmup_steps": 2}))
-    assert cfg.model.batchnorm_mode() == "warmup"   # auto without model.init
+    cfg = config_from_dict(tiny_config(tmp_path, run={"max_steps": 3}, model={"batchnorm": "auto", "batchnorm_warmup_steps": 2}))
+    assert cfg.model.batchnorm_mode() == "warmup"  # auto without model.init
     seen: list[bool] = []
 
     def probe(trainer: Trainer) -> None:
-        trainer._train_mode()   # the mode the next step trains in
+        trainer._train_mode()  # the mode the next step trains in
         bns = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
         seen.append(any(m.training for m in bns))
 
     Trainer(cfg, on_step_end=probe).fit()
-    assert seen == [True, False, False]   # after step 1: still batch statistics; from step 2 on: frozen
+    assert seen == [True, False, False]  # after step 1: still batch statistics; from step 2 on: frozen
 
 
 def test_blend_intensity_target_and_reconstruction_switch():
@@ -127,7 +138,7 @@ def test_attention_group_usage_and_reopening():
     att = torch.zeros(2, 8, 16, 16)
     att[:, 1] = 0.9998
     att[:, 7] = 0.09
-    assert attention_groups_in_use(att).item() == 1.0      # the collapse the review measured
+    assert attention_groups_in_use(att).item() == 1.0  # the collapse the review measured
     model = create_model("tsjnet-tiny").eval()
     reopen_attention(model)
     with torch.no_grad():
@@ -143,4 +154,4 @@ def test_batchnorm_and_loss_config_errors(tmp_path):
         config_from_dict(tiny_config(tmp_path, loss={"preset": "balanced", "blend_beta": 1.5}))
     with pytest.raises(ConfigError, match="intensity_target"):
         config_from_dict(tiny_config(tmp_path, loss={"intensity_target": "mean"}))
-    assert config_from_dict(tiny_config(tmp_path)).loss.preset == "balanced"   # the default for new configs
+    assert config_from_dict(tiny_config(tmp_path)).loss.preset == "balanced"  # the default for new configs

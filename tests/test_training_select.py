@@ -12,15 +12,20 @@ BASE = {"average": {"PSNR": 16.6, "VIF": 0.27, "Qabf": 0.40}, "max": {"PSNR": 13
 
 
 def test_highest_vif_plus_qabf_among_checkpoints_above_the_max_psnr():
-    rows = [{"step": "250", "PSNR": "16.0", "VIF": "0.25", "Qabf": "0.46"},
-            {"step": "500", "PSNR": "13.0", "VIF": "0.40", "Qabf": "0.60"},   # sharper but below the max's PSNR
-            {"step": "750", "PSNR": "15.4", "VIF": "0.26", "Qabf": "0.48"}]
+    rows = [
+        {"step": "250", "PSNR": "16.0", "VIF": "0.25", "Qabf": "0.46"},
+        {"step": "500", "PSNR": "13.0", "VIF": "0.40", "Qabf": "0.60"},  # sharper but below the max's PSNR
+        {"step": "750", "PSNR": "15.4", "VIF": "0.26", "Qabf": "0.48"},
+    ]
     choice = select_checkpoint(rows, BASE)
     assert choice["step"] == 750 and "above the max" in choice["rule"]
 
 
 def test_falls_back_to_the_highest_psnr_and_rejects_empty_logs():
-    rows = [{"step": "1", "PSNR": "12.0", "VIF": "0.3", "Qabf": "0.5"}, {"step": "2", "PSNR": "13.0", "VIF": "0.2", "Qabf": "0.4"}]
+    rows = [
+        {"step": "1", "PSNR": "12.0", "VIF": "0.3", "Qabf": "0.5"},
+        {"step": "2", "PSNR": "13.0", "VIF": "0.2", "Qabf": "0.4"},
+    ]
     assert select_checkpoint(rows, BASE)["step"] == 2
     with pytest.raises(ValueError, match="no validation row"):
         select_checkpoint([{"step": "1", "PSNR": "nan", "VIF": "0.1", "Qabf": "0.1"}], BASE)

@@ -47,9 +47,15 @@ def make_pairs(root: Path, n: int, size: tuple[int, int] = (96, 80), seed: int =
 
 def tiny_config(tmp_path: Path, out: str = "run", **sections) -> dict:
     cfg = {
-        "run": {"out_dir": str(tmp_path / out), "max_steps": 4, "log_every": 1, "checkpoint_every": 2,
-                "progress": False, "tensorboard": False,
-                "num_threads": 1},   # the test machines' 2 cores are shared: one thread avoids OpenMP stalls
+        "run": {
+            "out_dir": str(tmp_path / out),
+            "max_steps": 4,
+            "log_every": 1,
+            "checkpoint_every": 2,
+            "progress": False,
+            "tensorboard": False,
+            "num_threads": 1,
+        },  # the test machines' 2 cores are shared: one thread avoids OpenMP stalls
         "model": {"name": "tsjnet-tiny"},
         "data": {"datasets": [{"root": str(tmp_path / "data")}], "crop_size": 32, "batch_size": 2},
         "val": {},
@@ -72,15 +78,30 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 # ----------------------------------------------------------------------------------------------
 
+
 def test_train_writes_artifacts_and_runtime_loads_checkpoint(tmp_path, data_dir):
     make_pairs(tmp_path / "val", 2, size=(70, 50), seed=3)
-    cfg = config_from_dict(tiny_config(tmp_path, val={"datasets": [{"root": str(tmp_path / "val")}], "every_steps": 2, "samples": 2},
-                                       loss={"preset": "paper"}))   # the paper's terms: every column below
+    cfg = config_from_dict(
+        tiny_config(
+            tmp_path,
+            val={"datasets": [{"root": str(tmp_path / "val")}], "every_steps": 2, "samples": 2},
+            loss={"preset": "paper"},
+        )
+    )  # the paper's terms: every column below
     summary = Trainer(cfg).fit()
     out = Path(summary["out_dir"])
     assert summary["steps"] == 4 and summary["sec_per_step"] > 0
-    for name in ("last.safetensors", "best.safetensors", "last.state.pt", "train_log.csv", "val_log.csv",
-                 "config.json", "log.txt", "samples/step_0000002.png", "samples/step_0000004.png"):
+    for name in (
+        "last.safetensors",
+        "best.safetensors",
+        "last.state.pt",
+        "train_log.csv",
+        "val_log.csv",
+        "config.json",
+        "log.txt",
+        "samples/step_0000002.png",
+        "samples/step_0000004.png",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.glob(".*.tmp")), "no temporary files left behind"
     rows = read_rows(out / "train_log.csv")
@@ -105,16 +126,19 @@ def test_train_writes_artifacts_and_runtime_loads_checkpoint(tmp_path, data_dir)
 
 
 def test_holdout_validation_basic_metrics_and_val_scheduler(tmp_path, data_dir):
-    cfg = config_from_dict(tiny_config(
-        tmp_path, run={"max_steps": 3, "checkpoint_every": 0},
-        val={"fraction": 0.34, "metrics": "basic", "every_steps": 1, "monitor": "SSIM", "mode": "max"},
-        scheduler={"monitor": "val", "patience": 0},
-    ))
+    cfg = config_from_dict(
+        tiny_config(
+            tmp_path,
+            run={"max_steps": 3, "checkpoint_every": 0},
+            val={"fraction": 0.34, "metrics": "basic", "every_steps": 1, "monitor": "SSIM", "mode": "max"},
+            scheduler={"monitor": "val", "patience": 0},
+        )
+    )
     summary = Trainer(cfg).fit()
     out = Path(summary["out_dir"])
     log = (out / "log.txt").read_text()
     assert "train data: 6 pair(s)" in log and "validation: 2 pair(s)" in log and "basic SSIM/PSNR" in log
-    assert "training the fusion network: 3 steps (2 per epoch" in log        # 4 training pairs left
+    assert "training the fusion network: 3 steps (2 per epoch" in log  # 4 training pairs left
     vrows = read_rows(out / "val_log.csv")
     assert [r["step"] for r in vrows] == ["1", "2", "3"] and set(vrows[0]) == {"step", "loss", "att_groups", "SSIM", "PSNR"}
     best = max(vrows, key=lambda r: float(r["SSIM"]))
@@ -156,7 +180,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data_dir):
     with pytest.raises(Killed):
         Trainer(cfg, on_step_end=kill_after_5).fit()
     state = torch.load(tmp_path / "killed" / "last.state.pt", weights_only=True)
-    assert state["progress"]["step"] == 4 and state["progress"]["batch"] == 1     # mid-epoch
+    assert state["progress"]["step"] == 4 and state["progress"]["batch"] == 1  # mid-epoch
     resumed = Trainer(config_from_dict(tiny_config(tmp_path, "killed", **sections)), resume=True).fit()
     assert resumed["steps"] == straight["steps"] == 6
 
@@ -164,7 +188,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data_dir):
     b = torch.load(tmp_path / "killed" / "last.state.pt", weights_only=True)
     max_diff = max(float((a["model"][k].double() - b["model"][k].double()).abs().max()) for k in a["model"])
     print(f"resume equality: max |param difference| = {max_diff:.3g}")
-    assert max_diff <= 1e-6, max_diff                      # in practice bit-identical on CPU
+    assert max_diff <= 1e-6, max_diff  # in practice bit-identical on CPU
     for k in a["model"]:
         torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=1e-6)
     sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
@@ -173,17 +197,17 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data_dir):
     assert a["scheduler"] == b["scheduler"] and a["progress"] == b["progress"]
     la = [r["loss"] for r in read_rows(tmp_path / "straight" / "train_log.csv")]
     lb = [r["loss"] for r in read_rows(tmp_path / "killed" / "train_log.csv")]
-    assert la == lb and len(la) == 6                        # the log has no duplicate rows after the resume
+    assert la == lb and len(la) == 6  # the log has no duplicate rows after the resume
 
 
 def test_amp_gradients_are_unscaled_before_clipping(tmp_path, data_dir):
     cfg = config_from_dict(tiny_config(tmp_path))
-    t = Trainer.__new__(Trainer)                                  # just the optimizer-step logic
+    t = Trainer.__new__(Trainer)  # just the optimizer-step logic
     t.cfg, t.pos, t._bad_steps = cfg, {"skipped_steps": 0}, 0
     t.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16)
     p = torch.nn.Parameter(torch.zeros(4))
     opt = torch.optim.SGD([p], lr=1.0)
-    t.scaler.scale((p * torch.tensor([30.0, 40.0, 0.0, 0.0])).sum()).backward()   # true gradient norm 50
+    t.scaler.scale((p * torch.tensor([30.0, 40.0, 0.0, 0.0])).sum()).backward()  # true gradient norm 50
     t._optimizer_step([(opt, [p])], finite=True)
     # clipped to norm 1 on the *true* gradient: the step is -(0.6, 0.8); clipping the scaled gradient
     # (the official bug) would give a step 65536 times smaller
@@ -219,20 +243,31 @@ def test_joint_detection_segmentation_training(tmp_path):
     (root / "seg").mkdir()
     rng = np.random.default_rng(0)
     for p in sorted((msrs / "ir").glob("*.png")):
-        mask = rng.integers(0, 9, (15, 20), dtype=np.uint8).repeat(32, 0).repeat(32, 1)   # 640x480 blocks of ids 0..8
+        mask = rng.integers(0, 9, (15, 20), dtype=np.uint8).repeat(32, 0).repeat(32, 1)  # 640x480 blocks of ids 0..8
         Image.fromarray(mask).save(root / "seg" / p.name)
     make_pairs(tmp_path / "plain", 4, size=(128, 96))
     det_cfg = {"min_size": 64, "max_size": 64}
-    cfg = config_from_dict(tiny_config(
-        tmp_path,
-        run={"max_steps": 1, "checkpoint_every": 0},
-        data={"datasets": [
-            {"root": str(root), "det_labels": "det_label", "det_labels_ir": "det_label_ir", "det_labels_vi": "det_label_vi",
-             "seg_labels": "seg"},
-            {"root": str(tmp_path / "plain")},
-        ], "crop_size": 64, "object_crop_prob": 1.0},
-        tasks={"mode": "joint", "pretrain_steps": 1, "detection": det_cfg, "segmentation": {"backbone": "resnet50"}},
-    ))
+    cfg = config_from_dict(
+        tiny_config(
+            tmp_path,
+            run={"max_steps": 1, "checkpoint_every": 0},
+            data={
+                "datasets": [
+                    {
+                        "root": str(root),
+                        "det_labels": "det_label",
+                        "det_labels_ir": "det_label_ir",
+                        "det_labels_vi": "det_label_vi",
+                        "seg_labels": "seg",
+                    },
+                    {"root": str(tmp_path / "plain")},
+                ],
+                "crop_size": 64,
+                "object_crop_prob": 1.0,
+            },
+            tasks={"mode": "joint", "pretrain_steps": 1, "detection": det_cfg, "segmentation": {"backbone": "resnet50"}},
+        )
+    )
     trainer = Trainer(cfg)
     summary = trainer.fit()
     out = Path(summary["out_dir"])
@@ -241,7 +276,7 @@ def test_joint_detection_segmentation_training(tmp_path):
     assert [(r["stage"], r["step"]) for r in rows] == [("tasks", "1"), ("fusion", "1")]
     assert rows[0]["task_det"] != "" and rows[0]["task_seg"] != ""
     assert any(r["det_fused"] != "" for r in rows[1:]) and any(r["seg"] != "" for r in rows[1:])
-    assert any(r["det_ir"] != "" for r in rows[1:])               # L_det^I, L_det^V train the joint detector
+    assert any(r["det_ir"] != "" for r in rows[1:])  # L_det^I, L_det^V train the joint detector
     log = (out / "log.txt").read_text()
     assert "plain" in log and "fusion loss only" in log
     assert "detection: Faster R-CNN R50-FPN, 3 classes ['person', 'bicycle', 'car']" in log
@@ -259,6 +294,7 @@ def test_joint_detection_segmentation_training(tmp_path):
 # ----------------------------------------------------------------------------------------------
 # CLI and torchrun
 
+
 def _write_toml(path: Path, data_root: Path, out_dir: Path, extra: str = "") -> Path:
     path.write_text(
         f'[run]\nout_dir = "{out_dir}"\nmax_steps = 2\nlog_every = 1\nprogress = false\ntensorboard = false\nnum_threads = 1\n{extra}'
@@ -272,6 +308,7 @@ def test_cli_train_and_resume(tmp_path, data_dir):
     from typer.testing import CliRunner
 
     from tsjnet_sdk.cli import app  # the real `tsjnet` command line
+
     cfg = _write_toml(tmp_path / "c.toml", data_dir, tmp_path / "unused")
     runner = CliRunner()
     res = runner.invoke(app, ["train", str(cfg), "--out-dir", str(tmp_path / "cli"), "--set", "run.checkpoint_every=1"])
@@ -293,12 +330,25 @@ def test_cli_module_imports_no_torch():
 
 @pytest.mark.slow
 def test_torchrun_two_gloo_processes(tmp_path, data_dir):
-    cfg = _write_toml(tmp_path / "c.toml", data_dir, tmp_path / "ddp", extra="device = \"cpu\"\n")
+    cfg = _write_toml(tmp_path / "c.toml", data_dir, tmp_path / "ddp", extra='device = "cpu"\n')
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "-m", "tsjnet_sdk.training", str(cfg)],
-        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "tsjnet_sdk.training",
+            str(cfg),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     out = tmp_path / "ddp"

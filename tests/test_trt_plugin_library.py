@@ -52,8 +52,22 @@ def _drive(include: list[str], library: Path, tmp: Path, fake: bool) -> str:
 
 def _fake_library(include: list[str], tmp: Path) -> Path:
     lib = tmp / "libfake_na2d.so"
-    _run([GXX, *CXXFLAGS, "-shared", "-fPIC", "-fvisibility=hidden", *include, "-I", str(KERNELS), "-o", str(lib),
-          str(KERNELS / "na2d_trt_plugin.cpp"), str(CHECK / "fake_launch.cpp")])
+    _run(
+        [
+            GXX,
+            *CXXFLAGS,
+            "-shared",
+            "-fPIC",
+            "-fvisibility=hidden",
+            *include,
+            "-I",
+            str(KERNELS),
+            "-o",
+            str(lib),
+            str(KERNELS / "na2d_trt_plugin.cpp"),
+            str(CHECK / "fake_launch.cpp"),
+        ]
+    )
     return lib
 
 
@@ -79,8 +93,23 @@ def test_driver_fails_on_a_broken_plugin(tmp_path):
     broken = tmp_path / "na2d_trt_plugin.cpp"
     broken.write_text((KERNELS / "na2d_trt_plugin.cpp").read_text().replace('kNamespace = "tsjnet"', 'kNamespace = "other"'))
     lib = tmp_path / "libbroken.so"
-    _run([GXX, *CXXFLAGS, "-shared", "-fPIC", "-fvisibility=hidden", "-I", str(STUB), "-I", str(KERNELS), "-o", str(lib),
-          str(broken), str(CHECK / "fake_launch.cpp")])
+    _run(
+        [
+            GXX,
+            *CXXFLAGS,
+            "-shared",
+            "-fPIC",
+            "-fvisibility=hidden",
+            "-I",
+            str(STUB),
+            "-I",
+            str(KERNELS),
+            "-o",
+            str(lib),
+            str(broken),
+            str(CHECK / "fake_launch.cpp"),
+        ]
+    )
     driver = tmp_path / "driver"
     _run([GXX, *CXXFLAGS, "-I", str(STUB), "-I", str(KERNELS), "-o", str(driver), str(CHECK / "driver.cpp"), "-ldl"])
     proc = subprocess.run([str(driver), str(lib), "--fake-launch"], capture_output=True, text=True)
@@ -99,8 +128,23 @@ def test_plugin_names_agree_with_the_onnx_contract():
 @pytest.mark.skipif(find_nvcc() is None, reason="needs nvcc (CUDA toolkit)")
 def test_kernel_launcher_compiles_with_nvcc(tmp_path):
     obj = tmp_path / "launch.o"
-    _run([find_nvcc(), "-std=c++17", "-c", "-Xcompiler", "-fPIC", "-DNA_TRT_TSJNET_ONLY", "-I", str(KERNELS),
-          "-gencode", "arch=compute_87,code=sm_87", str(KERNELS / "na2d_trt_launch.cu"), "-o", str(obj)])
+    _run(
+        [
+            find_nvcc(),
+            "-std=c++17",
+            "-c",
+            "-Xcompiler",
+            "-fPIC",
+            "-DNA_TRT_TSJNET_ONLY",
+            "-I",
+            str(KERNELS),
+            "-gencode",
+            "arch=compute_87,code=sm_87",
+            str(KERNELS / "na2d_trt_launch.cu"),
+            "-o",
+            str(obj),
+        ]
+    )
     symbols = _run(["nm", str(obj)]).stdout
     for name in ("tsjnet_na2d_launch", "tsjnet_na2d_built", "tsjnet_na2d_status_string"):
         assert f" T {name}" in symbols
@@ -112,8 +156,10 @@ def test_kernel_launcher_compiles_with_nvcc(tmp_path):
 def _real_headers() -> bp.TensorRTHeaders:
     folder = os.environ.get("TSJNET_TRT_INCLUDE")
     if not folder:
-        pytest.skip("set TSJNET_TRT_INCLUDE to a TensorRT >= 10.0 include folder (NvInferRuntime.h) to compile "
-                    "the plugin against real headers")
+        pytest.skip(
+            "set TSJNET_TRT_INCLUDE to a TensorRT >= 10.0 include folder (NvInferRuntime.h) to compile "
+            "the plugin against real headers"
+        )
     return bp.find_tensorrt_headers(folder)
 
 
@@ -142,9 +188,12 @@ def _headers(folder: Path, version_text: str) -> Path:
 
 def test_header_version_direct_and_indirect(tmp_path):
     a = _headers(tmp_path / "a", "#define NV_TENSORRT_MAJOR 10\n#define NV_TENSORRT_MINOR 3\n#define NV_TENSORRT_PATCH 0\n")
-    b = _headers(tmp_path / "b", "#define TRT_MAJOR_ENTERPRISE 10\n#define TRT_MINOR_ENTERPRISE 16\n#define TRT_PATCH_ENTERPRISE 1\n"
-                                 "#define NV_TENSORRT_MAJOR TRT_MAJOR_ENTERPRISE\n#define NV_TENSORRT_MINOR TRT_MINOR_ENTERPRISE\n"
-                                 "#define NV_TENSORRT_PATCH TRT_PATCH_ENTERPRISE\n")
+    b = _headers(
+        tmp_path / "b",
+        "#define TRT_MAJOR_ENTERPRISE 10\n#define TRT_MINOR_ENTERPRISE 16\n#define TRT_PATCH_ENTERPRISE 1\n"
+        "#define NV_TENSORRT_MAJOR TRT_MAJOR_ENTERPRISE\n#define NV_TENSORRT_MINOR TRT_MINOR_ENTERPRISE\n"
+        "#define NV_TENSORRT_PATCH TRT_PATCH_ENTERPRISE\n",
+    )
     assert bp.find_tensorrt_headers(a).version == (10, 3, 0)
     assert bp.find_tensorrt_headers(b).version_string == "10.16.1"
 
@@ -155,8 +204,12 @@ def test_missing_or_old_headers_are_named_with_the_fix(tmp_path, monkeypatch):
     old = _headers(tmp_path / "old", "#define NV_TENSORRT_MAJOR 8\n#define NV_TENSORRT_MINOR 6\n#define NV_TENSORRT_PATCH 2\n")
     with pytest.raises(bp.PluginBuildError, match=r"8\.6\.2.*>= 10\.0.*--na decomposed"):
         bp.find_tensorrt_headers(old)
-    monkeypatch.setenv("TSJNET_TRT_INCLUDE", str(_headers(tmp_path / "env", "#define NV_TENSORRT_MAJOR 10\n"
-                                                          "#define NV_TENSORRT_MINOR 3\n#define NV_TENSORRT_PATCH 0\n")))
+    monkeypatch.setenv(
+        "TSJNET_TRT_INCLUDE",
+        str(
+            _headers(tmp_path / "env", "#define NV_TENSORRT_MAJOR 10\n#define NV_TENSORRT_MINOR 3\n#define NV_TENSORRT_PATCH 0\n")
+        ),
+    )
     assert bp.find_tensorrt_headers().include == tmp_path / "env"
 
 
@@ -179,7 +232,11 @@ def _mkdir(path: Path) -> Path:
 
 def _fake_nvcc(tmp_path: Path, fail: bool) -> str:
     script = tmp_path / "nvcc"
-    body = "echo 'fake compile error' >&2; exit 1" if fail else 'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done; echo LIB > "$out"'
+    body = (
+        "echo 'fake compile error' >&2; exit 1"
+        if fail
+        else 'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out="$2"; shift; done; echo LIB > "$out"'
+    )
     script.write_text(f"#!/bin/sh\n{body}\n")
     script.chmod(0o755)
     return str(script)
@@ -197,8 +254,12 @@ def test_build_writes_atomically_and_keeps_the_old_library_on_failure(tmp_path):
 
 def test_cli_build_plugin_names_missing_headers(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "tsjnet_sdk.cli", "build-plugin", "--trt-include", str(tmp_path)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tsjnet_sdk.cli", "build-plugin", "--trt-include", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 2 and "NvInferRuntime.h" in proc.stderr and "not found" in proc.stderr
 
 
@@ -229,8 +290,11 @@ def test_choice_of_implementation(plugin_env, tmp_path, monkeypatch):
     _library(plugin_env)
     choice = trt_plugin_lib.choose_plugin("10.3.0")
     assert choice.implementation == "library" and choice.library == plugin_env.resolve()
-    assert choice.header() == {"implementation": "library", "library": plugin_env.name,
-                               "library_sha256": trt_plugin_lib.file_sha256(plugin_env)}
+    assert choice.header() == {
+        "implementation": "library",
+        "library": plugin_env.name,
+        "library_sha256": trt_plugin_lib.file_sha256(plugin_env),
+    }
     assert trt_plugin_lib.choose_plugin("10.9.0").implementation == "qdp"  # the default location is not "given"
     given = _library(tmp_path / "given.so", b"other")
     assert trt_plugin_lib.choose_plugin("10.12.0", given).library == given.resolve()
@@ -282,9 +346,11 @@ def test_load_library_once_and_refusal_named(plugin_env, tmp_path):
 def test_prepare_onnx_for_the_library_keeps_one_op_type():
     from onnx import helper
 
-    nodes = [helper.make_node("NeighborhoodAttention2D", ["q", "k", "v", "rpb"], ["o1"], domain="tsjnet", kernel_size=7),
-             helper.make_node("NeighborhoodAttention2D", ["q", "k", "v", ""], ["o2"], domain="tsjnet", kernel_size=7),
-             helper.make_node("NeighborhoodAttention2DWithRPB", ["q", "k", "v", "rpb"], ["o3"], domain="tsjnet", aot=1)]
+    nodes = [
+        helper.make_node("NeighborhoodAttention2D", ["q", "k", "v", "rpb"], ["o1"], domain="tsjnet", kernel_size=7),
+        helper.make_node("NeighborhoodAttention2D", ["q", "k", "v", ""], ["o2"], domain="tsjnet", kernel_size=7),
+        helper.make_node("NeighborhoodAttention2DWithRPB", ["q", "k", "v", "rpb"], ["o3"], domain="tsjnet", aot=1),
+    ]
     model = helper.make_model(helper.make_graph(nodes, "g", [], []))
     assert trt_plugin.prepare_onnx_for_tensorrt(model, implementation="library") == 3
     for node in model.graph.node:
@@ -313,9 +379,15 @@ def test_exporter_chooses_and_reports(plugin_env, tmp_path):
 
 
 def _plugin_engine(tmp_path: Path, sha: str) -> Path:
-    meta = {"sdk_version": "0.1.0", "config_name": "tsjnet-tiny",  # what export writes (and Fuser requires)
-            "trt_flavour": "tensorrt", "trt_version": "10.3.0", "na_mode": "plugin", "compute_capabilities": ["8.7"],
-            "na_plugin": {"implementation": "library", "library": bp.LIBRARY_NAME, "library_sha256": sha}}
+    meta = {
+        "sdk_version": "0.1.0",
+        "config_name": "tsjnet-tiny",  # what export writes (and Fuser requires)
+        "trt_flavour": "tensorrt",
+        "trt_version": "10.3.0",
+        "na_mode": "plugin",
+        "compute_capabilities": ["8.7"],
+        "na_plugin": {"implementation": "library", "library": bp.LIBRARY_NAME, "library_sha256": sha},
+    }
     return write_engine_file(tmp_path / "m.engine", meta, b"serialized-engine")
 
 

@@ -20,8 +20,13 @@ runner = CliRunner()
 
 def test_import_tsjnet_sdk_does_not_import_opencv():
     code = "import sys, tsjnet_sdk; from tsjnet_sdk import Fuser; import tsjnet_sdk.video, tsjnet_sdk.rig; assert 'cv2' not in sys.modules"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
-                          env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -33,12 +38,18 @@ def test_missing_extra_names_the_install_command(monkeypatch):
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("spec, kind", [
-    ("0", "camera"), ("12", "camera"), ("/dev/video2", "v4l2"), ("rtsp://10.0.0.2:554/thermal", "network"),
-    ("HTTP://cam/stream.mjpg", "network"),
-    ("nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1920,height=1080 ! nvvidconv ! appsink", "gstreamer"),
-    ("clips/ir.mp4", "file"),
-])
+@pytest.mark.parametrize(
+    "spec, kind",
+    [
+        ("0", "camera"),
+        ("12", "camera"),
+        ("/dev/video2", "v4l2"),
+        ("rtsp://10.0.0.2:554/thermal", "network"),
+        ("HTTP://cam/stream.mjpg", "network"),
+        ("nvarguscamerasrc ! video/x-raw(memory:NVMM),width=1920,height=1080 ! nvvidconv ! appsink", "gstreamer"),
+        ("clips/ir.mp4", "file"),
+    ],
+)
 def test_source_kinds(spec, kind):
     assert source_kind(spec) == kind
 
@@ -72,8 +83,8 @@ def test_equal_rates_pair_one_to_one():
 
 
 def test_faster_visible_stream_is_paired_by_nearest_timestamp():
-    ir = FakeSource(np.arange(10) / 9.0, 9.0)                   # 9 fps thermal
-    vis = FakeSource(np.arange(31) / 30.0 + 0.004, 30.0)      # 30 fps visible, offset 4 ms
+    ir = FakeSource(np.arange(10) / 9.0, 9.0)  # 9 fps thermal
+    vis = FakeSource(np.arange(31) / 30.0 + 0.004, 30.0)  # 30 fps visible, offset 4 ms
     report = PairingReport(0, "ir")
     pairs = list(pair_by_time(ir, vis, report=report))
     assert len(pairs) == 10 and report.reference == "ir"
@@ -86,7 +97,7 @@ def test_faster_visible_stream_is_paired_by_nearest_timestamp():
 
 def test_frames_outside_the_tolerance_are_dropped_and_counted():
     ir = FakeSource([0.0, 0.1, 0.2, 0.3, 0.4], 10)
-    vis = FakeSource([0.0, 0.1, 0.25, 0.4], 10)   # one visible frame late, one missing
+    vis = FakeSource([0.0, 0.1, 0.25, 0.4], 10)  # one visible frame late, one missing
     report = PairingReport(0, "ir")
     pairs = list(pair_by_time(ir, vis, tolerance_s=0.02, report=report))
     assert [(a.index, b.index) for a, b in pairs] == [(0, 0), (1, 1), (4, 3)]
@@ -161,8 +172,22 @@ def test_fused_frames_match_the_image_path(tmp_path, real_videos):
     ir, vis, _ = real_videos
     model = mean_onnx_model(tmp_path / "mean.onnx", ["n", 1, "h", "w"])
     frames = tmp_path / "frames"
-    result = runner.invoke(app, ["fuse", str(ir), str(vis), "-o", str(tmp_path / "f.avi"), "-m", str(model),
-                                 "--frames", str(frames), "--max-frames", "5"])
+    result = runner.invoke(
+        app,
+        [
+            "fuse",
+            str(ir),
+            str(vis),
+            "-o",
+            str(tmp_path / "f.avi"),
+            "-m",
+            str(model),
+            "--frames",
+            str(frames),
+            "--max-frames",
+            "5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     fuser = Fuser(model)
     cap_ir, cap_vis = cv2.VideoCapture(str(ir)), cv2.VideoCapture(str(vis))

@@ -26,7 +26,9 @@ def train_command(
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Override run.max_steps."),
     device: Optional[str] = typer.Option(None, "--device", help="Override run.device (auto, cpu, cuda, cuda:N)."),
     set_: Optional[List[str]] = typer.Option(
-        None, "--set", help="Override any config value: section.key=value (TOML syntax), e.g. --set data.crop_size=128. Repeatable."
+        None,
+        "--set",
+        help="Override any config value: section.key=value (TOML syntax), e.g. --set data.crop_size=128. Repeatable.",
     ),
 ) -> None:
     """Train TSJNet (fusion + detection/segmentation drivers) from a config; one process or torchrun."""
@@ -61,7 +63,7 @@ def train_command(
     except (DataError, ImageError, TrainingError, TaskWeightsError, FileNotFoundError) as e:
         error_line(console, e)
         raise typer.Exit(1) from None
-    if summary.get("rank", 0) != 0:   # torchrun: one summary line, from rank 0
+    if summary.get("rank", 0) != 0:  # torchrun: one summary line, from rank 0
         return
     if summary.get("first_loss") is not None:
         typer.echo(

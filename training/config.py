@@ -45,17 +45,35 @@ LOSS_PRESETS: dict[str, dict[str, Any]] = {
     # L_ssim = 1/2 (1 - ssim(F, I)) + 1/2 (1 - ssim(F, V)); I = infrared, V = visible.
     # Detection (eq. 11-12): regression terms only (ROI box regression on foreground, RPN box regression).
     "paper": {
-        "ssim": 1.0, "ssim_mode": "equal", "diversity": 0.1, "recon_ir": 6.0, "recon_vis": 1.0,
-        "intensity": 0.0, "gradient": 0.0, "intensity_target": "max", "blend_beta": 1.0,
-        "intensity_sigma": 0.0, "gradient_target": "max", "gradient_scales": 1,
+        "ssim": 1.0,
+        "ssim_mode": "equal",
+        "diversity": 0.1,
+        "recon_ir": 6.0,
+        "recon_vis": 1.0,
+        "intensity": 0.0,
+        "gradient": 0.0,
+        "intensity_target": "max",
+        "blend_beta": 1.0,
+        "intensity_sigma": 0.0,
+        "gradient_target": "max",
+        "gradient_scales": 1,
         "det_terms": ["loss_box_reg", "loss_rpn_box_reg"],
     },
     # The official TSJNet_train.py (spec §3): 20 L_int + 20 L_grad + 10 (1 - gradient-weighted SSIM)
     # + 0.1 L_div + 6 MSE(V, V~) + 1 MSE(I, I~); detection keeps objectness as well.
     "official": {
-        "ssim": 10.0, "ssim_mode": "gradient_weighted", "diversity": 0.1, "recon_ir": 1.0, "recon_vis": 6.0,
-        "intensity": 20.0, "gradient": 20.0, "intensity_target": "max", "blend_beta": 1.0,
-        "intensity_sigma": 0.0, "gradient_target": "max", "gradient_scales": 1,
+        "ssim": 10.0,
+        "ssim_mode": "gradient_weighted",
+        "diversity": 0.1,
+        "recon_ir": 1.0,
+        "recon_vis": 6.0,
+        "intensity": 20.0,
+        "gradient": 20.0,
+        "intensity_target": "max",
+        "blend_beta": 1.0,
+        "intensity_sigma": 0.0,
+        "gradient_target": "max",
+        "gradient_scales": 1,
         "det_terms": ["loss_box_reg", "loss_objectness", "loss_rpn_box_reg"],
     },
     # The project's default for new training (review_quality_2026-12, docs/training.md): an intensity
@@ -65,9 +83,18 @@ LOSS_PRESETS: dict[str, dict[str, Any]] = {
     # (it collapses the decoder's attention groups to one) and no reconstruction passes (they never act
     # on F and cost ~30 % of a step).
     "balanced": {
-        "ssim": 5.0, "ssim_mode": "equal", "diversity": 0.0, "recon_ir": 0.0, "recon_vis": 0.0,
-        "intensity": 10.0, "gradient": 10.0, "intensity_target": "blend", "blend_beta": 0.75,
-        "intensity_sigma": 0.0, "gradient_target": "max", "gradient_scales": 1,
+        "ssim": 5.0,
+        "ssim_mode": "equal",
+        "diversity": 0.0,
+        "recon_ir": 0.0,
+        "recon_vis": 0.0,
+        "intensity": 10.0,
+        "gradient": 10.0,
+        "intensity_target": "blend",
+        "blend_beta": 0.75,
+        "intensity_sigma": 0.0,
+        "gradient_target": "max",
+        "gradient_scales": 1,
         "det_terms": ["loss_box_reg", "loss_rpn_box_reg"],
     },
 }
@@ -94,21 +121,21 @@ class DatasetConfig:
     """One root folder of pairs: ROOT/ir/NAME.ext pairs with ROOT/vi/NAME.ext (same stem)."""
 
     root: str
-    name: str | None = None                  # default: the root folder's name
+    name: str | None = None  # default: the root folder's name
     ir: str = "ir"
     vi: str = "vi"
     # Detection labels: folders under root (YOLO .txt or VOC .xml, same stem as the images).
-    det_labels: str | None = None            # boxes for the fused image (and I/V unless given below)
-    det_labels_ir: str | None = None         # boxes annotated on the IR image (MSRS det_label_ir)
-    det_labels_vi: str | None = None         # boxes annotated on the visible image (MSRS det_label_vi)
-    det_format: str = "auto"                 # yolo | voc | auto (by file suffix)
+    det_labels: str | None = None  # boxes for the fused image (and I/V unless given below)
+    det_labels_ir: str | None = None  # boxes annotated on the IR image (MSRS det_label_ir)
+    det_labels_vi: str | None = None  # boxes annotated on the visible image (MSRS det_label_vi)
+    det_format: str = "auto"  # yolo | voc | auto (by file suffix)
     det_classes: Union[str, list[str]] = "msrs-det"  # a CLASS_TABLES name or the names in id order
     det_aliases: dict[str, str] = field(default_factory=dict)  # rename classes into the global table
     yolo_image_size: list[int] | None = None  # [W, H] the normalised YOLO coords refer to; default the image's
     # Segmentation labels: class-id PNGs (single channel or palette) under root, same stem.
     seg_labels: str | None = None
     seg_classes: Union[str, list[str]] = "msrs-seg"
-    repeat: int = 1                          # oversample this dataset (integer factor)
+    repeat: int = 1  # oversample this dataset (integer factor)
 
     def display_name(self) -> str:
         return self.name or Path(self.root).name
@@ -125,56 +152,68 @@ class DataConfig:
     # network trained on bright pairs; the loss targets are computed from the augmented inputs.
     gain: list[float] | None = None
     gain_prob: float = 0.0
-    object_crop_prob: float = 0.5            # chance a crop is placed around a labelled box (det labels only)
-    min_box_visibility: float = 0.3          # keep a cropped box if this fraction of its area remains
-    min_box_size: float = 2.0                # ... and it is at least this many pixels wide and high
-    batch_size: int = 2                      # per process; BatchNorm on pooled features needs >= 2
+    object_crop_prob: float = 0.5  # chance a crop is placed around a labelled box (det labels only)
+    min_box_visibility: float = 0.3  # keep a cropped box if this fraction of its area remains
+    min_box_size: float = 2.0  # ... and it is at least this many pixels wide and high
+    batch_size: int = 2  # per process; BatchNorm on pooled features needs >= 2
     num_workers: int = 0
-    on_error: str = "raise"                  # raise | skip (skip bad pairs with a counted warning)
-    missing_det_label: str = "empty"         # empty (no objects, YOLO convention) | error
+    on_error: str = "raise"  # raise | skip (skip bad pairs with a counted warning)
+    missing_det_label: str = "empty"  # empty (no objects, YOLO convention) | error
 
 
 @dataclass
 class ValConfig:
     datasets: list[DatasetConfig] = field(default_factory=list)
-    fraction: float = 0.0                    # hold out this fraction of the training pairs (deterministic)
-    every_steps: int = 0                     # 0: at the end of every epoch
+    fraction: float = 0.0  # hold out this fraction of the training pairs (deterministic)
+    every_steps: int = 0  # 0: at the end of every epoch
     max_pairs: int = 8
     crop_size: Union[int, list[int], None] = None  # centre crop; None = whole pairs (any size)
-    metrics: str = "auto"                    # auto (tsjnet_sdk.metrics 'paper' preset, basic SSIM/PSNR if absent) | basic | none | a metrics preset
+    metrics: str = "auto"  # auto (tsjnet_sdk.metrics 'paper' preset, basic SSIM/PSNR if absent) | basic | none | a metrics preset
     metric_names: list[str] | None = field(default_factory=lambda: list(DEFAULT_VAL_METRICS))  # None = the preset's full set
-    monitor: str = "loss"                    # the value that selects best.safetensors (loss or a metric name)
-    mode: str = "min"                        # min | max
-    samples: int = 4                         # pairs shown in the PNG panel of each validation
+    monitor: str = "loss"  # the value that selects best.safetensors (loss or a metric name)
+    mode: str = "min"  # min | max
+    samples: int = 4  # pairs shown in the PNG panel of each validation
 
 
 @dataclass
 class LossConfig:
-    preset: str = "balanced"                 # balanced | paper | official
+    preset: str = "balanced"  # balanced | paper | official
     # Term weights; None = the preset's value.
     ssim: float | None = None
-    ssim_mode: str | None = None             # equal | gradient_weighted
-    diversity: float | None = None           # alpha1
+    ssim_mode: str | None = None  # equal | gradient_weighted
+    diversity: float | None = None  # alpha1
     recon_ir: float | None = None
     recon_vis: float | None = None
     intensity: float | None = None
     gradient: float | None = None
-    intensity_target: str | None = None      # max: |F - max(I, V)| | blend: |F - (b max + (1 - b) min)|
-    blend_beta: float | None = None          # b of the blend target, in [0, 1] (1 = max, 0.5 = average)
-    intensity_sigma: float | None = None     # > 0: intensity term on Gaussian-blurred F and T (base only)
-    gradient_target: str | None = None       # max: | |grad F| - max |grad| | | stronger: signed Sobel of the stronger source
-    gradient_scales: int | None = None       # gradient term averaged over this many scales (1, 1/2, 1/4, ...)
-    det_terms: list[str] | None = None       # torchvision Faster R-CNN loss terms that drive the fusion net
-    detection: float = 1.0                   # weight of L_det^F in the fusion objective
-    segmentation: float = 1.0                # weight of L_seg in the fusion objective
+    intensity_target: str | None = None  # max: |F - max(I, V)| | blend: |F - (b max + (1 - b) min)|
+    blend_beta: float | None = None  # b of the blend target, in [0, 1] (1 = max, 0.5 = average)
+    intensity_sigma: float | None = None  # > 0: intensity term on Gaussian-blurred F and T (base only)
+    gradient_target: str | None = None  # max: | |grad F| - max |grad| | | stronger: signed Sobel of the stronger source
+    gradient_scales: int | None = None  # gradient term averaged over this many scales (1, 1/2, 1/4, ...)
+    det_terms: list[str] | None = None  # torchvision Faster R-CNN loss terms that drive the fusion net
+    detection: float = 1.0  # weight of L_det^F in the fusion objective
+    segmentation: float = 1.0  # weight of L_seg in the fusion objective
 
     def resolved(self) -> dict[str, Any]:
         if self.preset not in LOSS_PRESETS:
             raise ConfigError(f"loss.preset must be one of {sorted(LOSS_PRESETS)}, got {self.preset!r}")
         out = dict(LOSS_PRESETS[self.preset])
-        for key in ("ssim", "ssim_mode", "diversity", "recon_ir", "recon_vis", "intensity", "gradient",
-                    "intensity_target", "blend_beta", "intensity_sigma", "gradient_target", "gradient_scales",
-                    "det_terms"):
+        for key in (
+            "ssim",
+            "ssim_mode",
+            "diversity",
+            "recon_ir",
+            "recon_vis",
+            "intensity",
+            "gradient",
+            "intensity_target",
+            "blend_beta",
+            "intensity_sigma",
+            "gradient_target",
+            "gradient_scales",
+            "det_terms",
+        ):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -184,49 +223,49 @@ class LossConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 1e-3                         # paper §5.1 (the official script used 1e-4)
+    lr: float = 1e-3  # paper §5.1 (the official script used 1e-4)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
-    weight_decay: float = 0.0                # the official script: 0.01 (coupled L2)
-    clip_grad_norm: float | None = 1.0       # applied to unscaled gradients; None or 0 = off
+    weight_decay: float = 0.0  # the official script: 0.01 (coupled L2)
+    clip_grad_norm: float | None = 1.0  # applied to unscaled gradients; None or 0 = off
 
 
 @dataclass
 class SchedulerConfig:
-    name: str = "plateau"                    # plateau | none
+    name: str = "plateau"  # plateau | none
     factor: float = 0.1
     patience: int = 3
     threshold: float = 1e-4
     min_lr: float = 0.0
-    monitor: str = "train_loss"              # train_loss (epoch mean, as the paper) | val (the val monitor)
+    monitor: str = "train_loss"  # train_loss (epoch mean, as the paper) | val (the val monitor)
 
 
 @dataclass
 class DetectionConfig:
-    enabled: Union[str, bool] = "auto"       # auto: when any training dataset has detection labels
-    weights: str | None = None               # torchvision Faster R-CNN R50-FPN state dict (.pth/.safetensors)
-    classes: list[str] | None = None         # global label space; default: the datasets' tables merged
-    min_size: int = 800                      # GeneralizedRCNNTransform resize (torchvision defaults)
+    enabled: Union[str, bool] = "auto"  # auto: when any training dataset has detection labels
+    weights: str | None = None  # torchvision Faster R-CNN R50-FPN state dict (.pth/.safetensors)
+    classes: list[str] | None = None  # global label space; default: the datasets' tables merged
+    min_size: int = 800  # GeneralizedRCNNTransform resize (torchvision defaults)
     max_size: int = 1333
-    norm: str = "auto"                       # frozen_bn | bn | auto (frozen_bn with weights, bn without)
+    norm: str = "auto"  # frozen_bn | bn | auto (frozen_bn with weights, bn without)
     trainable_backbone_layers: int | None = None  # joint/pretraining: None = 3 with weights, 5 without
     source_terms: Union[str, bool] = "auto"  # compute L_det^I, L_det^V (they train only the detector): auto = when it trains
 
 
 @dataclass
 class SegmentationConfig:
-    enabled: Union[str, bool] = "auto"       # auto: when any training dataset has segmentation labels
-    weights: str | None = None               # torchvision DeepLabV3 state dict (.pth/.safetensors)
-    backbone: str = "resnet101"              # resnet101 | resnet50
-    num_classes: int | None = None           # default: the datasets' segmentation table
+    enabled: Union[str, bool] = "auto"  # auto: when any training dataset has segmentation labels
+    weights: str | None = None  # torchvision DeepLabV3 state dict (.pth/.safetensors)
+    backbone: str = "resnet101"  # resnet101 | resnet50
+    num_classes: int | None = None  # default: the datasets' segmentation table
     ignore_index: int = 255
 
 
 @dataclass
 class TasksConfig:
-    mode: str = "frozen"                     # frozen | joint (task networks updated with the fusion net)
-    pretrain_steps: int = 0                  # task-network stage before fusion training (on IR and visible)
-    lr: float = 0.01                         # SGD for the task networks
+    mode: str = "frozen"  # frozen | joint (task networks updated with the fusion net)
+    pretrain_steps: int = 0  # task-network stage before fusion training (on IR and visible)
+    lr: float = 0.01  # SGD for the task networks
     momentum: float = 0.9
     weight_decay: float = 1e-4
     detection: DetectionConfig = field(default_factory=DetectionConfig)
@@ -235,12 +274,12 @@ class TasksConfig:
 
 @dataclass
 class ModelConfig:
-    name: str = "tsjnet"                     # tsjnet | tsjnet-small | tsjnet-tiny (tsjnet_sdk.models configs)
+    name: str = "tsjnet"  # tsjnet | tsjnet-small | tsjnet-tiny (tsjnet_sdk.models configs)
     overrides: dict[str, Any] = field(default_factory=dict)  # TSJNetConfig fields, e.g. {nat_rpb = false}
-    init: str | None = None                  # start from these weights (a tsjnet checkpoint)
-    batchnorm: str = "auto"                  # auto | batch | frozen | warmup (BATCHNORM_MODES above)
-    batchnorm_warmup_steps: int = 1000       # warmup: fusion steps with batch statistics before freezing
-    reopen_attention: bool = False           # at init: decoder attention gates -> constant ~0.95 (undo a collapse)
+    init: str | None = None  # start from these weights (a tsjnet checkpoint)
+    batchnorm: str = "auto"  # auto | batch | frozen | warmup (BATCHNORM_MODES above)
+    batchnorm_warmup_steps: int = 1000  # warmup: fusion steps with batch statistics before freezing
+    reopen_attention: bool = False  # at init: decoder attention gates -> constant ~0.95 (undo a collapse)
 
     def batchnorm_mode(self) -> str:
         """The regime this run uses: ``auto`` resolved to frozen (fine-tuning) or warmup (from scratch)."""
@@ -254,19 +293,19 @@ class RunConfig:
     out_dir: str = "runs/tsjnet"
     seed: int = 0
     deterministic: bool = True
-    device: str = "auto"                     # auto | cpu | cuda | cuda:N (torchrun: cuda:LOCAL_RANK)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (torchrun: cuda:LOCAL_RANK)
     epochs: int = 40
-    max_steps: int | None = None             # stop after this many fusion steps (overrides epochs)
-    amp: Union[str, bool] = "auto"           # auto: on for CUDA, off on CPU
-    amp_dtype: str = "float16"               # float16 (with GradScaler) | bfloat16
-    log_every: int = 10                      # CSV row (means over the interval) every N steps
-    checkpoint_every: int = 0                # steps; 0 = at the end of every epoch (and always at the end)
-    keep_checkpoints: bool = False           # also keep OUT_DIR/step_N.safetensors at every checkpoint
-    progress: Union[str, bool] = "auto"      # rich progress bar: auto = when stderr is a terminal
-    tensorboard: Union[str, bool] = "auto"   # auto = when torch.utils.tensorboard is importable
-    dist_backend: str = "auto"               # auto: nccl on CUDA, gloo on CPU
-    num_threads: int | None = None           # torch CPU threads for this run (None: torch's default); on a
-                                             # CPU shared with other jobs, 1 thread avoids OpenMP stalls
+    max_steps: int | None = None  # stop after this many fusion steps (overrides epochs)
+    amp: Union[str, bool] = "auto"  # auto: on for CUDA, off on CPU
+    amp_dtype: str = "float16"  # float16 (with GradScaler) | bfloat16
+    log_every: int = 10  # CSV row (means over the interval) every N steps
+    checkpoint_every: int = 0  # steps; 0 = at the end of every epoch (and always at the end)
+    keep_checkpoints: bool = False  # also keep OUT_DIR/step_N.safetensors at every checkpoint
+    progress: Union[str, bool] = "auto"  # rich progress bar: auto = when stderr is a terminal
+    tensorboard: Union[str, bool] = "auto"  # auto = when torch.utils.tensorboard is importable
+    dist_backend: str = "auto"  # auto: nccl on CUDA, gloo on CPU
+    num_threads: int | None = None  # torch CPU threads for this run (None: torch's default); on a
+    # CPU shared with other jobs, 1 thread avoids OpenMP stalls
 
 
 @dataclass
@@ -331,9 +370,13 @@ class TrainConfig:
             if ds.det_format not in ("auto", "yolo", "voc"):
                 p.append(f"dataset {ds.root}: det_format must be auto, yolo or voc, got {ds.det_format!r}")
             if isinstance(ds.det_classes, str) and ds.det_classes not in CLASS_TABLES:
-                p.append(f"dataset {ds.root}: unknown det_classes table {ds.det_classes!r}; known: {sorted(CLASS_TABLES)} or a list of names")
+                p.append(
+                    f"dataset {ds.root}: unknown det_classes table {ds.det_classes!r}; known: {sorted(CLASS_TABLES)} or a list of names"
+                )
             if isinstance(ds.seg_classes, str) and ds.seg_classes not in CLASS_TABLES:
-                p.append(f"dataset {ds.root}: unknown seg_classes table {ds.seg_classes!r}; known: {sorted(CLASS_TABLES)} or a list of names")
+                p.append(
+                    f"dataset {ds.root}: unknown seg_classes table {ds.seg_classes!r}; known: {sorted(CLASS_TABLES)} or a list of names"
+                )
             if ds.repeat < 1:
                 p.append(f"dataset {ds.root}: repeat must be >= 1")
             if ds.yolo_image_size is not None and len(ds.yolo_image_size) != 2:
@@ -381,9 +424,14 @@ class TrainConfig:
             p.append(f"tasks.segmentation.backbone must be resnet101 or resnet50, got {self.tasks.segmentation.backbone!r}")
         if self.tasks.detection.norm not in ("auto", "frozen_bn", "bn"):
             p.append(f"tasks.detection.norm must be auto, frozen_bn or bn, got {self.tasks.detection.norm!r}")
-        for name, v in (("detection.enabled", self.tasks.detection.enabled), ("segmentation.enabled", self.tasks.segmentation.enabled),
-                        ("detection.source_terms", self.tasks.detection.source_terms), ("run.amp", r.amp),
-                        ("run.progress", r.progress), ("run.tensorboard", r.tensorboard)):
+        for name, v in (
+            ("detection.enabled", self.tasks.detection.enabled),
+            ("segmentation.enabled", self.tasks.segmentation.enabled),
+            ("detection.source_terms", self.tasks.detection.source_terms),
+            ("run.amp", r.amp),
+            ("run.progress", r.progress),
+            ("run.tensorboard", r.tensorboard),
+        ):
             if v not in ("auto", True, False):
                 p.append(f"{name} must be auto, true or false, got {v!r}")
         if r.amp_dtype not in ("float16", "bfloat16"):
@@ -418,6 +466,7 @@ def _hw(value: Any, key: str) -> tuple[int, int] | None:
 # ----------------------------------------------------------------------------------------------
 # Building dataclasses from plain dicts, with unknown-key and type errors that name the key.
 
+
 def _build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'} must be a table/mapping, got {type(data).__name__}")
@@ -430,8 +479,11 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _convert(hints[name], value, f"{prefix}{name}")
-    missing = [n for n, f in fields.items() if n not in kwargs and f.default is dataclasses.MISSING
-               and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]  # type: ignore[misc]
     if missing:
         raise ConfigError(f"missing required key(s) {missing} in [{prefix.rstrip('.') or 'top level'}]")
     return cls(**kwargs)
@@ -491,6 +543,7 @@ def _type_name(tp: Any) -> str:
 # ----------------------------------------------------------------------------------------------
 # Files and overrides.
 
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """A TOML (.toml) or YAML (.yaml/.yml, needs PyYAML) file -> dict."""
     path = Path(path)
@@ -538,7 +591,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         import tomli as tomllib
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:   # not a TOML value: take the text as a string
+    except tomllib.TOMLDecodeError:  # not a TOML value: take the text as a string
         value = raw
     return keys, value
 

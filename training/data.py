@@ -45,6 +45,7 @@ class LabelError(DataError):
 # ----------------------------------------------------------------------------------------------
 # Class tables
 
+
 def class_table(spec: str | list[str]) -> tuple[str, ...]:
     if isinstance(spec, str):
         if spec not in CLASS_TABLES:
@@ -94,11 +95,12 @@ def segmentation_classes(datasets: list[DatasetConfig]) -> tuple[str, ...] | Non
 # ----------------------------------------------------------------------------------------------
 # Label parsing
 
+
 @dataclass
 class Boxes:
     """Boxes xyxy (pixels of the full image) and global labels (1-based, 0 = background)."""
 
-    boxes: np.ndarray   # float32 [N, 4]
+    boxes: np.ndarray  # float32 [N, 4]
     labels: np.ndarray  # int64 [N]
 
     @staticmethod
@@ -127,9 +129,7 @@ def parse_yolo(path: Path, names: list[str], global_index: dict[str, int], width
         if not parts:
             continue
         if len(parts) != 5:
-            raise LabelError(
-                f"{path}:{lineno}: expected 'class cx cy w h' (5 fields), got {len(parts)}: {line.strip()!r}"
-            )
+            raise LabelError(f"{path}:{lineno}: expected 'class cx cy w h' (5 fields), got {len(parts)}: {line.strip()!r}")
         try:
             cls_id = int(float(parts[0]))
             if float(parts[0]) != cls_id:
@@ -216,6 +216,7 @@ def read_label_map(path: Path) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # Scanning a dataset root
 
+
 @dataclass
 class PairRecord:
     name: str
@@ -224,14 +225,14 @@ class PairRecord:
     vi: Path
     width: int
     height: int
-    det: dict[str, Boxes] | None = None    # keys "fused", "ir", "vi"; None = no detection labels
-    seg: Path | None = None                # class-id map, or None
+    det: dict[str, Boxes] | None = None  # keys "fused", "ir", "vi"; None = no detection labels
+    seg: Path | None = None  # class-id map, or None
 
 
 @dataclass
 class ScanReport:
     pairs: int = 0
-    skipped: Counter = field(default_factory=Counter)     # reason -> count
+    skipped: Counter = field(default_factory=Counter)  # reason -> count
     skipped_examples: list[str] = field(default_factory=list)
     unpaired: int = 0
     missing_det: int = 0
@@ -249,7 +250,9 @@ class ScanReport:
     def lines(self) -> list[str]:
         out = [f"{self.pairs} pair(s)"]
         if self.skipped:
-            out.append(f"skipped {sum(self.skipped.values())} pair(s): " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())))
+            out.append(
+                f"skipped {sum(self.skipped.values())} pair(s): " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items()))
+            )
             out += [f"  {m}" for m in self.skipped_examples]
         if self.unpaired:
             out.append(f"{self.unpaired} image(s) without a partner in the other modality (ignored)")
@@ -371,9 +374,15 @@ def scan_dataset(
         except (DataError, ImageError) as e:
             if on_error == "raise":
                 raise
-            reason = "unknown class" if "not in the detection label space" in str(e) or "outside the dataset's class" in str(e) \
-                else "size mismatch" if "registered to one size" in str(e) \
-                else "unreadable" if isinstance(e, ImageError) else "bad label"
+            reason = (
+                "unknown class"
+                if "not in the detection label space" in str(e) or "outside the dataset's class" in str(e)
+                else "size mismatch"
+                if "registered to one size" in str(e)
+                else "unreadable"
+                if isinstance(e, ImageError)
+                else "bad label"
+            )
             report.skip(reason, str(e))
     report.pairs += len(records)
     return records
@@ -410,18 +419,19 @@ def holdout_split(records: list[PairRecord], fraction: float, seed: int) -> tupl
 # ----------------------------------------------------------------------------------------------
 # Augmentation
 
+
 @dataclass
 class AugmentConfig:
     crop: tuple[int, int] | None = None
     hflip: float = 0.5
     vflip: float = 0.0
-    gain: tuple[float, float] | None = None   # per-modality exposure gain range (log-uniform), see DataConfig
+    gain: tuple[float, float] | None = None  # per-modality exposure gain range (log-uniform), see DataConfig
     gain_prob: float = 0.0
     object_crop_prob: float = 0.5
     min_box_visibility: float = 0.3
     min_box_size: float = 2.0
     ignore_index: int = 255
-    center: bool = False   # centre crop, no flips (validation)
+    center: bool = False  # centre crop, no flips (validation)
 
 
 def _pad_to(arr: np.ndarray, h: int, w: int, value: float | None) -> np.ndarray:
@@ -467,14 +477,18 @@ def _random_gain(x: np.ndarray, rng: np.random.Generator, gain: tuple[float, flo
 
 
 def augment(
-    ir: np.ndarray, vis: np.ndarray, det: dict[str, Boxes] | None, seg: np.ndarray | None,
-    rng: np.random.Generator, cfg: AugmentConfig,
+    ir: np.ndarray,
+    vis: np.ndarray,
+    det: dict[str, Boxes] | None,
+    seg: np.ndarray | None,
+    rng: np.random.Generator,
+    cfg: AugmentConfig,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Boxes] | None, np.ndarray | None]:
     """Random (or centre) crop + flips applied consistently to both images, the boxes and the map; then,
     if configured, a random exposure gain per modality (images only)."""
     if cfg.crop is not None:
         ch, cw = cfg.crop
-        ir, vis = _pad_to(ir, ch, cw, None), _pad_to(vis, ch, cw, None)   # small images: reflect-pad bottom/right
+        ir, vis = _pad_to(ir, ch, cw, None), _pad_to(vis, ch, cw, None)  # small images: reflect-pad bottom/right
         if seg is not None:
             seg = _pad_to(seg, ch, cw, cfg.ignore_index)
         h, w = ir.shape
@@ -517,6 +531,7 @@ def augment(
 # ----------------------------------------------------------------------------------------------
 # torch Dataset, sampler, collate
 
+
 def _torch():
     import torch
 
@@ -528,8 +543,14 @@ class FusionPairDataset:
     returns a dict: ``ir``, ``vis`` float tensors [1, h, w] in [0, 1]; ``name``; ``det`` (dict modality ->
     {boxes, labels} tensors, or None); ``seg`` (int64 [h, w] or None)."""
 
-    def __init__(self, records: list[PairRecord], augment_cfg: AugmentConfig, seed: int = 0,
-                 on_error: str = "raise", repeat: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        records: list[PairRecord],
+        augment_cfg: AugmentConfig,
+        seed: int = 0,
+        on_error: str = "raise",
+        repeat: list[int] | None = None,
+    ) -> None:
         self.records = records
         self.aug = augment_cfg
         self.seed = seed
@@ -541,7 +562,7 @@ class FusionPairDataset:
         return len(self.index)
 
     def __getitem__(self, key: Any) -> dict[str, Any]:
-        index, epoch = (key if isinstance(key, tuple) else (key, 0))
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
         for attempt in range(min(len(self.index), 20)):
             i = (index + attempt) % len(self.index)
             try:
@@ -566,8 +587,10 @@ class FusionPairDataset:
         ir, vis, det, seg = augment(ir, vis, rec.det, seg, rng, self.aug)
         det_t = None
         if det is not None:
-            det_t = {m: {"boxes": torch.from_numpy(b.boxes.reshape(-1, 4).copy()), "labels": torch.from_numpy(b.labels.copy())}
-                     for m, b in det.items()}
+            det_t = {
+                m: {"boxes": torch.from_numpy(b.boxes.reshape(-1, 4).copy()), "labels": torch.from_numpy(b.labels.copy())}
+                for m, b in det.items()
+            }
         return {
             "ir": torch.from_numpy(ir)[None],
             "vis": torch.from_numpy(vis)[None],
@@ -582,8 +605,7 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     shapes = {tuple(s["ir"].shape) for s in samples}
     if len(shapes) > 1:
         raise DataError(
-            f"pairs in one batch differ in size {sorted(shapes)}: set data.crop_size (e.g. 256) or use batch_size 1 "
-            "per size"
+            f"pairs in one batch differ in size {sorted(shapes)}: set data.crop_size (e.g. 256) or use batch_size 1 per size"
         )
     return {
         "ir": torch.stack([s["ir"] for s in samples]),

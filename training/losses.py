@@ -142,8 +142,13 @@ class FusionLoss(nn.Module):
             sigma = self.intensity_sigma
             terms["intensity"] = (gaussian_blur(fused, sigma) - gaussian_blur(target, sigma)).abs().mean()
         if w["gradient"]:
-            terms["gradient"] = sum(self._gradient_term(*(F.avg_pool2d(x, 2**s) if s else x for x in (ir, vis, fused)))
-                                    for s in range(self.gradient_scales)) / self.gradient_scales
+            terms["gradient"] = (
+                sum(
+                    self._gradient_term(*(F.avg_pool2d(x, 2**s) if s else x for x in (ir, vis, fused)))
+                    for s in range(self.gradient_scales)
+                )
+                / self.gradient_scales
+            )
         total = sum(w[k] * v for k, v in terms.items())
         return total, terms  # type: ignore[return-value]
 

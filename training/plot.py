@@ -1,6 +1,6 @@
 """Loss curves from a run's ``train_log.csv`` as a PNG, drawn with Pillow (matplotlib is not a dependency).
 
-    tsjnet plot-log outputs/train/tiny_cpu/train_log.csv training/results/tiny_cpu_loss.png
+tsjnet plot-log outputs/train/tiny_cpu/train_log.csv training/results/tiny_cpu_loss.png
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def read_curves(csv_path: str | Path, stage: str = "fusion") -> dict[str, tuple[
         rows = [r for r in csv.DictReader(f) if r["stage"] == stage]
     skip = {"stage", "step", "epoch", "lr", "task_lr", "sec_per_step"}
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for key in (rows[0].keys() if rows else []):
+    for key in rows[0].keys() if rows else []:
         if key in skip:
             continue
         pts = [(int(r["step"]), float(r[key])) for r in rows if r[key] not in ("", None)]
@@ -32,8 +32,13 @@ def read_curves(csv_path: str | Path, stage: str = "fusion") -> dict[str, tuple[
     return out
 
 
-def plot_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], png_path: str | Path, title: str = "",
-                keys: list[str] | None = None, size: tuple[int, int] = (900, 520)) -> Path:
+def plot_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    png_path: str | Path,
+    title: str = "",
+    keys: list[str] | None = None,
+    size: tuple[int, int] = (900, 520),
+) -> Path:
     """Line plot (linear y from 0) of the chosen curves with axes, ticks and a legend; written atomically."""
     from PIL import Image, ImageDraw, ImageFont
 

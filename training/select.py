@@ -32,7 +32,7 @@ def baseline_scores(cfg: TrainConfig) -> dict[str, dict[str, float]]:
 
     trainer = Trainer(cfg)
     trainer.device = torch.device("cpu")
-    trainer._setup_data()           # the very pairs, crops and metric function the run validates with
+    trainer._setup_data()  # the very pairs, crops and metric function the run validates with
     if trainer.val_set is None or trainer._metric_fn is None:
         raise ValueError("this config has no validation pairs or metrics: set val.fraction or val.datasets")
     sums: dict[str, dict[str, list[float]]] = {name: {} for name in BASELINES}
@@ -74,8 +74,12 @@ def main(config: str, out_dir: str | None = None) -> dict[str, Any]:
         rows = list(csv.DictReader(f))
     base = baseline_scores(cfg)
     choice = select_checkpoint(rows, base)
-    result = {"config": str(config), "baselines": base, "choice": choice,
-              "checkpoint": str(run_dir / f"step_{choice['step']:07d}.safetensors")}
+    result = {
+        "config": str(config),
+        "baselines": base,
+        "choice": choice,
+        "checkpoint": str(run_dir / f"step_{choice['step']:07d}.safetensors"),
+    }
     write_bytes_atomic(run_dir / "selection.json", json.dumps(result, indent=2).encode())
     keys = ("SSIM", "PSNR", "VIF", "Qabf", "SD", "SF", "AG", "EN")
     print("| on the validation pairs | " + " | ".join(keys) + " |")

@@ -37,8 +37,9 @@ def gray_to_rgb(x: Tensor) -> Tensor:
     return x.expand(*x.shape[:-3], 3, *x.shape[-2:])
 
 
-def build_detector(num_classes: int, min_size: int = 800, max_size: int = 1333, norm: str = "frozen_bn",
-                   trainable_backbone_layers: int = 5) -> nn.Module:
+def build_detector(
+    num_classes: int, min_size: int = 800, max_size: int = 1333, norm: str = "frozen_bn", trainable_backbone_layers: int = 5
+) -> nn.Module:
     """Faster R-CNN ResNet-50 FPN (v1, as the paper and the official code) for ``num_classes`` object
     classes (+ background), random weights."""
     from torchvision.models.detection import FasterRCNN
@@ -46,8 +47,9 @@ def build_detector(num_classes: int, min_size: int = 800, max_size: int = 1333, 
     from torchvision.ops.misc import FrozenBatchNorm2d
 
     norm_layer = FrozenBatchNorm2d if norm == "frozen_bn" else nn.BatchNorm2d
-    backbone = resnet_fpn_backbone(backbone_name="resnet50", weights=None, norm_layer=norm_layer,
-                                   trainable_layers=trainable_backbone_layers)
+    backbone = resnet_fpn_backbone(
+        backbone_name="resnet50", weights=None, norm_layer=norm_layer, trainable_layers=trainable_backbone_layers
+    )
     return FasterRCNN(backbone, num_classes=num_classes + 1, min_size=min_size, max_size=max_size)
 
 

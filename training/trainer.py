@@ -83,13 +83,20 @@ class TrainingError(TsjnetError, RuntimeError):
 # ----------------------------------------------------------------------------------------------
 # Small helpers
 
+
 def _rng_state() -> dict[str, Any]:
     np_state = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "python": random.getstate(),
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]), float(np_state[4])),
+        "numpy": (
+            np_state[0],
+            torch.from_numpy(np_state[1].astype(np.int64)),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        ),
     }
 
 
@@ -181,6 +188,7 @@ class _Dist:
 
 # ----------------------------------------------------------------------------------------------
 
+
 class Trainer:
     """Train TSJNet from a :class:`TrainConfig`. ``Trainer(cfg).fit()`` -> summary dict.
 
@@ -189,8 +197,13 @@ class Trainer:
     ``console``: a rich Console for messages (default: stderr).
     """
 
-    def __init__(self, cfg: TrainConfig, resume: str | os.PathLike | bool | None = None,
-                 on_step_end: Callable[[Trainer], None] | None = None, console: Any = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        resume: str | os.PathLike | bool | None = None,
+        on_step_end: Callable[[Trainer], None] | None = None,
+        console: Any = None,
+    ) -> None:
         self.cfg = cfg
         self.out_dir = Path(cfg.run.out_dir)
         self.resume = resume
@@ -204,10 +217,17 @@ class Trainer:
         self.messages: list[str] = []
         self.pos: dict[str, Any] = {
             "stage": "tasks" if cfg.tasks.pretrain_steps > 0 else "fusion",
-            "task_step": 0, "task_epoch": 0, "task_batch": 0,
-            "step": 0, "epoch": 0, "batch": 0,
-            "epoch_loss_sum": 0.0, "epoch_loss_count": 0,
-            "best": None, "best_step": None, "skipped_steps": 0,
+            "task_step": 0,
+            "task_epoch": 0,
+            "task_batch": 0,
+            "step": 0,
+            "epoch": 0,
+            "batch": 0,
+            "epoch_loss_sum": 0.0,
+            "epoch_loss_count": 0,
+            "best": None,
+            "best_step": None,
+            "skipped_steps": 0,
         }
         self.train_rows: list[dict[str, Any]] = []
         self.val_rows: list[dict[str, Any]] = []
@@ -248,19 +268,25 @@ class Trainer:
         random.seed(r.seed)
         np.random.seed(r.seed % 2**32)
         if r.deterministic:
-            self._determinism_before = (torch.are_deterministic_algorithms_enabled(),
-                                        torch.is_deterministic_algorithms_warn_only_enabled())
+            self._determinism_before = (
+                torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+            )
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
         self.amp = (r.amp is True) or (r.amp == "auto" and self.device.type == "cuda")
         self.amp_dtype = torch.float16 if r.amp_dtype == "float16" else torch.bfloat16
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.device.type == "cuda" and self.amp_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=self.amp and self.device.type == "cuda" and self.amp_dtype == torch.float16
+        )
 
-        self.log(f"tsjnet train: device {self.device}, {self.dist.world} process(es)"
-                 f"{' (' + backend + ')' if self.dist.enabled else ''}, AMP {'on (' + r.amp_dtype + ')' if self.amp else 'off'}, "
-                 f"seed {r.seed}, out_dir {self.out_dir}")
+        self.log(
+            f"tsjnet train: device {self.device}, {self.dist.world} process(es)"
+            f"{' (' + backend + ')' if self.dist.enabled else ''}, AMP {'on (' + r.amp_dtype + ')' if self.amp else 'off'}, "
+            f"seed {r.seed}, out_dir {self.out_dir}"
+        )
         self._setup_data()
         self._setup_model()
         self._setup_tasks()
@@ -278,13 +304,16 @@ class Trainer:
         records, repeats = [], []
         for ds in d.datasets:
             before = report.pairs
-            recs = scan_dataset(ds, self.det_classes, self.seg_num_classes, seg_cfg.ignore_index,
-                                d.on_error, d.missing_det_label, report)
+            recs = scan_dataset(
+                ds, self.det_classes, self.seg_num_classes, seg_cfg.ignore_index, d.on_error, d.missing_det_label, report
+            )
             records += recs
             repeats += [ds.repeat] * len(recs)
             labels = [k for k, v in (("detection", has_det_labels(ds)), ("segmentation", bool(ds.seg_labels))) if v]
-            self.log(f"dataset {ds.display_name()}: {report.pairs - before} pairs from {ds.root}; labels: "
-                     f"{', '.join(labels) if labels else 'none (trains with the fusion loss only)'}")
+            self.log(
+                f"dataset {ds.display_name()}: {report.pairs - before} pairs from {ds.root}; labels: "
+                f"{', '.join(labels) if labels else 'none (trains with the fusion loss only)'}"
+            )
         held: list = []
         if cfg.val.fraction > 0:
             keep = holdout_split(records, cfg.val.fraction, cfg.run.seed)[0]
@@ -295,8 +324,9 @@ class Trainer:
         for line in report.lines():
             self.log(f"  train data: {line}")
         if report.skipped:
-            warnings.warn(f"skipped {sum(report.skipped.values())} training pair(s) (data.on_error = 'skip'); see the log",
-                          stacklevel=2)
+            warnings.warn(
+                f"skipped {sum(report.skipped.values())} training pair(s) (data.on_error = 'skip'); see the log", stacklevel=2
+            )
         need = d.batch_size * self.dist.world
         if len(records) < need:
             raise TrainingError(f"{len(records)} training pair(s), fewer than one global batch ({need})")
@@ -307,21 +337,33 @@ class Trainer:
         if self.det_enabled and not self.det_classes:
             raise TrainingError("tasks.detection.enabled = true but no dataset has detection labels or classes")
         if self.seg_enabled and not self.seg_num_classes:
-            raise TrainingError("tasks.segmentation.enabled = true but no dataset has segmentation labels "
-                                "(or set tasks.segmentation.num_classes)")
+            raise TrainingError(
+                "tasks.segmentation.enabled = true but no dataset has segmentation labels (or set tasks.segmentation.num_classes)"
+            )
         if not report.det_datasets and not report.seg_datasets:
             self.log("no detection or segmentation labels in the training data: fusion loss only")
 
-        aug = AugmentConfig(crop=cfg.crop_hw(), hflip=d.hflip, vflip=d.vflip,
-                            gain=tuple(d.gain) if d.gain is not None else None, gain_prob=d.gain_prob,
-                            object_crop_prob=d.object_crop_prob,
-                            min_box_visibility=d.min_box_visibility, min_box_size=d.min_box_size,
-                            ignore_index=seg_cfg.ignore_index)
+        aug = AugmentConfig(
+            crop=cfg.crop_hw(),
+            hflip=d.hflip,
+            vflip=d.vflip,
+            gain=tuple(d.gain) if d.gain is not None else None,
+            gain_prob=d.gain_prob,
+            object_crop_prob=d.object_crop_prob,
+            min_box_visibility=d.min_box_visibility,
+            min_box_size=d.min_box_size,
+            ignore_index=seg_cfg.ignore_index,
+        )
         self.train_set = FusionPairDataset(records, aug, seed=cfg.run.seed, on_error=d.on_error, repeat=repeats)
         self.sampler = make_sampler(self.train_set, self.dist.world, self.dist.rank, True, cfg.run.seed, d.batch_size)
         self.loader = torch.utils.data.DataLoader(
-            self.train_set, batch_size=d.batch_size, sampler=self.sampler, num_workers=d.num_workers,
-            collate_fn=collate, drop_last=True, pin_memory=self.device.type == "cuda",
+            self.train_set,
+            batch_size=d.batch_size,
+            sampler=self.sampler,
+            num_workers=d.num_workers,
+            collate_fn=collate,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
             persistent_workers=d.num_workers > 0,
             # its own generator: creating an iterator (every epoch, and on resume mid-epoch) must not draw
             # from the global RNG, or a resumed run's dropout stream would differ from an uninterrupted one
@@ -343,8 +385,10 @@ class Trainer:
         self.val_set = None
         if val_records:
             self.val_set = FusionPairDataset(val_records, AugmentConfig(crop=_val_crop(cfg), center=True, hflip=0, vflip=0))
-            self.log(f"validation: {len(val_records)} pair(s), every "
-                     f"{str(cfg.val.every_steps) + ' steps' if cfg.val.every_steps else 'epoch'}; metrics: {self._metrics_desc()}")
+            self.log(
+                f"validation: {len(val_records)} pair(s), every "
+                f"{str(cfg.val.every_steps) + ' steps' if cfg.val.every_steps else 'epoch'}; metrics: {self._metrics_desc()}"
+            )
         else:
             self.log("validation: none (no val.datasets and val.fraction = 0): best.safetensors follows the training loss")
 
@@ -367,23 +411,33 @@ class Trainer:
         self.model = model.to(self.device).train()
         self.loss_weights = self.cfg.loss.resolved()
         lw = self.loss_weights
-        self.fusion_loss = FusionLoss(self.cfg.loss.preset, **{k: lw[k] for k in FUSION_TERMS}, ssim_mode=lw["ssim_mode"],
-                                      intensity_target=lw["intensity_target"], blend_beta=lw["blend_beta"],
-                                      intensity_sigma=lw["intensity_sigma"], gradient_target=lw["gradient_target"],
-                                      gradient_scales=lw["gradient_scales"])
+        self.fusion_loss = FusionLoss(
+            self.cfg.loss.preset,
+            **{k: lw[k] for k in FUSION_TERMS},
+            ssim_mode=lw["ssim_mode"],
+            intensity_target=lw["intensity_target"],
+            blend_beta=lw["blend_beta"],
+            intensity_sigma=lw["intensity_sigma"],
+            gradient_target=lw["gradient_target"],
+            gradient_scales=lw["gradient_scales"],
+        )
         active = ", ".join(f"{k} x{v:g}" for k, v in self.fusion_loss.weights.items() if v)
         target = "max(I, V)" if lw["intensity_target"] == "max" else f"{lw['blend_beta']:g} max + {1 - lw['blend_beta']:g} min"
         if lw["intensity_sigma"]:
             target += f", blurred sigma {lw['intensity_sigma']:g}"
         target += f"; gradient target {lw['gradient_target']} over {lw['gradient_scales']} scale(s)"
-        self.log(f"loss: preset {self.cfg.loss.preset!r}: {active} (ssim {self.fusion_loss.ssim_mode}, intensity target {target}"
-                 f"{'' if self.fusion_loss.needs_reconstruction else ', no reconstruction passes'})")
+        self.log(
+            f"loss: preset {self.cfg.loss.preset!r}: {active} (ssim {self.fusion_loss.ssim_mode}, intensity target {target}"
+            f"{'' if self.fusion_loss.needs_reconstruction else ', no reconstruction passes'})"
+        )
         if mc.reopen_attention:
             reopen_attention(self.model)
             self.log("model: decoder attention gates reopened (1x1 weights 0, bias +3: every group ~0.95)")
         self.bn_mode = mc.batchnorm_mode()
-        self.log(f"model: BatchNorm {self.bn_mode}"
-                 + (f" (batch statistics for {mc.batchnorm_warmup_steps} steps, then frozen)" if self.bn_mode == "warmup" else ""))
+        self.log(
+            f"model: BatchNorm {self.bn_mode}"
+            + (f" (batch statistics for {mc.batchnorm_warmup_steps} steps, then frozen)" if self.bn_mode == "warmup" else "")
+        )
 
     def _bn_frozen_now(self) -> bool:
         """Whether the fusion network's BatchNorm layers use their running statistics at this step."""
@@ -418,14 +472,18 @@ class Trainer:
                 for note in load_task_weights(det, dc.weights, "detector"):
                     self.log(note)
             elif not trains_tasks:
-                self.log("WARNING: the detector has random weights and is not trained in this run (no "
-                         "tasks.detection.weights, tasks.pretrain_steps = 0, tasks.mode = 'frozen'): its loss is noise")
+                self.log(
+                    "WARNING: the detector has random weights and is not trained in this run (no "
+                    "tasks.detection.weights, tasks.pretrain_steps = 0, tasks.mode = 'frozen'): its loss is noise"
+                )
             self.detector = det.to(self.device)
             self._det_layers = layers
             self.det_source_terms = dc.source_terms is True or (dc.source_terms == "auto" and trains_tasks)
-            self.log(f"detection: Faster R-CNN R50-FPN, {len(self.det_classes)} classes {self.det_classes}, "
-                     f"{norm}, resize {dc.min_size}/{dc.max_size}, fusion terms {self.loss_weights['det_terms']} "
-                     f"x{self.loss_weights['detection']:g}, {t.mode}")
+            self.log(
+                f"detection: Faster R-CNN R50-FPN, {len(self.det_classes)} classes {self.det_classes}, "
+                f"{norm}, resize {dc.min_size}/{dc.max_size}, fusion terms {self.loss_weights['det_terms']} "
+                f"x{self.loss_weights['detection']:g}, {t.mode}"
+            )
         if self.seg_enabled:
             sc = t.segmentation
             seg = build_segmenter(self.seg_num_classes, sc.backbone)
@@ -435,8 +493,10 @@ class Trainer:
             elif not trains_tasks:
                 self.log("WARNING: the segmenter has random weights and is not trained in this run: its loss is noise")
             self.segmenter = seg.to(self.device)
-            self.log(f"segmentation: DeepLabV3 {sc.backbone}, {self.seg_num_classes} classes, ignore index "
-                     f"{sc.ignore_index}, x{self.loss_weights['segmentation']:g}, {t.mode}")
+            self.log(
+                f"segmentation: DeepLabV3 {sc.backbone}, {self.seg_num_classes} classes, ignore index "
+                f"{sc.ignore_index}, x{self.loss_weights['segmentation']:g}, {t.mode}"
+            )
         self._set_task_modes(training_tasks=self.pos["stage"] == "tasks" or self.joint)
 
     def _set_task_modes(self, training_tasks: bool) -> None:
@@ -456,13 +516,19 @@ class Trainer:
 
     def _setup_optim(self) -> None:
         o, s, t = self.cfg.optim, self.cfg.scheduler, self.cfg.tasks
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
-                                          weight_decay=o.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+        )
         self.scheduler = None
         if s.name == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="min" if s.monitor == "train_loss" else self.cfg.val.mode, factor=s.factor,
-                patience=s.patience, threshold=s.threshold, min_lr=s.min_lr)
+                self.optimizer,
+                mode="min" if s.monitor == "train_loss" else self.cfg.val.mode,
+                factor=s.factor,
+                patience=s.patience,
+                threshold=s.threshold,
+                min_lr=s.min_lr,
+            )
         self.task_optimizer = None
         if (self.detector is not None or self.segmenter is not None) and (self.joint or t.pretrain_steps > 0):
             self._set_task_modes(True)
@@ -499,8 +565,10 @@ class Trainer:
         DDP rank runs the same networks even without labels in its batch."""
         if dummy:
             idx = list(range(images.shape[0]))
-            targets = [{"boxes": torch.zeros(0, 4, device=self.device), "labels": torch.zeros(0, dtype=torch.int64, device=self.device)}
-                       for _ in idx]
+            targets = [
+                {"boxes": torch.zeros(0, 4, device=self.device), "labels": torch.zeros(0, dtype=torch.int64, device=self.device)}
+                for _ in idx
+            ]
         else:
             targets = self._to_dev_targets(dets, mod, idx)
         with self._autocast():
@@ -622,7 +690,7 @@ class Trainer:
             return
         self._bad_steps = 0
         for opt, params in opts:
-            self.scaler.unscale_(opt)           # unscale first: clip the true gradient (spec §8.4)
+            self.scaler.unscale_(opt)  # unscale first: clip the true gradient (spec §8.4)
             if clip:
                 torch.nn.utils.clip_grad_norm_(params, clip)
         for opt, _ in opts:
@@ -657,7 +725,7 @@ class Trainer:
             state = None
             if self.resume:
                 state = self._read_state(self.out_dir / "last.state.pt" if self.resume is True else Path(self.resume))
-                self.pos["stage"] = state["progress"]["stage"]   # decides which networks train (and get DDP)
+                self.pos["stage"] = state["progress"]["stage"]  # decides which networks train (and get DDP)
             self._setup()
             self.out_dir.mkdir(parents=True, exist_ok=True)
             if state is not None:
@@ -678,7 +746,7 @@ class Trainer:
             self._close()
 
     def _close(self) -> None:
-        if getattr(self, "_threads_before", None) is not None:   # leave the process as we found it
+        if getattr(self, "_threads_before", None) is not None:  # leave the process as we found it
             torch.set_num_threads(self._threads_before)
         if getattr(self, "_determinism_before", None) is not None:
             enabled, warn_only = self._determinism_before
@@ -725,8 +793,10 @@ class Trainer:
         total = self.total_steps()
         r, v = self.cfg.run, self.cfg.val
         if self.pos["step"] == 0:
-            self.log(f"training the fusion network: {total} steps ({self.batches_per_epoch} per epoch, "
-                     f"batch {self.cfg.data.batch_size} x {self.dist.world} process(es))")
+            self.log(
+                f"training the fusion network: {total} steps ({self.batches_per_epoch} per epoch, "
+                f"batch {self.cfg.data.batch_size} x {self.dist.world} process(es))"
+            )
         else:
             self.log(f"resuming the fusion stage at step {self.pos['step']}/{total}")
         while self.pos["step"] < total:
@@ -743,7 +813,9 @@ class Trainer:
                 epoch_end = self.pos["batch"] >= self.batches_per_epoch
                 last = step >= total
                 val_result = None
-                if self.val_set is not None and ((v.every_steps and step % v.every_steps == 0) or (not v.every_steps and epoch_end) or last):
+                if self.val_set is not None and (
+                    (v.every_steps and step % v.every_steps == 0) or (not v.every_steps and epoch_end) or last
+                ):
                     val_result = self._validate(step)
                 count = self.pos["epoch_loss_count"]
                 mean = self.pos["epoch_loss_sum"] / count if count else math.nan
@@ -789,14 +861,22 @@ class Trainer:
         self._interval_time += dt
         self._interval_steps += 1
         if self._progress_bar is not None:
-            self._progress_bar.update(self._progress_task, completed=step, total=total,
-                                      description=f"{stage} loss {values.get('loss', values.get('task_loss', float('nan'))):.4f}")
+            self._progress_bar.update(
+                self._progress_task,
+                completed=step,
+                total=total,
+                description=f"{stage} loss {values.get('loss', values.get('task_loss', float('nan'))):.4f}",
+            )
         if step % self.cfg.run.log_every and step != total:
             return
-        row: dict[str, Any] = {"stage": stage, "step": step, "epoch": self.pos["epoch" if stage == "fusion" else "task_epoch"],
-                               "lr": self.optimizer.param_groups[0]["lr"],
-                               "task_lr": self.task_optimizer.param_groups[0]["lr"] if self.task_optimizer else "",
-                               "sec_per_step": self._interval_time / max(1, self._interval_steps)}
+        row: dict[str, Any] = {
+            "stage": stage,
+            "step": step,
+            "epoch": self.pos["epoch" if stage == "fusion" else "task_epoch"],
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "task_lr": self.task_optimizer.param_groups[0]["lr"] if self.task_optimizer else "",
+            "sec_per_step": self._interval_time / max(1, self._interval_steps),
+        }
         for k in self._log_keys:
             vals = [x for x in self._interval.get(k, []) if math.isfinite(x)]
             row[k] = sum(vals) / len(vals) if vals else ""
@@ -807,9 +887,12 @@ class Trainer:
         main_key = "loss" if stage == "fusion" else "task_loss"
         parts = [f"{k} {row[k]:.4f}" for k in self._log_keys if k not in (main_key, "task_loss") and row.get(k) != ""]
         if self._progress_bar is None:
-            self.console.print(f"{stage} step {step}/{total}  {main_key} {row[main_key] if row[main_key] == '' else format(row[main_key], '.5f')}  "
-                               f"({', '.join(parts)})  lr {row['lr' if stage == 'fusion' else 'task_lr']:.3g}  {row['sec_per_step']:.2f} s/step",
-                               markup=False, highlight=False)
+            self.console.print(
+                f"{stage} step {step}/{total}  {main_key} {row[main_key] if row[main_key] == '' else format(row[main_key], '.5f')}  "
+                f"({', '.join(parts)})  lr {row['lr' if stage == 'fusion' else 'task_lr']:.3g}  {row['sec_per_step']:.2f} s/step",
+                markup=False,
+                highlight=False,
+            )
         if self._tb is not None:
             for k in self._log_keys:
                 if row.get(k) != "":
@@ -852,8 +935,15 @@ class Trainer:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=self.console, transient=False) as progress:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        ) as progress:
             self._progress_task = progress.add_task("training", total=self.total_steps())
             yield progress
 
@@ -933,9 +1023,16 @@ class Trainer:
     def _save_best(self, step: int, value: float) -> None:
         from tsjnet_sdk.models import save_checkpoint
 
-        save_checkpoint(self.model, self.out_dir / "best.safetensors",
-                        extra_metadata={"training_step": str(step), "monitor": self.cfg.val.monitor if self.val_set else "train_loss",
-                                        "monitor_value": f"{value:.6g}", "kind": "best"})
+        save_checkpoint(
+            self.model,
+            self.out_dir / "best.safetensors",
+            extra_metadata={
+                "training_step": str(step),
+                "monitor": self.cfg.val.monitor if self.val_set else "train_loss",
+                "monitor_value": f"{value:.6g}",
+                "kind": "best",
+            },
+        )
 
     # ------------------------------------------------------------------------------------------
     # checkpoints
@@ -951,13 +1048,20 @@ class Trainer:
             gathered = [rng]
         if self.dist.main:
             step = self.pos["step"]
-            save_checkpoint(self.model, self.out_dir / "last.safetensors",
-                            extra_metadata={"training_step": str(step), "stage": self.pos["stage"], "kind": "last"})
-            if self.cfg.run.keep_checkpoints:   # every checkpoint kept, for selection on validation (training/select.py)
-                save_checkpoint(self.model, self.out_dir / f"step_{step:07d}.safetensors",
-                                extra_metadata={"training_step": str(step), "stage": self.pos["stage"], "kind": "step"})
+            save_checkpoint(
+                self.model,
+                self.out_dir / "last.safetensors",
+                extra_metadata={"training_step": str(step), "stage": self.pos["stage"], "kind": "last"},
+            )
+            if self.cfg.run.keep_checkpoints:  # every checkpoint kept, for selection on validation (training/select.py)
+                save_checkpoint(
+                    self.model,
+                    self.out_dir / f"step_{step:07d}.safetensors",
+                    extra_metadata={"training_step": str(step), "stage": self.pos["stage"], "kind": "step"},
+                )
             state = {
-                "format": STATE_FORMAT, "version": STATE_VERSION,
+                "format": STATE_FORMAT,
+                "version": STATE_VERSION,
                 "config": self.cfg.to_dict(),
                 "model_config": self.model.config.to_dict(),
                 "model": self.model.state_dict(),
@@ -978,8 +1082,11 @@ class Trainer:
             if self.det_trained:
                 save_task_weights(_unwrap(self.detector), self.out_dir / "detector.safetensors", meta)
             if self.seg_trained:
-                save_task_weights(_unwrap(self.segmenter), self.out_dir / "segmenter.safetensors",
-                                  {"arch": f"deeplabv3_{self.cfg.tasks.segmentation.backbone}", "num_classes": self.seg_num_classes})
+                save_task_weights(
+                    _unwrap(self.segmenter),
+                    self.out_dir / "segmenter.safetensors",
+                    {"arch": f"deeplabv3_{self.cfg.tasks.segmentation.backbone}", "num_classes": self.seg_num_classes},
+                )
             self._flush_logs()
         self.dist.barrier()
 
@@ -998,14 +1105,21 @@ class Trainer:
     def _apply_state(self, state: dict[str, Any]) -> None:
         path = state["path"]
         if state["model_config"] != self.model.config.to_dict():
-            raise TrainingError(f"cannot resume: {path} holds model config {state['model_config'].get('name')!r} with "
-                                "different fields than this config's model")
+            raise TrainingError(
+                f"cannot resume: {path} holds model config {state['model_config'].get('name')!r} with "
+                "different fields than this config's model"
+            )
         old, new = _flatten(state["config"]), _flatten(self.cfg.to_dict())
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)
-                         and any(k == s or k.startswith(s + ".") for s in _RESUME_SENSITIVE))
+        changed = sorted(
+            k
+            for k in set(old) | set(new)
+            if old.get(k) != new.get(k) and any(k == s or k.startswith(s + ".") for s in _RESUME_SENSITIVE)
+        )
         if changed:
-            self.log(f"WARNING: resuming with a changed config ({', '.join(changed[:8])}"
-                     f"{'...' if len(changed) > 8 else ''}): the run will not match an uninterrupted one")
+            self.log(
+                f"WARNING: resuming with a changed config ({', '.join(changed[:8])}"
+                f"{'...' if len(changed) > 8 else ''}): the run will not match an uninterrupted one"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None and state["scheduler"] is not None:
@@ -1022,15 +1136,20 @@ class Trainer:
         if state["world_size"] == self.dist.world:
             _set_rng_state(rngs[self.dist.rank])
         else:
-            self.log(f"WARNING: the state was saved by {state['world_size']} process(es), resuming with "
-                     f"{self.dist.world}: random streams restart (data order is still exact)")
+            self.log(
+                f"WARNING: the state was saved by {state['world_size']} process(es), resuming with "
+                f"{self.dist.world}: random streams restart (data order is still exact)"
+            )
             torch.manual_seed(self.cfg.run.seed + self.dist.rank + 7919 * self.pos["step"])
         self._set_task_modes(self.pos["stage"] == "tasks" or self.joint)
         # logs: keep what was written up to the resumed position
         if self.dist.main:
-            self.train_rows = [r for r in _read_csv(self.out_dir / "train_log.csv")
-                               if (r["stage"] == "fusion" and int(r["step"]) <= self.pos["step"])
-                               or (r["stage"] == "tasks" and int(r["step"]) <= self.pos["task_step"])]
+            self.train_rows = [
+                r
+                for r in _read_csv(self.out_dir / "train_log.csv")
+                if (r["stage"] == "fusion" and int(r["step"]) <= self.pos["step"])
+                or (r["stage"] == "tasks" and int(r["step"]) <= self.pos["task_step"])
+            ]
             self.val_rows = [r for r in _read_csv(self.out_dir / "val_log.csv") if int(r["step"]) <= self.pos["step"]]
             for rows in (self.train_rows, self.val_rows):
                 for r in rows:
@@ -1051,7 +1170,8 @@ class Trainer:
             "epochs_completed": self.pos["epoch"],
             "first_loss": rows[0]["loss"] if rows else None,
             "last_loss": rows[-1]["loss"] if rows else None,
-            "best": self.pos["best"], "best_step": self.pos["best_step"],
+            "best": self.pos["best"],
+            "best_step": self.pos["best_step"],
             "sec_per_step": float(np.mean(times)) if times else None,
             "skipped_steps": self.pos["skipped_steps"],
             "out_dir": str(self.out_dir),
@@ -1061,6 +1181,7 @@ class Trainer:
 
 
 # ----------------------------------------------------------------------------------------------
+
 
 def _val_crop(cfg: TrainConfig) -> tuple[int, int] | None:
     from tsjnet_sdk.training.config import _hw
@@ -1120,8 +1241,7 @@ def _metric_function(kind: str, names: list[str] | None) -> tuple[Callable | Non
 
         t = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None] for a in (ir, vis, fused)]
         mse = (float(((t[2] - t[0]) ** 2).mean()) + float(((t[2] - t[1]) ** 2).mean())) / 2
-        return {"SSIM": (float(ssim(t[2], t[0])) + float(ssim(t[2], t[1]))) / 2,
-                "PSNR": 10 * math.log10(1.0 / max(mse, 1e-12))}
+        return {"SSIM": (float(ssim(t[2], t[0])) + float(ssim(t[2], t[1]))) / 2, "PSNR": 10 * math.log10(1.0 / max(mse, 1e-12))}
 
     return basic, "basic SSIM/PSNR (averaged over the two sources)"
 

@@ -42,25 +42,25 @@ class ArtifactMetadata:
 
     sdk_version: str | None = None
     config_name: str | None = None
-    config: dict[str, Any] | None = None           # TSJNetConfig.to_json(), parsed
-    input_convention: str | None = None            # what ir / vis / fused are (shapes, ranges)
-    colour: str | None = None                      # how colour is handled around the graph
-    na_mode: str | None = None                     # decomposed | plugin
-    precision: str | None = None                   # fp32 | fp16 (| int8 for quantised files)
-    kept_float32: tuple[str, ...] | None = None    # fp16 files: modules kept in float32; () for fp32 files
-    shapes: str | None = None                      # "dynamic" or "NxCxHxW"
+    config: dict[str, Any] | None = None  # TSJNetConfig.to_json(), parsed
+    input_convention: str | None = None  # what ir / vis / fused are (shapes, ranges)
+    colour: str | None = None  # how colour is handled around the graph
+    na_mode: str | None = None  # decomposed | plugin
+    precision: str | None = None  # fp32 | fp16 (| int8 for quantised files)
+    kept_float32: tuple[str, ...] | None = None  # fp16 files: modules kept in float32; () for fp32 files
+    shapes: str | None = None  # "dynamic" or "NxCxHxW"
     source_checkpoint_sha256: str | None = None
-    opset: int | None = None                       # ONNX only
+    opset: int | None = None  # ONNX only
     # engine only
     trt_flavour: str | None = None
     trt_version: str | None = None
     strongly_typed: bool | None = None
-    profile: dict[str, list[int]] | None = None    # {min, opt, max}: [N, 1, H, W]
+    profile: dict[str, list[int]] | None = None  # {min, opt, max}: [N, 1, H, W]
     compute_capabilities: list[str] | None = None
-    inputs: list[str] | None = None                # input tensor names
+    inputs: list[str] | None = None  # input tensor names
     output: str | None = None
     source_onnx_sha256: str | None = None
-    na_plugin: dict[str, Any] | None = None        # plugin-NA engines: {implementation, library, library_sha256}
+    na_plugin: dict[str, Any] | None = None  # plugin-NA engines: {implementation, library, library_sha256}
     extra: dict[str, Any] = field(default_factory=dict)  # keys this SDK does not know (kept, shown by `tsjnet info`)
 
     # -- writing ----------------------------------------------------------------------------------
@@ -118,11 +118,13 @@ class ArtifactMetadata:
             values[key] = _parse(key, value, source, from_strings)
         meta = cls(**values, extra=extra)
         if meta.na_mode is not None and meta.na_mode not in NA_MODES:
-            raise ArtifactMetadataError(f"{source}: na_mode {meta.na_mode!r} is not one of {', '.join(NA_MODES)}; "
-                                        "re-export the model with this SDK")
+            raise ArtifactMetadataError(
+                f"{source}: na_mode {meta.na_mode!r} is not one of {', '.join(NA_MODES)}; re-export the model with this SDK"
+            )
         if meta.precision is not None and meta.precision not in PRECISIONS:
-            raise ArtifactMetadataError(f"{source}: precision {meta.precision!r} is not one of {', '.join(PRECISIONS)}; "
-                                        "re-export the model with this SDK")
+            raise ArtifactMetadataError(
+                f"{source}: precision {meta.precision!r} is not one of {', '.join(PRECISIONS)}; re-export the model with this SDK"
+            )
         return meta
 
     def as_display(self) -> dict[str, str]:
@@ -139,8 +141,20 @@ class ArtifactMetadata:
         return out
 
 
-_STR = ("sdk_version", "config_name", "input_convention", "colour", "na_mode", "precision", "shapes",
-        "source_checkpoint_sha256", "trt_flavour", "trt_version", "output", "source_onnx_sha256")
+_STR = (
+    "sdk_version",
+    "config_name",
+    "input_convention",
+    "colour",
+    "na_mode",
+    "precision",
+    "shapes",
+    "source_checkpoint_sha256",
+    "trt_flavour",
+    "trt_version",
+    "output",
+    "source_onnx_sha256",
+)
 
 
 def _parse(key: str, value: Any, source: str, from_strings: bool) -> Any:
@@ -178,13 +192,17 @@ def _parse(key: str, value: Any, source: str, from_strings: bool) -> Any:
             raise bad("true or false")
         return value
     if key == "profile":
-        if not (isinstance(value, dict) and all(isinstance(v, list) and all(isinstance(i, int) for i in v)
-                                                for v in value.values())):
+        if not (
+            isinstance(value, dict) and all(isinstance(v, list) and all(isinstance(i, int) for i in v) for v in value.values())
+        ):
             raise bad("{min, opt, max} lists of whole numbers")
         return value
     if key == "na_plugin":
-        if not (isinstance(value, dict) and value.get("implementation") in ("library", "qdp")
-                and all(isinstance(value.get(k), (str, type(None))) for k in ("library", "library_sha256"))):
+        if not (
+            isinstance(value, dict)
+            and value.get("implementation") in ("library", "qdp")
+            and all(isinstance(value.get(k), (str, type(None))) for k in ("library", "library_sha256"))
+        ):
             raise bad("{implementation: library | qdp, library, library_sha256}")
         return value
     if key in ("compute_capabilities", "inputs"):

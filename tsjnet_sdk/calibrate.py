@@ -33,18 +33,18 @@ from tsjnet_sdk.opencv import require_cv2
 from tsjnet_sdk.rig import Rig
 
 # Method settings, in one place. Chosen on the training pairs (../shared/data/train), never on evaluation sets.
-WORK_SIZE = 640          # the IR frame is aligned at most this wide/high (finer adds time, not accuracy)
-COARSE_SIZE = 160        # longest side of the coarsest pyramid level (the start search runs there)
-ROTATIONS_DEG = tuple(np.arange(-8.0, 8.01, 2.0))   # start search: visible camera roll relative to IR
+WORK_SIZE = 640  # the IR frame is aligned at most this wide/high (finer adds time, not accuracy)
+COARSE_SIZE = 160  # longest side of the coarsest pyramid level (the start search runs there)
+ROTATIONS_DEG = tuple(np.arange(-8.0, 8.01, 2.0))  # start search: visible camera roll relative to IR
 SCALES = tuple(np.exp(np.linspace(np.log(0.7), np.log(1.4), 11)))  # and relative zoom (after the size ratio)
 MODELS = ("affine", "homography")
-AFFINE_LEVELS = 2        # the coarsest levels fit an affine model, the finer ones a full homography
+AFFINE_LEVELS = 2  # the coarsest levels fit an affine model, the finer ones a full homography
 ECC_ITERATIONS, ECC_EPS = 200, 1e-6
-LEVEL_BLUR = 1.0         # Gaussian blur (pixels of the level) of each gradient pyramid level: widens ECC's reach
-LOCAL_NORM_SIGMA = 8.0   # edge strength is normalised over this neighbourhood (pixels of the work grid)
-STARTS = 8               # the best few starts of the coarse search are each refined; the best result is kept
-CLAHE_CLIP = 2.0         # contrast equalisation of both frames before their gradients
-BLUR_SIGMA = 1.0         # Gaussian blur (pixels of the level) before the gradient: tames noise and JPEG blocks
+LEVEL_BLUR = 1.0  # Gaussian blur (pixels of the level) of each gradient pyramid level: widens ECC's reach
+LOCAL_NORM_SIGMA = 8.0  # edge strength is normalised over this neighbourhood (pixels of the work grid)
+STARTS = 8  # the best few starts of the coarse search are each refined; the best result is kept
+CLAHE_CLIP = 2.0  # contrast equalisation of both frames before their gradients
+BLUR_SIGMA = 1.0  # Gaussian blur (pixels of the level) before the gradient: tames noise and JPEG blocks
 
 
 class CalibrationError(TsjnetError, ValueError):
@@ -138,8 +138,7 @@ def _correlation(template: np.ndarray, image: np.ndarray, warp: np.ndarray) -> f
     cv2 = require_cv2()
     h, w = template.shape
     warped = cv2.warpPerspective(image, warp, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
-    mask = cv2.warpPerspective(np.ones_like(image, dtype=np.uint8), warp, (w, h),
-                               flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
+    mask = cv2.warpPerspective(np.ones_like(image, dtype=np.uint8), warp, (w, h), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)
     if mask.sum() < 0.1 * mask.size:
         return -1.0
     return float(cv2.computeECC(template, warped, mask))
@@ -163,7 +162,8 @@ def _coarse_starts(template: np.ndarray, image: np.ndarray, count: int) -> list[
         for scale in SCALES:
             # candidate: template pixel -> image pixel = rotate/scale about the image centre, then shift
             base = _similarity(angle, 1.0 / scale, centre) @ np.array(
-                [[1, 0, centre[0] - (w - 1) / 2], [0, 1, centre[1] - (h - 1) / 2], [0, 0, 1]], dtype=np.float64)
+                [[1, 0, centre[0] - (w - 1) / 2], [0, 1, centre[1] - (h - 1) / 2], [0, 0, 1]], dtype=np.float64
+            )
             warped = cv2.warpPerspective(image, base, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
             (dx, dy), _ = _phase_correlate(template, warped, window)
             cand = base @ np.array([[1, 0, dx], [0, 1, dy], [0, 0, 1]], dtype=np.float64)
@@ -218,7 +218,7 @@ def align_pair(ir: np.ndarray, visible: np.ndarray, start: np.ndarray | None = N
     f_vis = f_ir * min(ir_g.shape[1] / vis_g.shape[1], ir_g.shape[0] / vis_g.shape[0])
     levels = max(1, int(np.ceil(np.log2(max(ir_g.shape) * f_ir / COARSE_SIZE))) + 1)
     # Each level: the grey frame resized, then its normalised gradient, lightly blurred.
-    pyramid = [(_level(ir_g, f_ir * 2.0 ** -lv), _level(vis_g, f_vis * 2.0 ** -lv)) for lv in range(levels)]
+    pyramid = [(_level(ir_g, f_ir * 2.0**-lv), _level(vis_g, f_vis * 2.0**-lv)) for lv in range(levels)]
     # full-res IR -> work IR, full-res visible -> work visible
     s_ir, s_vis = _scaling(f_ir, f_ir), _scaling(f_vis, f_vis)
     k = 2.0 ** -(levels - 1)
@@ -294,8 +294,9 @@ def _median_homography(homographies: list[np.ndarray], visible_size: tuple[int, 
     return out / out[2, 2]
 
 
-def calibrate(pairs: list[tuple[np.ndarray, np.ndarray]], model: str = "affine",
-              checkerboard: tuple[int, int] | None = None) -> Calibration:
+def calibrate(
+    pairs: list[tuple[np.ndarray, np.ndarray]], model: str = "affine", checkerboard: tuple[int, int] | None = None
+) -> Calibration:
     """Estimate the rig from IR/visible pairs of the same rig (all IR frames one size, all visible one size).
 
     ``model``: ``affine`` or ``homography`` (see :func:`align_pair`); ``checkerboard``: (cols, rows) inner
@@ -336,9 +337,14 @@ def calibrate(pairs: list[tuple[np.ndarray, np.ndarray]], model: str = "affine",
 def _info(method: str, count: int, residual: float, spread: float | None, **extra: Any) -> dict[str, Any]:
     from tsjnet_sdk._version import __version__
 
-    info = {"method": method, "pairs": count, "residual_px": round(residual, 3) if np.isfinite(residual) else None,
-            "spread_px": round(spread, 3) if spread is not None else None,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "sdk_version": __version__}
+    info = {
+        "method": method,
+        "pairs": count,
+        "residual_px": round(residual, 3) if np.isfinite(residual) else None,
+        "spread_px": round(spread, 3) if spread is not None else None,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "sdk_version": __version__,
+    }
     info.update(extra)
     return info
 
@@ -358,8 +364,9 @@ def find_checkerboard(image: np.ndarray, pattern: tuple[int, int], name: str) ->
     return corners.reshape(-1, 2).astype(np.float64)
 
 
-def _calibrate_checkerboard(pairs: list[tuple[np.ndarray, np.ndarray]], pattern: tuple[int, int],
-                            ir_size: tuple[int, int], vis_size: tuple[int, int]) -> Calibration:
+def _calibrate_checkerboard(
+    pairs: list[tuple[np.ndarray, np.ndarray]], pattern: tuple[int, int], ir_size: tuple[int, int], vis_size: tuple[int, int]
+) -> Calibration:
     cv2 = require_cv2()
     src, dst = [], []
     for ir, vis in pairs:

@@ -72,8 +72,18 @@ def error_text(e: BaseException) -> str:
     return str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
 
 
-def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend: str, device: str, gray: bool, tile: Optional[int],
-                options: Optional[list] = None, allow_foreign_model: bool = False, rig: Optional[Path] = None):
+def _open_fuser(
+    model: Optional[Path],
+    config: Optional[str],
+    seed: int,
+    backend: str,
+    device: str,
+    gray: bool,
+    tile: Optional[int],
+    options: Optional[list] = None,
+    allow_foreign_model: bool = False,
+    rig: Optional[Path] = None,
+):
     """A Fuser for --model (a file or a shipped model's name); else for a randomly initialised --config;
     else for the default shipped model (tsjnet_sdk/shipped.py decides which file and backend)."""
     from tsjnet_sdk import shipped
@@ -86,8 +96,16 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
                 console.print(f"model: {description}", highlight=False, markup=False)
             else:
                 error_line(console, shipped.missing_weights_warning(), "warning", "yellow")
-            return Fuser(what, backend=backend, device=device, gray=gray, tile=tile, options=options,
-                         allow_foreign_model=allow_foreign_model, rig=rig)
+            return Fuser(
+                what,
+                backend=backend,
+                device=device,
+                gray=gray,
+                tile=tile,
+                options=options,
+                allow_foreign_model=allow_foreign_model,
+                rig=rig,
+            )
         import torch
 
         from tsjnet_sdk.models import create_model
@@ -104,16 +122,27 @@ def _open_fuser(model: Optional[Path], config: Optional[str], seed: int, backend
 
 @app.command()
 def fuse(
-    ir: str = typer.Argument(..., help="Infrared image, a folder of them (paired with VIS by file name), a video file, "
-                             "or a camera: index (0), V4L2 path (/dev/video0), rtsp:// URL or GStreamer pipeline."),
-    vis: str = typer.Argument(..., help="Visible image (RGB or grey, same size as IR unless --rig), a folder, a video or a camera."),
+    ir: str = typer.Argument(
+        ...,
+        help="Infrared image, a folder of them (paired with VIS by file name), a video file, "
+        "or a camera: index (0), V4L2 path (/dev/video0), rtsp:// URL or GStreamer pipeline.",
+    ),
+    vis: str = typer.Argument(
+        ..., help="Visible image (RGB or grey, same size as IR unless --rig), a folder, a video or a camera."
+    ),
     output: Optional[Path] = typer.Option(
-        None, "-o", "--output", help="Output image (default fused.png), output folder for folders (default fused/), "
-        "or output video for videos/cameras (default fused.mp4)."
+        None,
+        "-o",
+        "--output",
+        help="Output image (default fused.png), output folder for folders (default fused/), "
+        "or output video for videos/cameras (default fused.mp4).",
     ),
     model: Optional[Path] = typer.Option(
-        None, "--model", "-m", help="Checkpoint, ONNX file, engine or shipped model name (default: the shipped tsjnet-edge, "
-        "on ONNX Runtime when installed)."
+        None,
+        "--model",
+        "-m",
+        help="Checkpoint, ONNX file, engine or shipped model name (default: the shipped tsjnet-edge, "
+        "on ONNX Runtime when installed).",
     ),
     config: Optional[str] = typer.Option(
         None, help="Named config with RANDOM weights instead of a model (e.g. tsjnet, to time the faithful model)."
@@ -131,13 +160,22 @@ def fuse(
     trt_ep_cache: Optional[Path] = typer.Option(None, help=FLAG_HELP["trt_ep_cache"]),
     dtype: str = typer.Option("fp32", help=FLAG_HELP["dtype"]),
     allow_foreign_model: bool = typer.Option(
-        False, "--allow-foreign-model", help="Run an ONNX file or engine without tsjnet metadata (your own ir/vis -> fused graph)."
+        False,
+        "--allow-foreign-model",
+        help="Run an ONNX file or engine without tsjnet metadata (your own ir/vis -> fused graph).",
     ),
-    rig: Optional[Path] = typer.Option(None, "--rig", help="Rig file from tsjnet calibrate: registers unaligned cameras (docs/rig.md)."),
-    frames: Optional[Path] = typer.Option(None, "--frames", help="Videos/cameras: also write every fused frame as PNG into this folder."),
+    rig: Optional[Path] = typer.Option(
+        None, "--rig", help="Rig file from tsjnet calibrate: registers unaligned cameras (docs/rig.md)."
+    ),
+    frames: Optional[Path] = typer.Option(
+        None, "--frames", help="Videos/cameras: also write every fused frame as PNG into this folder."
+    ),
     sync_tolerance: Optional[float] = typer.Option(
-        None, "--sync-tolerance", help="Videos/cameras: pair frames whose timestamps differ by at most this many ms "
-        "(default: half the slower stream's frame period)."),
+        None,
+        "--sync-tolerance",
+        help="Videos/cameras: pair frames whose timestamps differ by at most this many ms "
+        "(default: half the slower stream's frame period).",
+    ),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Videos/cameras: stop after this many fused frames."),
 ) -> None:
     """Fuse an IR/visible pair, two folders of pairs, or two videos / cameras, and write the fused result."""
@@ -262,8 +300,10 @@ def build_plugin_command(
         None, "-o", "--output", help="Library path (default $TSJNET_TRT_PLUGIN, else ~/.cache/tsjnet_sdk/trt_plugin/)."
     ),
     trt_include: Optional[Path] = typer.Option(
-        None, "--trt-include", help="Folder holding NvInferRuntime.h (default: $TSJNET_TRT_INCLUDE, $TRT_INCLUDE_DIR, "
-        "$TENSORRT_ROOT/include, /usr/include/<arch>-linux-gnu, ...)."
+        None,
+        "--trt-include",
+        help="Folder holding NvInferRuntime.h (default: $TSJNET_TRT_INCLUDE, $TRT_INCLUDE_DIR, "
+        "$TENSORRT_ROOT/include, /usr/include/<arch>-linux-gnu, ...).",
     ),
     arch: Optional[list[str]] = typer.Option(
         None, "--arch", help="GPU target, repeatable: sm_87 (Orin), sm_86/sm_89 (RTX 30/40), sm_90 (default: this GPU)."
@@ -294,8 +334,9 @@ app.command("train")(train_command)
 app.command("select")(select_command)
 
 # Developer commands live in one group, `tsjnet dev ...`, so that `tsjnet --help` lists the user's tasks.
-dev_app = typer.Typer(name="dev", help="Developer tools: kernels, GPU verification, profiling, reports, shipping weights.",
-                      no_args_is_help=True)
+dev_app = typer.Typer(
+    name="dev", help="Developer tools: kernels, GPU verification, profiling, reports, shipping weights.", no_args_is_help=True
+)
 DEV_COMMANDS = {
     "build-kernels": build_kernels_command,
     "gpu-verify": gpu_verify_command,

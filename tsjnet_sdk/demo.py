@@ -109,8 +109,9 @@ class DemoError(TsjnetError, ValueError):
 # -- inputs ---------------------------------------------------------------------------------------
 
 
-def load_pairs(ir: str | os.PathLike | None, vis: str | os.PathLike | None, count: int, size: tuple[int, int],
-               real: bool = True) -> tuple[list[Pair], bool]:
+def load_pairs(
+    ir: str | os.PathLike | None, vis: str | os.PathLike | None, count: int, size: tuple[int, int], real: bool = True
+) -> tuple[list[Pair], bool]:
     """The demo's pairs and whether they are the built-in ones (their inputs are written too).
 
     ``ir``/``vis`` both None: ``count`` procedural night scenes of ``size`` (H, W), plus the real pairs of
@@ -132,8 +133,10 @@ def load_pairs(ir: str | os.PathLike | None, vis: str | os.PathLike | None, coun
             if found:
                 _console.print(f"[dim]real pairs: {', '.join(n for n, _, _ in found)} from {where}[/dim]")
             else:
-                _console.print(f"[dim]real pairs: none found under {where} (set TSJNET_DATA to a folder with "
-                               "msrs/test/{ir,vi} or tno/{ir,vi}); none ship with the SDK (licences)[/dim]")
+                _console.print(
+                    f"[dim]real pairs: none found under {where} (set TSJNET_DATA to a folder with "
+                    "msrs/test/{ir,vi} or tno/{ir,vi}); none ship with the SDK (licences)[/dim]"
+                )
             pairs += found
         return pairs, True
     if ir is None or vis is None:
@@ -168,8 +171,9 @@ def resolve_model(model: str | os.PathLike | None, backend: str = "auto", device
     except FileNotFoundError:
         raise DemoError(f"--model {model} does not exist") from None
     if not trained:
-        _console.print(f"[bold yellow]WARNING:[/bold yellow] {shipped.missing_weights_warning()}. "
-                       "The baselines and metrics are real.")
+        _console.print(
+            f"[bold yellow]WARNING:[/bold yellow] {shipped.missing_weights_warning()}. The baselines and metrics are real."
+        )
     return net, description, trained
 
 
@@ -216,7 +220,9 @@ def _mean_metrics(per_pair: dict[str, dict[str, dict[str, float]]]) -> dict[str,
     return out
 
 
-def write_metrics(out_dir: Path, per_pair: dict[str, dict[str, dict[str, float]]], mean: dict[str, dict[str, float]], info: dict[str, Any]) -> tuple[Path, Path]:
+def write_metrics(
+    out_dir: Path, per_pair: dict[str, dict[str, dict[str, float]]], mean: dict[str, dict[str, float]], info: dict[str, Any]
+) -> tuple[Path, Path]:
     """metrics.csv (one row per pair and method, then 'mean' rows) and metrics.json; returns both paths."""
     keys = list(next(iter(next(iter(per_pair.values())).values())))
     buffer = io.StringIO()
@@ -352,14 +358,16 @@ def _run_demo(
                 write_image(out / "inputs" / "vis" / f"{name}.png", vis_img)
             display_ir = ir_img if ir_img.dtype == np.uint8 else from_unit_float(ir_y, np.uint8)
             display_vis = vis_img if vis_img.dtype == np.uint8 else from_unit_float(compose_output(vis_y, chroma), np.uint8)
-            panel = make_panel([
-                ("IR", display_ir if display_ir.ndim == 2 or display_ir.shape[2] == 3 else display_ir[..., 0]),
-                ("visible", display_vis if display_vis.ndim == 2 or display_vis.shape[2] == 3 else display_vis[..., 0]),
-                (network_label, _as_uint8(images[NETWORK])),
-                ("average", images["average"]),
-                ("max", images["max"]),
-                ("Laplacian pyramid", images["laplacian"]),
-            ])
+            panel = make_panel(
+                [
+                    ("IR", display_ir if display_ir.ndim == 2 or display_ir.shape[2] == 3 else display_ir[..., 0]),
+                    ("visible", display_vis if display_vis.ndim == 2 or display_vis.shape[2] == 3 else display_vis[..., 0]),
+                    (network_label, _as_uint8(images[NETWORK])),
+                    ("average", images["average"]),
+                    ("max", images["max"]),
+                    ("Laplacian pyramid", images["laplacian"]),
+                ]
+            )
             panel_path = write_image(out / "panels" / f"{name}.png", panel)
             results.append({"name": name, "images": {m: str(p) for m, p in paths.items()}, "panel": str(panel_path)})
             progress.advance(task)
@@ -426,18 +434,26 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(f"panels:       {out}/panels/ ({', '.join(Path(p['panel']).name for p in summary['pairs'])})")
     console.print(f"metrics:      {summary['metrics_csv']}, {summary['metrics_json']}")
     if not summary["trained"]:
-        console.print("[bold yellow]reminder:[/bold yellow] the tsjnet output above comes from RANDOM weights, not a trained model")
+        console.print(
+            "[bold yellow]reminder:[/bold yellow] the tsjnet output above comes from RANDOM weights, not a trained model"
+        )
 
 
 def demo_command(
-    ir: Optional[Path] = typer.Option(None, "--ir", help="Infrared image or folder (with --vis); default: built-in night scenes."),
+    ir: Optional[Path] = typer.Option(
+        None, "--ir", help="Infrared image or folder (with --vis); default: built-in night scenes."
+    ),
     vis: Optional[Path] = typer.Option(None, "--vis", help="Visible image or folder, paired with --ir by file name."),
     model: Optional[Path] = typer.Option(
         None, "--model", "-m", help="Checkpoint, ONNX file or engine; default: the shipped weights, else random tsjnet-edge."
     ),
     out_dir: Path = typer.Option(Path("outputs/demo"), "--out", "-o", help="Output folder."),
     count: int = typer.Option(3, help="Number of built-in scenes (without --ir/--vis)."),
-    real: bool = typer.Option(True, "--real/--no-real", help="Without --ir/--vis: add real pairs from the data root ($TSJNET_DATA or ../shared/data) when present."),
+    real: bool = typer.Option(
+        True,
+        "--real/--no-real",
+        help="Without --ir/--vis: add real pairs from the data root ($TSJNET_DATA or ../shared/data) when present.",
+    ),
     height: int = typer.Option(480, help="Height of the built-in scenes."),
     width: int = typer.Option(640, help="Width of the built-in scenes."),
     backend: str = typer.Option("auto", help=" | ".join(BACKEND_NAMES) + "."),

@@ -100,7 +100,9 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise EngineFileError(f"{side}: corrupt sidecar (not JSON); write it again with --sidecar-for") from None
     if not isinstance(meta, dict) or "engine_sha256" not in meta:
-        raise EngineFileError(f"{side}: not a tsjnet sidecar; write it again with `tsjnet export MODEL.onnx --sidecar-for {path}`")
+        raise EngineFileError(
+            f"{side}: not a tsjnet sidecar; write it again with `tsjnet export MODEL.onnx --sidecar-for {path}`"
+        )
     if meta["engine_sha256"] != file_sha256(path):
         raise EngineFileError(
             f"{side} describes another engine (SHA-256 differs from {path.name}, rebuilt since?): write it again with "
@@ -166,9 +168,7 @@ def read_engine_file(path: str | os.PathLike) -> tuple[dict[str, Any], bytes]:
     return meta, engine
 
 
-def check_engine_compatible(
-    header: dict[str, Any], flavour: str, trt_version: str, capability: tuple[int, int] | None
-) -> None:
+def check_engine_compatible(header: dict[str, Any], flavour: str, trt_version: str, capability: tuple[int, int] | None) -> None:
     """Raise EngineIncompatibleError naming the mismatch and the fix, instead of letting TensorRT crash.
 
     Engines are tied to the TensorRT flavour and exact version they were built with, and (non-RTX) to

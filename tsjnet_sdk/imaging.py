@@ -167,8 +167,10 @@ def _content_mismatch(path: Path, fmt: str) -> str:
         with Image.open(path, formats=others) as im:
             actual = im.format
     except Exception:  # noqa: BLE001 - not one of the listed formats either
-        return (f"not a readable image (not a valid {fmt} file: corrupt, or another format; the SDK reads "
-                f"{', '.join(IMAGE_SUFFIXES)}, and the content must match the suffix)")
+        return (
+            f"not a readable image (not a valid {fmt} file: corrupt, or another format; the SDK reads "
+            f"{', '.join(IMAGE_SUFFIXES)}, and the content must match the suffix)"
+        )
     good = [s for s, f in FORMATS.items() if f == actual]
     return f"the content is {actual} but the name says {fmt} ({path.suffix}): rename it to {good[0]}"
 
@@ -247,8 +249,10 @@ def check_jpeg_complete(data: bytes, name: str = "image", decoded: np.ndarray | 
 
     from PIL import Image
 
-    truncated = (f"{name}: the JPEG is truncated or partly missing (its decoder would fill the rest with grey); "
-                 "re-copy or re-export the file")
+    truncated = (
+        f"{name}: the JPEG is truncated or partly missing (its decoder would fill the rest with grey); "
+        "re-copy or re-export the file"
+    )
     structure = _jpeg_structure(data)
     if structure is None:
         raise ImageError(truncated)
@@ -327,8 +331,10 @@ def _scaled_wide(im: Any, name: str) -> np.ndarray:
     if declared is not None:
         low, high = declared
         if lo < low or hi > high:
-            raise ImageError(f"{name}: {kind} values in [{lo:.6g}, {hi:.6g}] fall outside the range the file declares "
-                             f"[{low:.6g}, {high:.6g}]; the file is inconsistent: re-export it")
+            raise ImageError(
+                f"{name}: {kind} values in [{lo:.6g}, {hi:.6g}] fall outside the range the file declares "
+                f"[{low:.6g}, {high:.6g}]; the file is inconsistent: re-export it"
+            )
         return from_unit_float((arr.astype(np.float64) - low) / (high - low), np.uint16)
     if mode == "F" and lo >= 0.0 and hi <= 1.0:
         return from_unit_float(arr, np.uint16)
@@ -415,8 +421,9 @@ def check_output_path(path: str | os.PathLike) -> Path:
     """Raise ImageError unless ``path`` has an image suffix :func:`write_image` writes; the path."""
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
-        raise ImageError(f"{path}: unsupported output format {path.suffix or '(no suffix)'!r}; use one of "
-                         f"{', '.join(IMAGE_SUFFIXES)}")
+        raise ImageError(
+            f"{path}: unsupported output format {path.suffix or '(no suffix)'!r}; use one of {', '.join(IMAGE_SUFFIXES)}"
+        )
     return path
 
 

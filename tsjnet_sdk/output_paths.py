@@ -47,8 +47,10 @@ def output_folder_problem(out_dir: Path, inputs: tuple[Path, Path]) -> str | Non
     for source in inputs:
         src = source.resolve()
         if resolved == src or src in resolved.parents:
-            return (f"--output {out_dir} is inside the input folder {source}: fused images would replace or mix with "
-                    "the inputs; choose a folder outside the inputs")
+            return (
+                f"--output {out_dir} is inside the input folder {source}: fused images would replace or mix with "
+                "the inputs; choose a folder outside the inputs"
+            )
     if out_dir.exists() and not out_dir.is_dir():
         return f"--output {out_dir} is a file; for folders it must be a folder"
     return _writable_problem(out_dir, "--output")

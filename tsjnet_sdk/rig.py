@@ -166,7 +166,9 @@ class Rig:
             out_vis = out_vis[..., None]
         out_ir = ir
         if ir_maps is not None:
-            out_ir = cv2.remap(np.ascontiguousarray(ir), ir_maps[0], ir_maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            out_ir = cv2.remap(
+                np.ascontiguousarray(ir), ir_maps[0], ir_maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
             if ir.ndim == 3 and out_ir.ndim == 2:
                 out_ir = out_ir[..., None]
         return out_ir, out_vis
@@ -191,7 +193,7 @@ class Rig:
     @classmethod
     def from_dict(cls, data: Any, source: str = "rig") -> Rig:
         if not isinstance(data, dict) or data.get("format") != RIG_FORMAT:
-            raise RigError(f"{source}: not a tsjnet rig file (no \"format\": \"{RIG_FORMAT}\"); make one with tsjnet calibrate")
+            raise RigError(f'{source}: not a tsjnet rig file (no "format": "{RIG_FORMAT}"); make one with tsjnet calibrate')
         version = data.get("version")
         if not isinstance(version, int) or version < 1:
             raise RigError(f"{source}: bad rig version {version!r}")
@@ -206,9 +208,13 @@ class Rig:
             raise RigError(f"{source}: 'output' and 'visible_distortion' must be objects (or null)")
         try:
             return cls(
-                ir_size=data["ir_size"], visible_size=data["visible_size"], homography=data["homography_visible_to_ir"],
-                crop=output.get("crop"), scale=output.get("scale", 1.0),
-                camera_matrix=distortion.get("camera_matrix"), distortion=distortion.get("coefficients"),
+                ir_size=data["ir_size"],
+                visible_size=data["visible_size"],
+                homography=data["homography_visible_to_ir"],
+                crop=output.get("crop"),
+                scale=output.get("scale", 1.0),
+                camera_matrix=distortion.get("camera_matrix"),
+                distortion=distortion.get("coefficients"),
                 calibration=dict(data.get("calibration") or {}),
             )
         except RigError as e:

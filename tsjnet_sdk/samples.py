@@ -40,10 +40,10 @@ def night_scene(height: int = 480, width: int = 640, seed: int = 0) -> tuple[np.
     vis = np.zeros((height, width, 3))
     ir = np.zeros((height, width))
     vis[sky] = [0.05, 0.06, 0.10]
-    ir[sky] = 0.10 + 0.05 * v[sky]                                     # cold sky
+    ir[sky] = 0.10 + 0.05 * v[sky]  # cold sky
     ground = ~sky
     vis[ground] = [0.09, 0.08, 0.07]
-    ir[ground] = 0.35 + 0.15 * (v[ground] - horizon[ground])            # road still warm from the day
+    ir[ground] = 0.35 + 0.15 * (v[ground] - horizon[ground])  # road still warm from the day
     # road markings: visible only (paint has the asphalt's temperature)
     stripes = ground & (np.abs(u - 0.5 - 0.3 * (v - 0.6)) < 0.006 + 0.01 * (v - 0.55)) & ((yy // 12) % 2 == 0)
     vis[stripes] = [0.30, 0.29, 0.22]
@@ -59,7 +59,7 @@ def night_scene(height: int = 480, width: int = 640, seed: int = 0) -> tuple[np.
         grain = rng.normal(0, 0.02, (height, width))
         for c, tint in enumerate((1.0, 0.85, 0.75)):
             vis[..., c] = np.where(block, tone * tint + brick + grain, vis[..., c])
-        ir = np.where(block, 0.28 + rng.uniform(-0.04, 0.04), ir)       # facades: smooth, mid temperature
+        ir = np.where(block, 0.28 + rng.uniform(-0.04, 0.04), ir)  # facades: smooth, mid temperature
         # lit windows: bright in visible, only slightly warm in IR
         wy = (yy - top) % 28
         wx = (xx - x0) % 22
@@ -72,7 +72,11 @@ def night_scene(height: int = 480, width: int = 640, seed: int = 0) -> tuple[np.
 
     # foliage: strong visible texture, uniform IR
     for _ in range(3):
-        cx, cy, r = rng.uniform(0.1, 0.9) * width, horizon.mean() * height - rng.uniform(0, 0.1) * height, rng.uniform(0.05, 0.09) * width
+        cx, cy, r = (
+            rng.uniform(0.1, 0.9) * width,
+            horizon.mean() * height - rng.uniform(0, 0.1) * height,
+            rng.uniform(0.05, 0.09) * width,
+        )
         tree = (xx - cx) ** 2 + ((yy - cy) * 1.3) ** 2 < r**2
         leaves = rng.random((height, width)) < 0.5
         vis[tree] = np.where(leaves[tree, None], [0.05, 0.10, 0.04], [0.02, 0.05, 0.02])

@@ -135,18 +135,29 @@ def choose_file(name: str | None = None, backend: str = "auto", device: str = "a
             raise ShippedModelError(f"running {name} on onnxruntime needs ONNX Runtime: {ONNX_EXTRA_HINT}")
         cuda_wanted = device.startswith("cuda")
         if backend == "auto" and cuda_wanted and not _ort_has_cuda() and ckpt_ok and _importable("torch"):
-            return ModelChoice(name, model.checkpoint, "torch",
-                               f"device {device} asked for and this onnxruntime has no CUDA provider; torch runs the checkpoint")
-        return ModelChoice(name, model.onnx, "onnxruntime",
-                           "ONNX Runtime is installed: the fastest measured CPU path (benchmarks/results/default_path.md)")
+            return ModelChoice(
+                name,
+                model.checkpoint,
+                "torch",
+                f"device {device} asked for and this onnxruntime has no CUDA provider; torch runs the checkpoint",
+            )
+        return ModelChoice(
+            name,
+            model.onnx,
+            "onnxruntime",
+            "ONNX Runtime is installed: the fastest measured CPU path (benchmarks/results/default_path.md)",
+        )
     if backend in ("auto", "torch"):
         if not ckpt_ok:
             raise ShippedModelError(f"the shipped {model.checkpoint} is missing: reinstall tsjnet-sdk")
         if not _importable("torch"):
             hint = ONNX_EXTRA_HINT if backend == "auto" else TORCH_EXTRA_HINT
             raise ShippedModelError(f"no runtime for {name}: neither onnxruntime nor torch is installed: {hint}")
-        why = "backend torch asked for" if backend == "torch" else (
-            f"onnxruntime is not installed, so torch runs the checkpoint ({ONNX_EXTRA_HINT} for the faster path)")
+        why = (
+            "backend torch asked for"
+            if backend == "torch"
+            else (f"onnxruntime is not installed, so torch runs the checkpoint ({ONNX_EXTRA_HINT} for the faster path)")
+        )
         return ModelChoice(name, model.checkpoint, "torch", why)
     raise ShippedModelError(f"unknown backend {backend!r} for a shipped model")
 

@@ -96,7 +96,7 @@ class VideoSource:
                 "v4l2": "the device is missing or busy (another program holds it?)",
                 "network": "the stream did not answer (URL, credentials, network)",
                 "gstreamer": "this OpenCV build has no GStreamer (pip wheels lack it; on a Jetson use the system "
-                             "OpenCV: python3 -m venv --system-site-packages) or the pipeline is wrong",
+                "OpenCV: python3 -m venv --system-site-packages) or the pipeline is wrong",
             }[self.kind]
             raise VideoError(f"{name}: cannot open {self.spec}: {hint}")
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -144,16 +144,19 @@ class PairingReport:
 
     def summary(self) -> str:
         other = "visible" if self.reference == "ir" else "ir"
-        text = (f"paired {self.paired} frames by timestamp (each {self.reference} frame with the nearest {other} frame "
-                f"within {self.tolerance_s * 1000:.1f} ms; largest offset {self.max_offset_s * 1000:.1f} ms); read "
-                f"{self.read['ir']} IR + {self.read['visible']} visible")
+        text = (
+            f"paired {self.paired} frames by timestamp (each {self.reference} frame with the nearest {other} frame "
+            f"within {self.tolerance_s * 1000:.1f} ms; largest offset {self.max_offset_s * 1000:.1f} ms); read "
+            f"{self.read['ir']} IR + {self.read['visible']} visible"
+        )
         if any(self.dropped.values()):
             text += f"; dropped {self.dropped['ir']} IR and {self.dropped['visible']} visible frames"
         return text
 
 
-def pair_by_time(ir: VideoSource, visible: VideoSource, tolerance_s: float | None = None,
-                 report: PairingReport | None = None) -> Iterator[tuple[Frame, Frame]]:
+def pair_by_time(
+    ir: VideoSource, visible: VideoSource, tolerance_s: float | None = None, report: PairingReport | None = None
+) -> Iterator[tuple[Frame, Frame]]:
     """Pairs (IR frame, visible frame) matched by timestamp; see the module docstring for the rule.
 
     The stream with the lower declared rate is the reference (IR when equal or unknown): each of its
@@ -228,13 +231,17 @@ class VideoWriter:
         self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*VIDEO_CODECS[suffix]), float(fps), size)
         if not self._writer.isOpened():
             self._tmp.unlink(missing_ok=True)
-            raise VideoError(f"{self.path}: cannot write this video (codec {VIDEO_CODECS[suffix]} unavailable in this OpenCV build)")
+            raise VideoError(
+                f"{self.path}: cannot write this video (codec {VIDEO_CODECS[suffix]} unavailable in this OpenCV build)"
+            )
 
     def write(self, frame: np.ndarray) -> None:
         if frame.ndim == 2:
             frame = np.repeat(frame[..., None], 3, axis=2)
         if (frame.shape[1], frame.shape[0]) != self.size:
-            raise VideoError(f"{self.path}: frame {frame.shape[1]}x{frame.shape[0]} differs from the video's {self.size[0]}x{self.size[1]}")
+            raise VideoError(
+                f"{self.path}: frame {frame.shape[1]}x{frame.shape[0]} differs from the video's {self.size[0]}x{self.size[1]}"
+            )
         if frame.dtype != np.uint8:
             from tsjnet_sdk.imaging import from_unit_float, to_unit_float
 

@@ -14,8 +14,16 @@ from rich.console import Console
 from tsjnet_sdk.imaging import IMAGE_SUFFIXES
 
 
-def fuse_streams(fuser: Any, ir_spec: str, vis_spec: str, output: Path, frames_dir: Optional[Path],
-                 tolerance_ms: Optional[float], max_frames: Optional[int], console: Console) -> dict[str, Any]:
+def fuse_streams(
+    fuser: Any,
+    ir_spec: str,
+    vis_spec: str,
+    output: Path,
+    frames_dir: Optional[Path],
+    tolerance_ms: Optional[float],
+    max_frames: Optional[int],
+    console: Console,
+) -> dict[str, Any]:
     """Fuse two videos / cameras into ``output`` (a video) and optionally PNG frames; returns the counts.
 
     Files: a progress bar; cameras: the live frames/s. Ctrl-C stops and keeps what was written.
@@ -25,8 +33,10 @@ def fuse_streams(fuser: Any, ir_spec: str, vis_spec: str, output: Path, frames_d
     from tsjnet_sdk.video import VIDEO_CODECS, FrameWriter, PairingReport, VideoError, VideoWriter, open_source, pair_by_time
 
     if output.suffix.lower() in IMAGE_SUFFIXES or output.suffix.lower() not in VIDEO_CODECS:
-        raise VideoError(f"for videos and cameras, -o is a video file ({', '.join(VIDEO_CODECS)}), got {output}; "
-                         "use --frames DIR for PNG frames")
+        raise VideoError(
+            f"for videos and cameras, -o is a video file ({', '.join(VIDEO_CODECS)}), got {output}; "
+            "use --frames DIR for PNG frames"
+        )
     if max_frames is not None and max_frames < 1:
         raise VideoError(f"--max-frames must be at least 1, got {max_frames}")
     ir_src = open_source(ir_spec, "IR")
@@ -49,8 +59,11 @@ def fuse_streams(fuser: Any, ir_spec: str, vis_spec: str, output: Path, frames_d
     frame_writer = FrameWriter(frames_dir) if frames_dir is not None else None
     done, ok, interrupted = 0, False, False
     start = time.perf_counter()
-    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TimeRemainingColumn()] if total else [TextColumn("{task.description}")]
+    columns = (
+        [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn()]
+        if total
+        else [TextColumn("{task.description}")]
+    )
     try:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("fusing", total=total)
@@ -76,8 +89,10 @@ def fuse_streams(fuser: Any, ir_spec: str, vis_spec: str, output: Path, frames_d
     if done == 0:
         raise VideoError(f"no frame pairs: {report.summary()}")
     stopped = " (stopped by Ctrl-C)" if interrupted else ""
-    typer.echo(f"fused {done} frames in {elapsed:.1f} s ({done / elapsed:.2f} frames/s) with {fuser.backend} on "
-               f"{fuser.device}{stopped} -> {output}" + (f" and {frames_dir}/" if frames_dir else ""))
+    typer.echo(
+        f"fused {done} frames in {elapsed:.1f} s ({done / elapsed:.2f} frames/s) with {fuser.backend} on "
+        f"{fuser.device}{stopped} -> {output}" + (f" and {frames_dir}/" if frames_dir else "")
+    )
     typer.echo(report.summary())
     return {"frames": done, "seconds": elapsed, "report": report}
 
@@ -93,12 +108,14 @@ def _pairs_from_args(paths: List[Path]) -> list[tuple[str, Path, Path]]:
 
 
 def calibrate_command(
-    images: List[Path] = typer.Argument(..., help="IR VIS [IR VIS ...]: pairs of images of one scene from the two cameras "
-                                        "(or two folders paired by file name)."),
+    images: List[Path] = typer.Argument(
+        ..., help="IR VIS [IR VIS ...]: pairs of images of one scene from the two cameras (or two folders paired by file name)."
+    ),
     output: Path = typer.Option(Path("rig.json"), "-o", "--output", help="Rig file to write (JSON)."),
     model: str = typer.Option("affine", help="affine (parallel cameras; the stable default) | homography (adds perspective)."),
     checkerboard: Optional[str] = typer.Option(
-        None, help="COLSxROWS inner corners of a checkerboard seen by both cameras (e.g. 9x6): corner-based fit instead of edges."),
+        None, help="COLSxROWS inner corners of a checkerboard seen by both cameras (e.g. 9x6): corner-based fit instead of edges."
+    ),
     scale: float = typer.Option(1.0, help="Output scale relative to the IR frame (2: fuse at twice the IR resolution)."),
     crop: Optional[str] = typer.Option(None, help="Output crop x,y,w,h in IR pixels (e.g. where both cameras see)."),
 ) -> None:
@@ -139,14 +156,22 @@ def calibrate_command(
         result = calibrate(pairs, model=model, checkerboard=pattern)
         rig = result.rig
         if crop_box is not None or scale != 1.0:
-            rig = Rig(ir_size=rig.ir_size, visible_size=rig.visible_size, homography=rig.homography,
-                      crop=crop_box, scale=scale, calibration=rig.calibration)
+            rig = Rig(
+                ir_size=rig.ir_size,
+                visible_size=rig.visible_size,
+                homography=rig.homography,
+                crop=crop_box,
+                scale=scale,
+                calibration=rig.calibration,
+            )
         rig.write(output)
     except (CalibrationError, RigError, ImageError, PairingError, MissingExtraError, ValueError) as e:
         raise fail(str(e)) from None
     for (name, _, _), fit in zip(named, result.pairs):
         typer.echo(f"  {name}: ECC correlation {fit.correlation:.3f}, residual {fit.residual_px:.2f} px")
     spread = f", spread of the per-pair estimates {result.spread_px:.2f} px" if result.spread_px is not None else ""
-    typer.echo(f"rig {rig.visible_size[0]}x{rig.visible_size[1]} visible -> {rig.ir_size[0]}x{rig.ir_size[1]} IR "
-               f"({rig.calibration['method']}, {len(pairs)} pair(s), {time.perf_counter() - start:.1f} s): residual "
-               f"{result.residual_px:.2f} px{spread} -> {output}")
+    typer.echo(
+        f"rig {rig.visible_size[0]}x{rig.visible_size[1]} visible -> {rig.ir_size[0]}x{rig.ir_size[1]} IR "
+        f"({rig.calibration['method']}, {len(pairs)} pair(s), {time.perf_counter() - start:.1f} s): residual "
+        f"{result.residual_px:.2f} px{spread} -> {output}"
+    )

@@ -156,7 +156,8 @@ def _mean_model(path: Path) -> Path:
 
     shape = ["N", 1, "H", "W"]
     graph = helper.make_graph(
-        [helper.make_node("Add", ["ir", "vis"], ["sum"]), helper.make_node("Mul", ["sum", "half"], ["fused"])], "mean",
+        [helper.make_node("Add", ["ir", "vis"], ["sum"]), helper.make_node("Mul", ["sum", "half"], ["fused"])],
+        "mean",
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, shape) for n in ("ir", "vis")],
         [helper.make_tensor_value_info("fused", TensorProto.FLOAT, shape)],
         [helper.make_tensor("half", TensorProto.FLOAT, [], [0.5])],
@@ -192,7 +193,7 @@ def pairing(data: bytes) -> None:
         created[folder].add(name)
     try:
         matched = pair_folders(ir_dir, vis_dir)
-    except PairingError:   # documented: two images of one folder share a name (a.png, a.jpg)
+    except PairingError:  # documented: two images of one folder share a name (a.png, a.jpg)
         return
     names = [row[0] for row in matched.rows]
     assert len(names) == len(set(names))
@@ -242,21 +243,21 @@ def mutate(data: bytes, rng) -> bytes:
             at = int(rng.integers(0, len(buf)))
             buf[at] ^= 1 << int(rng.integers(0, 8))
     elif op == 2:  # truncate
-        del buf[int(rng.integers(0, len(buf))):]
+        del buf[int(rng.integers(0, len(buf))) :]
     elif op == 3:  # interesting bytes
         at = int(rng.integers(0, len(buf)))
         buf[at] = int(rng.choice([0, 1, 0x7F, 0x80, 0xFF]))
     elif op == 4:  # interesting 32-bit integers (sizes, lengths)
         at = int(rng.integers(0, len(buf)))
         value = int(rng.choice([0, 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 100_000, 65536]))
-        buf[at:at + 4] = value.to_bytes(4, "little" if rng.integers(0, 2) else "big")
+        buf[at : at + 4] = value.to_bytes(4, "little" if rng.integers(0, 2) else "big")
     elif op == 5:  # duplicate a chunk
         a = int(rng.integers(0, len(buf)))
         b = min(len(buf), a + int(rng.integers(1, 64)))
         buf[b:b] = buf[a:b]
     else:  # delete a chunk
         a = int(rng.integers(0, len(buf)))
-        del buf[a:a + int(rng.integers(1, 16))]
+        del buf[a : a + int(rng.integers(1, 16))]
     return bytes(buf)
 
 
@@ -274,4 +275,3 @@ def mutation_loop(name: str, iterations: int, seed: int = 0) -> int:
             data = mutate(data, rng)
         harness(data)
     return len(corpus) + iterations
-

@@ -1,6 +1,6 @@
 """Regenerate the seed corpus in tests/fuzz/corpus/ (small, valid examples of each input kind):
 
-    PYTHONPATH=. python tests/fuzz/make_seeds.py
+PYTHONPATH=. python tests/fuzz/make_seeds.py
 """
 
 from __future__ import annotations
@@ -37,8 +37,15 @@ def png_header_only(width: int, height: int, bit_depth: int = 8, colour: int = 0
 def engines() -> None:
     from tsjnet_sdk.engine_format import write_engine_file
 
-    meta = {"sdk_version": "0.1.0", "config_name": "tsjnet-tiny", "trt_flavour": "tensorrt_rtx", "trt_version": "1.7.1",
-            "precision": "fp16", "na_mode": "plugin", "profile": {"min": [1, 1, 32, 32], "opt": [1, 1, 64, 64], "max": [1, 1, 64, 64]}}
+    meta = {
+        "sdk_version": "0.1.0",
+        "config_name": "tsjnet-tiny",
+        "trt_flavour": "tensorrt_rtx",
+        "trt_version": "1.7.1",
+        "precision": "fp16",
+        "na_mode": "plugin",
+        "profile": {"min": [1, 1, 32, 32], "opt": [1, 1, 64, 64], "max": [1, 1, 64, 64]},
+    }
     path = CORPUS / "engine_header" / "valid.engine"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_engine_file(path, meta, b"\x7fENGINE" + bytes(range(64)))
@@ -49,14 +56,18 @@ def onnx_files() -> None:
     from onnx import TensorProto, helper
 
     graph = helper.make_graph(
-        [helper.make_node("Max", ["ir", "vis"], ["fused"])], "tsjnet",
+        [helper.make_node("Max", ["ir", "vis"], ["fused"])],
+        "tsjnet",
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N", 1, "H", "W"]) for n in ("ir", "vis")],
         [helper.make_tensor_value_info("fused", TensorProto.FLOAT, ["N", 1, "H", "W"])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9
-    for key, value in {"tsjnet.config_name": "tsjnet-tiny", "tsjnet.precision": "fp32",
-                       "tsjnet.config": json.dumps({"name": "tsjnet-tiny"})}.items():
+    for key, value in {
+        "tsjnet.config_name": "tsjnet-tiny",
+        "tsjnet.precision": "fp32",
+        "tsjnet.config": json.dumps({"name": "tsjnet-tiny"}),
+    }.items():
         model.metadata_props.add(key=key, value=value)
     _write("onnx_metadata", "tiny_graph.onnx", model.SerializeToString())
 
@@ -66,8 +77,12 @@ def checkpoints() -> None:
 
     from tsjnet_sdk.models.config import get_config
 
-    meta = {"format": "tsjnet-checkpoint", "format_version": "1", "sdk_version": "0.1.0",
-            "config": get_config("tsjnet-tiny").to_json()}
+    meta = {
+        "format": "tsjnet-checkpoint",
+        "format_version": "1",
+        "sdk_version": "0.1.0",
+        "config": get_config("tsjnet-tiny").to_json(),
+    }
     _write("checkpoint", "tiny_meta.safetensors", save({"w": np.arange(4, dtype=np.float32)}, metadata=meta))
     _write("checkpoint", "not_tsjnet.safetensors", save({"w": np.zeros(2, np.float16)}, metadata={"format": "pt"}))
 
@@ -78,7 +93,7 @@ def images() -> None:
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 256, (8, 8), dtype=np.uint8)
     rgb = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
-    wide = (grey.astype(np.uint16) * 257)
+    wide = grey.astype(np.uint16) * 257
     cases = {
         "grey.png": (Image.fromarray(grey), "PNG"),
         "grey16.png": (Image.fromarray(wide), "PNG"),
@@ -109,8 +124,10 @@ def jpegs() -> None:
     y, x = np.mgrid[:48, :64]
     smooth = np.stack([x * 4, y * 5, (x + y) * 2], axis=-1).astype(np.uint8)
     cases = {
-        "baseline.jpg": ({}, smooth), "progressive.jpg": ({"progressive": True}, smooth),
-        "restart.jpg": ({"restart_marker_blocks": 2}, smooth), "grey.jpg": ({}, smooth[..., 0].copy()),
+        "baseline.jpg": ({}, smooth),
+        "progressive.jpg": ({"progressive": True}, smooth),
+        "restart.jpg": ({"restart_marker_blocks": 2}, smooth),
+        "grey.jpg": ({}, smooth[..., 0].copy()),
         "q100_444.jpg": ({"quality": 100, "subsampling": 0}, smooth),
     }
     for name, (kw, array) in cases.items():

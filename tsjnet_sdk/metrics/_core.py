@@ -369,9 +369,7 @@ def block_reduce_sum(values: np.ndarray, block: int) -> np.ndarray:
     return padded.reshape(hb, block, wb, block).sum(axis=(1, 3))
 
 
-def check_triplet(
-    ir: np.ndarray, vis: np.ndarray, fused: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_triplet(ir: np.ndarray, vis: np.ndarray, fused: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Check the (IR, VIS, fused) inputs of a fusion metric: grey, 0-255, finite, same shape."""
     ir = check_gray(ir, "ir")
     vis = check_gray(vis, "vis")

@@ -30,12 +30,8 @@ def eval_command(
     ir: Path = typer.Option(..., "--ir", help="Folder of infrared source images."),
     vis: Path = typer.Option(..., "--vis", help="Folder of visible source images."),
     fused: Path = typer.Option(..., "--fused", help="Folder of fused images, matched to the sources by file name."),
-    preset: str = typer.Option(
-        "paper", "--preset", help="Metric conventions: paper (TSJNet Table 1, default), vifb, cdd."
-    ),
-    output: Optional[Path] = typer.Option(
-        None, "--output", "-o", help="CSV to write (default: <fused>/metrics_<preset>.csv)."
-    ),
+    preset: str = typer.Option("paper", "--preset", help="Metric conventions: paper (TSJNet Table 1, default), vifb, cdd."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="CSV to write (default: <fused>/metrics_<preset>.csv)."),
     metrics: Optional[str] = typer.Option(
         None, "--metrics", help="Comma-separated subset of metrics (e.g. SSIM,PSNR,Qcv); default: the preset's set."
     ),

@@ -29,9 +29,7 @@ _Fn = Callable[[np.ndarray, np.ndarray, np.ndarray, Preset], float]
 _DISPATCH: dict[str, _Fn] = {
     "EN": lambda a, b, f, p: information.entropy(f, binning=p.hist_binning),
     "CE": lambda a, b, f, p: information.cross_entropy(a, b, f, binning=p.hist_binning),
-    "MI": lambda a, b, f, p: information.mutual_information(
-        a, b, f, base=p.mi_base, normalize=p.mi_normalize, binning="round"
-    ),
+    "MI": lambda a, b, f, p: information.mutual_information(a, b, f, base=p.mi_base, normalize=p.mi_normalize, binning="round"),
     "FMI": lambda a, b, f, p: information.fmi(a, b, f, feature=p.fmi_feature, window=p.fmi_window),
     "SD": lambda a, b, f, p: basic.standard_deviation(f),
     "SF": lambda a, b, f, p: basic.spatial_frequency(f, normalization=p.sf_normalization),

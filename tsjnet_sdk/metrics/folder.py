@@ -25,7 +25,6 @@ from tsjnet_sdk.pairing import index_images, match_folders
 __all__ = ["IMAGE_SUFFIXES", "FolderReport", "evaluate_folders", "list_images", "match_triples", "read_image"]
 
 
-
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image with Pillow as uint8 / uint16, H x W or H x W x 3 (RGB order).
 

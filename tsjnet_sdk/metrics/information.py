@@ -67,9 +67,7 @@ def entropy(image: np.ndarray, *, base: float = 2.0, binning: Binning = "round")
     return _entropy_of(_hist(image, binning), base)
 
 
-def cross_entropy(
-    ir: np.ndarray, vis: np.ndarray, fused: np.ndarray, *, base: float = 2.0, binning: Binning = "round"
-) -> float:
+def cross_entropy(ir: np.ndarray, vis: np.ndarray, fused: np.ndarray, *, base: float = 2.0, binning: Binning = "round") -> float:
     """CE (VIFB ``Cross_entropy``): average over the two sources of the relative entropy
     sum_l p_X(l) log(p_X(l) / p_F(l)), summed over levels where both histograms are non-zero.
 

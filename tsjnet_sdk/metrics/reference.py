@@ -110,8 +110,6 @@ def compare_vifb(root: str | os.PathLike, *, workers: int = 1) -> tuple[list[Vif
         results = [_scene(j) for j in jobs]
     computed = {(m, job[1]): vals for job, res in zip(jobs, results) for m, vals in res}
     rows = [
-        VifbRow(method, image, pub, computed[(method, image)])
-        for method, image, pub in published
-        if (method, image) in computed
+        VifbRow(method, image, pub, computed[(method, image)]) for method, image, pub in published if (method, image) in computed
     ]
     return rows, missing

@@ -40,9 +40,7 @@ def _local_moments(x: np.ndarray, window: SsimWindow) -> tuple[np.ndarray, np.nd
     raise ValueError(f"SSIM window must be 'gaussian11' or 'uniform7', got {window!r}")
 
 
-def _ssim_means(
-    x: np.ndarray, y: np.ndarray, window: SsimWindow, data_range: float, k1: float, k2: float
-) -> tuple[float, float]:
+def _ssim_means(x: np.ndarray, y: np.ndarray, window: SsimWindow, data_range: float, k1: float, k2: float) -> tuple[float, float]:
     """(mean SSIM, mean contrast-structure term) over the SSIM map."""
     return cached("ssim_means", (x, y), (window, data_range, k1, k2), lambda: _ssim_means_impl(x, y, window, data_range, k1, k2))
 
@@ -193,13 +191,10 @@ def ms_ssim_pair(x: np.ndarray, y: np.ndarray, *, data_range: float = 255.0) -> 
     return out
 
 
-def ms_ssim(
-    ir: np.ndarray, vis: np.ndarray, fused: np.ndarray, *, data_range: float = 255.0, combine: Combine = "avg"
-) -> float:
+def ms_ssim(ir: np.ndarray, vis: np.ndarray, fused: np.ndarray, *, data_range: float = 255.0, combine: Combine = "avg") -> float:
     """MS-SSIM of the fused image against both sources, combined by ``combine`` ('avg' or 'sum').
     See :func:`ms_ssim_pair`."""
     ir, vis, fused = check_triplet(ir, vis, fused)
     a = ms_ssim_pair(ir, fused, data_range=data_range)
     b = ms_ssim_pair(vis, fused, data_range=data_range)
     return combine_sources(a, b, combine)
-

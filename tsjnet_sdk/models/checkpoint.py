@@ -154,11 +154,13 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     wrong = sorted(k for k in expected.keys() & stored.keys() if expected[k] != stored[k])
     if missing or unexpected or wrong:
         detail = "; ".join(
-            part for part in (
+            part
+            for part in (
                 f"missing {missing[:5]}" if missing else "",
                 f"unexpected {unexpected[:5]}" if unexpected else "",
                 ", ".join(f"{k} is {list(stored[k])} (config wants {list(expected[k])})" for k in wrong[:3]),
-            ) if part
+            )
+            if part
         )
         raise CheckpointError(
             f"{path}: weights do not match config {cfg.name!r} ({detail}); the weights belong to another config, or "

@@ -30,12 +30,12 @@ class TSJNetConfig:
 
     name: str = "tsjnet"
     # Encoder (BRE)
-    stem_channels: int = 3            # patch_embed: 1 -> 3 channels, 3x3, no bias
-    trunk_width: int = 128            # ResNeSt stem output and bottleneck group width; blocks output 4x this
-    trunk_blocks: int = 2             # split-attention bottlenecks per ResNeSt trunk
-    radix: int = 2                    # split-attention radix (cardinality is 1 in TSJNet)
+    stem_channels: int = 3  # patch_embed: 1 -> 3 channels, 3x3, no bias
+    trunk_width: int = 128  # ResNeSt stem output and bottleneck group width; blocks output 4x this
+    trunk_blocks: int = 2  # split-attention bottlenecks per ResNeSt trunk
+    radix: int = 2  # split-attention radix (cardinality is 1 in TSJNet)
     refine_widths: tuple[int, ...] = (256, 128)  # 3x3 ReLU6 convs from 4*trunk_width down to feature_dim
-    feature_dim: int = 64             # shared feature S and the base/detail features
+    feature_dim: int = 64  # shared feature S and the base/detail features
     # LSM branch 1: NAT-mini
     nat_embed_dim: int = 64
     nat_depths: tuple[int, ...] = (3, 4, 6, 5)
@@ -43,15 +43,15 @@ class TSJNetConfig:
     nat_kernel_size: int = 7
     nat_dilations: tuple[int, ...] = (1, 1, 1, 1)
     nat_mlp_ratio: float = 3.0
-    nat_rpb: bool = True              # relative position bias (NATTEN <= 0.15, which the paper's code ran on)
-    drop_path_rate: float = 0.2       # stochastic depth, linear from 0 over all NAT layers
+    nat_rpb: bool = True  # relative position bias (NATTEN <= 0.15, which the paper's code ran on)
+    drop_path_rate: float = 0.2  # stochastic depth, linear from 0 over all NAT layers
     # LSM branch 2: DSM
-    dsm_reduction: int = 2            # channel-attention reduction ratio
-    dsm_dropout: float = 0.1          # Dropout2d before the last 1x1 conv of the local path
+    dsm_reduction: int = 2  # channel-attention reduction ratio
+    dsm_dropout: float = 0.1  # Dropout2d before the last 1x1 conv of the local path
     # Decoder (BRD)
-    attention_groups: int = 8         # spatial-attention groups; att maps are [B, groups, H, W]
-    decoder_dim: int = 32             # 1x1 reduction before the decoder's ResNeSt trunk
-    decoder_head_width: int = 256     # 3x3 conv between the trunk and the 1-channel output
+    attention_groups: int = 8  # spatial-attention groups; att maps are [B, groups, H, W]
+    decoder_dim: int = 32  # 1x1 reduction before the decoder's ResNeSt trunk
+    decoder_head_width: int = 256  # 3x3 conv between the trunk and the 1-channel output
 
     def __post_init__(self) -> None:
         # JSON round trips turn tuples into lists; normalise so configs compare equal.
@@ -87,9 +87,7 @@ class TSJNetConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(
-                f"config has unknown fields {unknown}: it was written by a newer tsjnet-sdk; upgrade the SDK"
-            )
+            raise ValueError(f"config has unknown fields {unknown}: it was written by a newer tsjnet-sdk; upgrade the SDK")
         return cls(**data)
 
     @classmethod
@@ -178,7 +176,7 @@ def tsjnet_edge() -> TSJNetConfig:
         feature_dim=16,
         nat_embed_dim=32,
         nat_depths=(2, 2, 2, 1),
-        nat_heads=(1, 2, 4, 8),      # dims 32, 64, 128, 256 -> head_dim 32 at every level
+        nat_heads=(1, 2, 4, 8),  # dims 32, 64, 128, 256 -> head_dim 32 at every level
         nat_kernel_size=7,
         nat_mlp_ratio=2.0,
         nat_rpb=True,

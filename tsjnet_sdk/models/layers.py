@@ -87,8 +87,8 @@ class SplitAttention(nn.Module):
         c = y.shape[1] // self.radix
         # Slices, not chunk(): chunk exports as an ONNX sequence (SplitToSequence), which TensorRT rejects.
         splits = [y[:, r * c : (r + 1) * c] for r in range(self.radix)]  # radix x [B, C, H, W]
-        gap = mean_float32(sum(splits), (2, 3), keepdim=True)        # [B, C, 1, 1]
-        logits = self.fc2(self.fc1(gap))                             # [B, radix*C, 1, 1], radix-major
+        gap = mean_float32(sum(splits), (2, 3), keepdim=True)  # [B, C, 1, 1]
+        logits = self.fc2(self.fc1(gap))  # [B, radix*C, 1, 1], radix-major
         weights = softmax_float32(logits.unflatten(1, (self.radix, -1)), dim=1)  # softmax over radix
         return sum(split * weights[:, r] for r, split in enumerate(splits))
 
@@ -128,9 +128,7 @@ class ResNeStTrunk(nn.Module):
             return [conv3x3(i, o), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
 
         self.stem = nn.Sequential(*conv_bn_relu(in_ch, half), *conv_bn_relu(half, half), *conv_bn_relu(half, width))
-        self.blocks = nn.Sequential(
-            *[ResNeStBottleneck(width if i == 0 else width * 4, width, radix) for i in range(blocks)]
-        )
+        self.blocks = nn.Sequential(*[ResNeStBottleneck(width if i == 0 else width * 4, width, radix) for i in range(blocks)])
         self.out_channels = width * ResNeStBottleneck.expansion
 
     def forward(self, x: Tensor) -> Tensor:
@@ -151,6 +149,6 @@ class GroupedSpatialAttention(nn.Module):
         self.to_maps = nn.Conv2d(channels, groups, 1, groups=groups)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        maps = sigmoid_float32(self.to_maps(x))                       # [B, G, H, W]
+        maps = sigmoid_float32(self.to_maps(x))  # [B, G, H, W]
         gated = x.unflatten(1, (self.groups, -1)) * maps.unsqueeze(2)  # [B, G, C/G, H, W]
         return gated.flatten(1, 2), maps

@@ -35,7 +35,7 @@ class NeighborhoodAttention2D(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, -1))      # [B, H, W, 3, heads, D]
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, -1))  # [B, H, W, 3, heads, D]
         # Indexing, not unbind(): unbind exports as an ONNX sequence op, which TensorRT rejects.
         q, k, v = qkv[:, :, :, 0], qkv[:, :, :, 1], qkv[:, :, :, 2]
         out = neighborhood_attention_2d(q, k, v, self.kernel_size, self.dilation, self.rpb)
@@ -73,9 +73,7 @@ class NATMini(nn.Module):
     def __init__(self, channels: int, cfg: TSJNetConfig) -> None:
         super().__init__()
         embed = cfg.nat_embed_dim
-        self.tokenizer = nn.Sequential(
-            conv3x3(channels, embed // 2, stride=2), conv3x3(embed // 2, embed, stride=2)
-        )
+        self.tokenizer = nn.Sequential(conv3x3(channels, embed // 2, stride=2), conv3x3(embed // 2, embed, stride=2))
         self.tokenizer_norm = nn.LayerNorm(embed)
         rates = torch.linspace(0, cfg.drop_path_rate, sum(cfg.nat_depths)).tolist()
         self.levels = nn.ModuleList()
@@ -87,13 +85,15 @@ class NATMini(nn.Module):
             layer_index += depth
             self.levels.append(nn.Sequential(*layers))
             if level < len(cfg.nat_depths) - 1:
-                self.downsamplers.append(nn.ModuleDict({
-                    "conv": conv3x3(dim, 2 * dim, bias=False, stride=2), "norm": nn.LayerNorm(2 * dim)
-                }))
+                self.downsamplers.append(
+                    nn.ModuleDict({"conv": conv3x3(dim, 2 * dim, bias=False, stride=2), "norm": nn.LayerNorm(2 * dim)})
+                )
         top = embed * 2 ** (len(cfg.nat_depths) - 1)
         self.head = nn.Sequential(
-            conv3x3(top, 2 * channels), nn.ReLU6(inplace=True),
-            conv3x3(2 * channels, channels), nn.ReLU6(inplace=True),
+            conv3x3(top, 2 * channels),
+            nn.ReLU6(inplace=True),
+            conv3x3(2 * channels, channels),
+            nn.ReLU6(inplace=True),
             nn.ConvTranspose2d(channels, channels, 4, stride=4, bias=False),
             nn.ConvTranspose2d(channels, channels, 4, stride=4, bias=False),
             nn.ConvTranspose2d(channels, channels, 2, stride=2, bias=False),
@@ -102,7 +102,7 @@ class NATMini(nn.Module):
         self.apply(_init_nat_weights)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.tokenizer_norm(self.tokenizer(x).permute(0, 2, 3, 1))   # channels-last from here
+        x = self.tokenizer_norm(self.tokenizer(x).permute(0, 2, 3, 1))  # channels-last from here
         for level, layers in enumerate(self.levels):
             x = layers(x)
             if level < len(self.downsamplers):
@@ -147,13 +147,18 @@ class DSMBranch(nn.Module):
         self.local_in = nn.Sequential(conv3x3(c, c, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True))
         self.coa = conv1x1(c, c)  # residual "COA" unit: f + ReLU(1x1(f))
         self.local_out = nn.Sequential(
-            conv3x3(c, c, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True),
-            nn.Dropout2d(cfg.dsm_dropout), conv1x1(c, c),
+            conv3x3(c, c, bias=False),
+            nn.BatchNorm2d(c),
+            nn.ReLU(inplace=True),
+            nn.Dropout2d(cfg.dsm_dropout),
+            conv1x1(c, c),
         )
         self.pool_conv = conv3x3(c, c)
         self.channel_fc = nn.Sequential(
-            nn.Linear(c, c // cfg.dsm_reduction, bias=False), nn.ReLU(inplace=True),
-            nn.Linear(c // cfg.dsm_reduction, c, bias=False), nn.Sigmoid(),
+            nn.Linear(c, c // cfg.dsm_reduction, bias=False),
+            nn.ReLU(inplace=True),
+            nn.Linear(c // cfg.dsm_reduction, c, bias=False),
+            nn.Sigmoid(),
         )
         self.upsample = nn.ConvTranspose2d(c, c, 2, stride=2)
 
@@ -162,5 +167,5 @@ class DSMBranch(nn.Module):
         local = self.local_out(f + F.relu(self.coa(f)))
         t = F.leaky_relu(self.pool_conv(x), 0.2)
         pooled = F.max_pool2d(t, 2, 2, ceil_mode=True) + F.avg_pool2d(t, 2, 2, ceil_mode=True)
-        weights = self.channel_fc(mean_float32(pooled, (2, 3)))             # [B, C]
+        weights = self.channel_fc(mean_float32(pooled, (2, 3)))  # [B, C]
         return local + self.upsample(pooled * weights[:, :, None, None])

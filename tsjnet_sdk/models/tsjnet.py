@@ -131,9 +131,14 @@ class TSJNet(nn.Module):
             return None if x is None else x[..., pad[2] : pad[2] + height, pad[0] : pad[0] + width]
 
         return TSJNetOutput(
-            fused=crop(fused), attention=crop(att),
-            base_ir=crop(base_ir), detail_ir=crop(detail_ir), base_vis=crop(base_vis), detail_vis=crop(detail_vis),
-            ir_recon=crop(ir_recon), vis_recon=crop(vis_recon),
+            fused=crop(fused),
+            attention=crop(att),
+            base_ir=crop(base_ir),
+            detail_ir=crop(detail_ir),
+            base_vis=crop(base_vis),
+            detail_vis=crop(detail_vis),
+            ir_recon=crop(ir_recon),
+            vis_recon=crop(vis_recon),
         )
 
     def fuse(self, ir: Tensor, vis: Tensor) -> Tensor:
@@ -160,9 +165,7 @@ def check_input_pair(ir: Tensor, vis: Tensor) -> None:
                 hint = " (pass the visible image's luminance, not RGB)"
             raise ValueError(f"{name} must have shape [B, 1, H, W], got {list(x.shape)}{hint}")
         if not x.is_floating_point():
-            raise TypeError(
-                f"{name} has dtype {x.dtype}; the model takes floats in [0, 1] (e.g. x.float() / 255 for uint8)"
-            )
+            raise TypeError(f"{name} has dtype {x.dtype}; the model takes floats in [0, 1] (e.g. x.float() / 255 for uint8)")
     if ir.shape != vis.shape:
         raise ValueError(
             f"ir and vis must have the same shape, got {list(ir.shape)} and {list(vis.shape)}: "

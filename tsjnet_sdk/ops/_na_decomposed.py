@@ -48,8 +48,9 @@ def shared_tables() -> Iterator[None]:
 _LAYOUTS = {None: ((-1, 1), (1, -1)), "rows": ((-1, 1, 1, 1), (1, 1, -1, 1)), "cols": ((1, -1, 1, 1), (1, 1, 1, -1))}
 
 
-def axis_tables(length: int, kernel_size: int, dilation: int, device: torch.device,
-                layout: str | None = None) -> tuple[Tensor, Tensor]:
+def axis_tables(
+    length: int, kernel_size: int, dilation: int, device: torch.device, layout: str | None = None
+) -> tuple[Tensor, Tensor]:
     """Per-axis window tables, O(length * k).
 
     Returns:
@@ -59,22 +60,21 @@ def axis_tables(length: int, kernel_size: int, dilation: int, device: torch.devi
         ``layout="rows"`` / ``"cols"`` gives them as [length, 1, k, 1] / [1, length, 1, k] instead.
     """
     along, slots = _LAYOUTS[layout]
-    view = tuple(length if d == -1 else 1 for d in along)            # a per-position vector
+    view = tuple(length if d == -1 else 1 for d in along)  # a per-position vector
     slot_view = tuple(kernel_size if d == -1 else 1 for d in slots)  # the k slots
     if dilation != 1:
         key, valid, bias = window_indices(length, kernel_size, dilation, device)
-        shape = tuple(a * b for a, b in zip(view, slot_view))        # [L, k] in the layout
+        shape = tuple(a * b for a, b in zip(view, slot_view))  # [L, k] in the layout
         return key.reshape(shape), torch.where(valid, bias, 2 * kernel_size - 1).reshape(shape)
     # dilation 1: the same rule with fewer ops (every op is repeated per map size in a dynamic graph;
     # the vectors are laid out for broadcasting right away, so no reshape follows).
     pos = torch.arange(length, device=device)
-    last = pos[-1:]                                                  # length - 1, as a tensor
+    last = pos[-1:]  # length - 1, as a tensor
     start = torch.minimum((pos - kernel_size // 2).clamp(min=0), (last - (kernel_size - 1)).clamp(min=0))
     slot = torch.arange(kernel_size, device=device).reshape(slot_view)
-    win = _reshape(start, along, view) + slot                        # window positions
+    win = _reshape(start, along, view) + slot  # window positions
     # (key - query) + k - 1 = (start - pos) + slot + k - 1; masked where the window runs past the map
-    bias = torch.where(win <= last, _reshape(start - pos, along, view) + (slot + (kernel_size - 1)),
-                       2 * kernel_size - 1)
+    bias = torch.where(win <= last, _reshape(start - pos, along, view) + (slot + (kernel_size - 1)), 2 * kernel_size - 1)
     return torch.minimum(win, last), bias
 
 
@@ -87,14 +87,13 @@ def _cached(key: tuple[object, ...], build):  # noqa: ANN001, ANN202 - small pri
     return _table_cache[name]
 
 
-def window_tables(height: int, width: int, kernel_size: int, dilation: int,
-                  device: torch.device) -> tuple[Tensor, Tensor]:
+def window_tables(height: int, width: int, kernel_size: int, dilation: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """(keys [H, W, k*k], bias_index [H, W, k*k, 1]) int64: the flat key position ``row * W + col`` of every
     (query, window slot), and its index into the padded [2k, 2k] rpb table (row-major)."""
 
     def build() -> tuple[Tensor, Tensor]:
-        row_key, row_bias = axis_tables(height, kernel_size, dilation, device, "rows")   # [H, 1, k, 1]
-        col_key, col_bias = axis_tables(width, kernel_size, dilation, device, "cols")     # [1, W, 1, k]
+        row_key, row_bias = axis_tables(height, kernel_size, dilation, device, "rows")  # [H, 1, k, 1]
+        col_key, col_bias = axis_tables(width, kernel_size, dilation, device, "cols")  # [1, W, 1, k]
         kk, side = kernel_size * kernel_size, 2 * kernel_size
         keys = _reshape(row_key * width + col_key, (0, 0, kk), (height, width, kk))
         bias = _reshape(row_bias * side + col_bias, (0, 0, kk, 1), (height, width, kk, 1))
@@ -119,7 +118,7 @@ def neighborhood_attention_2d_decomposed(
     """
     batch, height, width, heads, head_dim = q.shape
     if scale is None:
-        scale = head_dim ** -0.5
+        scale = head_dim**-0.5
     compute = torch.promote_types(q.dtype, torch.float32)
     kk, side = kernel_size * kernel_size, 2 * kernel_size
     keys, bias_index = window_tables(height, width, kernel_size, dilation, q.device)
@@ -127,18 +126,19 @@ def neighborhood_attention_2d_decomposed(
     # rpb padded with a -inf last row and column (the masked slots' index), flattened: [heads or 1, (2k)^2].
     table = rpb.to(compute) if rpb is not None else torch.zeros(1, side - 1, side - 1, dtype=compute, device=q.device)
     table = torch.nn.functional.pad(table, (0, 1, 0, 1), value=float("-inf")).flatten(1)
-    bias = _gather(table, 1, bias_index, (table.shape[0], height, width, kk, 1))   # [h|1, H, W, kk, 1]
+    bias = _gather(table, 1, bias_index, (table.shape[0], height, width, kk, 1))  # [h|1, H, W, kk, 1]
 
-    def windows(x: Tensor) -> Tensor:                              # [B, H, W, h, D] -> [B, h, H, W, kk, D]
-        flat = _reshape(x.to(compute).permute(0, 3, 1, 2, 4), (0, 0, -1, head_dim),
-                        (batch, heads, height * width, head_dim))  # [B, h, H*W, D]
+    def windows(x: Tensor) -> Tensor:  # [B, H, W, h, D] -> [B, h, H, W, kk, D]
+        flat = _reshape(
+            x.to(compute).permute(0, 3, 1, 2, 4), (0, 0, -1, head_dim), (batch, heads, height * width, head_dim)
+        )  # [B, h, H*W, D]
         return _gather(flat, 2, keys, (batch, heads, height, width, kk, head_dim))
 
-    query = (q.to(compute) * scale).permute(0, 3, 1, 2, 4).unsqueeze(-1)        # [B, h, H, W, D, 1]
-    logits = torch.matmul(windows(k), query) + bias                             # [B, h, H, W, kk, 1]
-    attn = logits.softmax(dim=-2).transpose(-1, -2)                             # [B, h, H, W, 1, kk]
-    out = torch.matmul(attn, windows(v))                                        # [B, h, H, W, 1, D]
-    out = out.permute(0, 2, 3, 4, 1, 5)                                         # [B, H, W, 1, h, D]
+    query = (q.to(compute) * scale).permute(0, 3, 1, 2, 4).unsqueeze(-1)  # [B, h, H, W, D, 1]
+    logits = torch.matmul(windows(k), query) + bias  # [B, h, H, W, kk, 1]
+    attn = logits.softmax(dim=-2).transpose(-1, -2)  # [B, h, H, W, 1, kk]
+    out = torch.matmul(attn, windows(v))  # [B, h, H, W, 1, D]
+    out = out.permute(0, 2, 3, 4, 1, 5)  # [B, H, W, 1, h, D]
     return _reshape(out, (0, 0, 0, heads, head_dim), (batch, height, width, heads, head_dim)).to(q.dtype)
 
 

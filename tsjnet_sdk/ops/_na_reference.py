@@ -37,15 +37,15 @@ def window_indices(length: int, kernel_size: int, dilation: int, device: torch.d
         ``bias`` [length, k] int64: relative-position-bias index in [0, 2k-2].
     """
     pos_abs = torch.arange(length, device=device)
-    phase = pos_abs % dilation                          # which dilation group
+    phase = pos_abs % dilation  # which dilation group
     pos = torch.div(pos_abs, dilation, rounding_mode="floor")  # position inside the group
     group_len = torch.div(length - phase + dilation - 1, dilation, rounding_mode="floor")
     start = torch.clamp(pos - kernel_size // 2, min=0)
     start = torch.minimum(start, torch.clamp(group_len - kernel_size, min=0))
     slot = torch.arange(kernel_size, device=device)
-    win = start[:, None] + slot[None, :]                # [L, k] positions inside the group
+    win = start[:, None] + slot[None, :]  # [L, k] positions inside the group
     valid = win < group_len[:, None]
-    win = torch.minimum(win, group_len[:, None] - 1)    # keep masked slots pointing at a real key
+    win = torch.minimum(win, group_len[:, None] - 1)  # keep masked slots pointing at a real key
     key = win * dilation + phase[:, None]
     bias = win - pos[:, None] + (kernel_size - 1)
     return key, valid, bias
@@ -67,7 +67,7 @@ def neighborhood_attention_2d_reference(
     """
     batch, height, width, heads, head_dim = q.shape
     if scale is None:
-        scale = head_dim ** -0.5
+        scale = head_dim**-0.5
     out_dtype = q.dtype
     compute_dtype = torch.promote_types(q.dtype, torch.float32)
     q = q.to(compute_dtype) * scale
@@ -82,9 +82,9 @@ def neighborhood_attention_2d_reference(
     # Written with index_select / mul / sum only: few, standard ONNX ops (Gather, Mul, ReduceSum).
     k_cols = k.index_select(2, col_key.reshape(-1)).unflatten(2, (width, kernel_size))
     v_cols = v.index_select(2, col_key.reshape(-1)).unflatten(2, (width, kernel_size))
-    q_b = q.unsqueeze(3)                                                    # [B, H, W, 1, h, D]
+    q_b = q.unsqueeze(3)  # [B, H, W, 1, h, D]
     logits = [(q_b * k_cols.index_select(1, row_key[:, a])).sum(-1) for a in range(kernel_size)]
-    attn = torch.stack(logits, dim=3)                                       # [B, H, W, k_row, k_col, h]
+    attn = torch.stack(logits, dim=3)  # [B, H, W, k_row, k_col, h]
 
     if rpb is not None:
         # bias[i, j, a, c, h] = rpb[h, row_bias[i, a], col_bias[j, c]]
@@ -92,12 +92,12 @@ def neighborhood_attention_2d_reference(
         bias = bias.unflatten(2, (width, kernel_size)).unflatten(1, (height, kernel_size))  # [h, H, k, W, k]
         attn = attn + bias.permute(1, 3, 2, 4, 0)
 
-    valid = row_valid[:, None, :, None] & col_valid[None, :, None, :]      # [H, W, k_row, k_col]
+    valid = row_valid[:, None, :, None] & col_valid[None, :, None, :]  # [H, W, k_row, k_col]
     attn = attn.masked_fill(~valid.unsqueeze(-1), float("-inf"))
     attn = attn.flatten(3, 4).softmax(dim=3).unflatten(3, (kernel_size, kernel_size))
 
     out = torch.zeros_like(q)
     for a in range(kernel_size):
-        v_win = v_cols.index_select(1, row_key[:, a])                       # [B, H, W, k_col, h, D]
+        v_win = v_cols.index_select(1, row_key[:, a])  # [B, H, W, k_col, h, D]
         out = out + (attn[:, :, :, a].unsqueeze(-1) * v_win).sum(3)
     return out.to(out_dtype)

@@ -109,8 +109,10 @@ def auto_cuda_kernel_enabled() -> bool:
     raw = os.environ.get(AUTO_KERNEL_ENV, "")
     value = raw.strip().lower()
     if value not in _AUTO_KERNEL_VALUES:
-        raise ValueError(f"{AUTO_KERNEL_ENV}={raw!r} is not understood: set it to 'cuda' (let `auto` use the SDK's "
-                         "CUDA NA kernel) or 'reference' / unset it (the default)")
+        raise ValueError(
+            f"{AUTO_KERNEL_ENV}={raw!r} is not understood: set it to 'cuda' (let `auto` use the SDK's "
+            "CUDA NA kernel) or 'reference' / unset it (the default)"
+        )
     return _AUTO_KERNEL_VALUES[value]
 
 
@@ -124,13 +126,20 @@ def describe_gpu_choice(rpb: bool = True) -> tuple[str, str]:
         return _default_backend, f"set explicitly (TSJNET_NA_BACKEND / set_na_backend: {_default_backend!r})"
     if auto_cuda_kernel_enabled():
         if _load_cuda_kernel() is not None:
-            return "cuda", (f"opted in ({AUTO_KERNEL_ENV}=cuda or set_auto_cuda_kernel(True)); falls back when the "
-                            "kernel cannot run a call (gradients, unsupported shape, image not loadable)")
+            return "cuda", (
+                f"opted in ({AUTO_KERNEL_ENV}=cuda or set_auto_cuda_kernel(True)); falls back when the "
+                "kernel cannot run a call (gradients, unsupported shape, image not loadable)"
+            )
         fallback = "natten" if natten_available() and not rpb else "reference"
-        return fallback, "opted in to the CUDA kernel, but it is not registered (cuda-python missing: pip install 'tsjnet-sdk[cuda]')"
+        return (
+            fallback,
+            "opted in to the CUDA kernel, but it is not registered (cuda-python missing: pip install 'tsjnet-sdk[cuda]')",
+        )
     fallback = "natten" if natten_available() and not rpb else "reference"
-    why = ("the SDK's CUDA kernel is opt-in until a GPU verification (scripts/gpu_verify.py) has passed: set "
-           f"{AUTO_KERNEL_ENV}=cuda or pass backend='cuda' to use it")
+    why = (
+        "the SDK's CUDA kernel is opt-in until a GPU verification (scripts/gpu_verify.py) has passed: set "
+        f"{AUTO_KERNEL_ENV}=cuda or pass backend='cuda' to use it"
+    )
     if fallback == "reference" and natten_available():
         why += "; natten is installed but has no relative position bias"
     return fallback, why
@@ -172,14 +181,19 @@ def onnx_export_mode(mode: str) -> Iterator[None]:
         _onnx_mode = previous
 
 
-def _plugin_node(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None,
-                 scale: float | None) -> Tensor:
+def _plugin_node(
+    q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None, scale: float | None
+) -> Tensor:
     """The custom ONNX node standing for the whole op (export only; see tsjnet_sdk/na_node.py)."""
     inputs = [q.contiguous(), k.contiguous(), v.contiguous()] + ([rpb.to(q.dtype)] if rpb is not None else [])
-    attrs = {"kernel_size": int(kernel_size), "dilation": int(dilation),
-             "scale": float(scale if scale is not None else q.shape[-1] ** -0.5)}
-    return torch.onnx.ops.symbolic(na_node.QUALIFIED_NAME, inputs, attrs, dtype=q.dtype, shape=q.shape,
-                                   version=na_node.DOMAIN_VERSION)
+    attrs = {
+        "kernel_size": int(kernel_size),
+        "dilation": int(dilation),
+        "scale": float(scale if scale is not None else q.shape[-1] ** -0.5),
+    }
+    return torch.onnx.ops.symbolic(
+        na_node.QUALIFIED_NAME, inputs, attrs, dtype=q.dtype, shape=q.shape, version=na_node.DOMAIN_VERSION
+    )
 
 
 def register_cuda_kernel(fn: Callable[..., Tensor] | None) -> None:
@@ -225,8 +239,7 @@ def _is_exporting() -> bool:
     return torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
-def _auto_choice(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None,
-                 exporting: bool) -> str:
+def _auto_choice(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, rpb: Tensor | None, exporting: bool) -> str:
     """The one decision of ``auto`` (see the module docstring)."""
     if exporting or not q.is_cuda:
         return "reference"
@@ -242,9 +255,7 @@ def _validate(q: Tensor, k: Tensor, v: Tensor, kernel_size: int, dilation: int, 
     if q.dim() != 5:
         raise ValueError(f"q must be [batch, height, width, heads, head_dim], got shape {tuple(q.shape)}")
     if k.shape != q.shape or v.shape != q.shape:
-        raise ValueError(
-            f"q, k and v must have the same shape, got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}"
-        )
+        raise ValueError(f"q, k and v must have the same shape, got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     if not (q.dtype == k.dtype == v.dtype) or not q.is_floating_point():
         raise TypeError(f"q, k, v must share one floating dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:

@@ -136,7 +136,7 @@ def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
     except ImportError:
         props = _onnx_props(path)
     props = {_text(k): _text(v) for k, v in props.items()}
-    return {k[len("tsjnet."):]: v for k, v in props.items() if k.startswith("tsjnet.")}
+    return {k[len("tsjnet.") :]: v for k, v in props.items() if k.startswith("tsjnet.")}
 
 
 def _text(value: str | bytes) -> str:

@@ -51,8 +51,18 @@ def collect_report() -> dict[str, dict[str, str]]:
         "python": f"{platform.python_version()} ({sys.executable})",
         "platform": platform.platform(),
     }
-    for dist in ("numpy", "torch", "torchvision", "onnxruntime", "onnxruntime-gpu", "onnx", "natten",
-                 "tensorrt", "tensorrt-rtx", "cuda-bindings"):
+    for dist in (
+        "numpy",
+        "torch",
+        "torchvision",
+        "onnxruntime",
+        "onnxruntime-gpu",
+        "onnx",
+        "natten",
+        "tensorrt",
+        "tensorrt-rtx",
+        "cuda-bindings",
+    ):
         versions[dist] = _version(dist)
 
     def gpu() -> str:
@@ -108,5 +118,10 @@ def collect_report() -> dict[str, dict[str, str]]:
         "versions": versions,
         "hardware": {"gpu": _probe(gpu)},
         "default model": {"Fuser() / tsjnet fuse without -m": _probe(default_model)},
-        "backends": {"torch": _probe(torch_plan), "na on a gpu": _probe(na_gpu_plan), "onnxruntime": _probe(ort_providers), "tensorrt": _probe(trt_plan)},
+        "backends": {
+            "torch": _probe(torch_plan),
+            "na on a gpu": _probe(na_gpu_plan),
+            "onnxruntime": _probe(ort_providers),
+            "tensorrt": _probe(trt_plan),
+        },
     }

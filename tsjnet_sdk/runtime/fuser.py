@@ -271,9 +271,13 @@ class Fuser:
         return self._runner.device
 
     def describe(self) -> dict[str, Any]:
-        return {**self._runner.describe(), "tile": self.tile,
-                "rig": f"{self.rig.visible_size[0]}x{self.rig.visible_size[1]} -> {self.rig.output_size[0]}x{self.rig.output_size[1]}"
-                if self.rig is not None else None}
+        return {
+            **self._runner.describe(),
+            "tile": self.tile,
+            "rig": f"{self.rig.visible_size[0]}x{self.rig.visible_size[1]} -> {self.rig.output_size[0]}x{self.rig.output_size[1]}"
+            if self.rig is not None
+            else None,
+        }
 
     def __repr__(self) -> str:
         facts = ", ".join(f"{k}={v}" for k, v in self.describe().items() if v is not None)
@@ -302,8 +306,15 @@ class Fuser:
                 fused[i] = out[j, 0]
         return [frame.finish(f, self.gray) for frame, f in zip(frames, fused)]
 
-    def stream(self, pairs: Iterable[tuple[ImageLike, ImageLike]], bgr: bool | None = None, *,
-               batch: int | None = None, queue_size: int = 4, threaded: bool = True) -> Iterator[np.ndarray]:
+    def stream(
+        self,
+        pairs: Iterable[tuple[ImageLike, ImageLike]],
+        bgr: bool | None = None,
+        *,
+        batch: int | None = None,
+        queue_size: int = 4,
+        threaded: bool = True,
+    ) -> Iterator[np.ndarray]:
         """Fuse a stream of pairs (video, cameras) lazily; yields the fused frames in input order.
 
         Decoding/reading the pairs and preparing them, the network, and composing the output overlap in
@@ -359,9 +370,7 @@ class Fuser:
     def _run(self, ir: np.ndarray, vis: np.ndarray) -> np.ndarray:
         """[N, 1, H, W] float32 -> [N, 1, H, W] float32, whole or tiled."""
         height, width = ir.shape[-2:]
-        fits_whole = self.tile is None or (
-            self._runner.static_shape is None and height <= self.tile[0] and width <= self.tile[1]
-        )
+        fits_whole = self.tile is None or (self._runner.static_shape is None and height <= self.tile[0] and width <= self.tile[1])
         if fits_whole:
             return self._execute(np.ascontiguousarray(ir), np.ascontiguousarray(vis))
         return np.concatenate([self._run_tiled(ir[i : i + 1], vis[i : i + 1]) for i in range(ir.shape[0])])
@@ -387,8 +396,9 @@ class Fuser:
         acc = np.zeros((full_h, full_w), np.float32)
         weight_sum = np.zeros((full_h, full_w), np.float32)
         weights = blend_weights(tile_h, tile_w, self.tile_overlap)
-        corners = [(y, x) for y in tile_starts(full_h, tile_h, self.tile_overlap)
-                   for x in tile_starts(full_w, tile_w, self.tile_overlap)]
+        corners = [
+            (y, x) for y in tile_starts(full_h, tile_h, self.tile_overlap) for x in tile_starts(full_w, tile_w, self.tile_overlap)
+        ]
         # Tiles run in batches: of the artefact's fixed batch size when it has one (the last batch is
         # filled up by repeating a tile), else one at a time to bound memory.
         static = self._runner.static_shape

@@ -121,9 +121,13 @@ class OrtOptions:
 
     def __post_init__(self) -> None:
         if self.execution_mode not in EXECUTION_MODES:
-            raise ValueError(f"OrtOptions.execution_mode must be one of {', '.join(EXECUTION_MODES)}, got {self.execution_mode!r}")
+            raise ValueError(
+                f"OrtOptions.execution_mode must be one of {', '.join(EXECUTION_MODES)}, got {self.execution_mode!r}"
+            )
         if self.graph_optimization not in GRAPH_LEVELS:
-            raise ValueError(f"OrtOptions.graph_optimization must be one of {', '.join(GRAPH_LEVELS)}, got {self.graph_optimization!r}")
+            raise ValueError(
+                f"OrtOptions.graph_optimization must be one of {', '.join(GRAPH_LEVELS)}, got {self.graph_optimization!r}"
+            )
         for name in ("intra_op_threads", "inter_op_threads"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
@@ -235,8 +239,13 @@ def options_from_flags(
     overrides it for ONNX Runtime); ``providers`` is comma-separated, best first."""
     names = tuple(p.strip() for p in providers.split(",") if p.strip()) if providers else None
     return [
-        OrtOptions(intra_op_threads=threads if ort_threads is None else ort_threads, optimized_model_cache=ort_cache,
-                   providers=names, trt_fp16=trt_ep_fp16, trt_engine_cache=trt_ep_cache),
+        OrtOptions(
+            intra_op_threads=threads if ort_threads is None else ort_threads,
+            optimized_model_cache=ort_cache,
+            providers=names,
+            trt_fp16=trt_ep_fp16,
+            trt_engine_cache=trt_ep_cache,
+        ),
         TorchOptions(dtype=dtype, threads=threads),
     ]
 

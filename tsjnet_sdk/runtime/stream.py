@@ -39,8 +39,15 @@ class Pipeline:
     """``prepare(item) -> p``; ``infer([p, ...]) -> [out, ...]`` (same length, one batch); ``finish(p, out) -> result``;
     ``key(p)``: items with equal keys may share a batch."""
 
-    def __init__(self, prepare: Callable[[Any], Any], infer: Callable[[list[Any]], list[Any]],
-                 finish: Callable[[Any, Any], Any], key: Callable[[Any], Any], batch: int = 1, queue_size: int = 4) -> None:
+    def __init__(
+        self,
+        prepare: Callable[[Any], Any],
+        infer: Callable[[list[Any]], list[Any]],
+        finish: Callable[[Any, Any], Any],
+        key: Callable[[Any], Any],
+        batch: int = 1,
+        queue_size: int = 4,
+    ) -> None:
         if batch < 1 or queue_size < 1:
             raise ValueError(f"batch and queue_size must be >= 1, got {batch} and {queue_size}")
         self.prepare, self.infer, self.finish, self.key = prepare, infer, finish, key

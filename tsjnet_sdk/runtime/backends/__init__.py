@@ -34,12 +34,33 @@ class BackendSpec:
 #: The backends, one row each. A checkpoint runs on torch, an ONNX file on ONNX Runtime, an engine on TensorRT;
 #: to run a checkpoint elsewhere, export it first.
 BACKENDS: tuple[BackendSpec, ...] = (
-    BackendSpec("torch", CHECKPOINT, "torch_backend", "TorchBackend", None, False,
-                "PyTorch: checkpoints (.safetensors), CPU or CUDA; the reference"),
-    BackendSpec("onnxruntime", ONNX, "onnxruntime_backend", "OnnxRuntimeBackend", "onnx", True,
-                "ONNX Runtime: ONNX files from tsjnet export, CPU (default path) or its CUDA/TensorRT providers"),
-    BackendSpec("tensorrt", ENGINE, "tensorrt_backend", "TensorRTBackend", "engine", True,
-                "TensorRT / TensorRT-RTX: tsjnet engines (or trtexec engines with a sidecar), NVIDIA GPUs"),
+    BackendSpec(
+        "torch",
+        CHECKPOINT,
+        "torch_backend",
+        "TorchBackend",
+        None,
+        False,
+        "PyTorch: checkpoints (.safetensors), CPU or CUDA; the reference",
+    ),
+    BackendSpec(
+        "onnxruntime",
+        ONNX,
+        "onnxruntime_backend",
+        "OnnxRuntimeBackend",
+        "onnx",
+        True,
+        "ONNX Runtime: ONNX files from tsjnet export, CPU (default path) or its CUDA/TensorRT providers",
+    ),
+    BackendSpec(
+        "tensorrt",
+        ENGINE,
+        "tensorrt_backend",
+        "TensorRTBackend",
+        "engine",
+        True,
+        "TensorRT / TensorRT-RTX: tsjnet engines (or trtexec engines with a sidecar), NVIDIA GPUs",
+    ),
 )
 BACKEND_NAMES = ("auto", *(spec.name for spec in BACKENDS))
 SPECS = {spec.name: spec for spec in BACKENDS}
@@ -89,8 +110,11 @@ def open_backend(
     kind = detect_kind(path)
     spec = SPECS[RUNS[kind] if backend == "auto" else backend]
     if spec.runs != kind:
-        fix = (f"export it first: tsjnet export {path} --format {spec.export_format}" if kind == CHECKPOINT and spec.export_format
-               else f"use backend='{RUNS[kind]}' ({kind} files run only there), or the checkpoint")
+        fix = (
+            f"export it first: tsjnet export {path} --format {spec.export_format}"
+            if kind == CHECKPOINT and spec.export_format
+            else f"use backend='{RUNS[kind]}' ({kind} files run only there), or the checkpoint"
+        )
         raise BackendUnavailable(f"{path} is a {kind}; the {spec.name} backend cannot run it: {fix}")
     backend_class = getattr(importlib.import_module(f"{__name__}.{spec.module}"), spec.cls)
     extra = {"allow_foreign_model": allow_foreign_model} if spec.checks_metadata else {}

@@ -84,8 +84,9 @@ def session_options(options: OrtOptions, level: str | None = None) -> Any:
     opts.graph_optimization_level = levels[level or options.graph_optimization]
     opts.intra_op_num_threads = options.threads()
     opts.inter_op_num_threads = options.inter_op_threads
-    opts.execution_mode = (ort.ExecutionMode.ORT_SEQUENTIAL if options.execution_mode == "sequential"
-                           else ort.ExecutionMode.ORT_PARALLEL)
+    opts.execution_mode = (
+        ort.ExecutionMode.ORT_SEQUENTIAL if options.execution_mode == "sequential" else ort.ExecutionMode.ORT_PARALLEL
+    )
     if options.denormal_as_zero:
         opts.add_session_config_entry("session.set_denormal_as_zero", "1")
     return opts
@@ -145,8 +146,12 @@ def optimized_model(path: Path, options: OrtOptions, providers: Sequence[str], r
         ort.InferenceSession(str(path), opts, providers=list(providers))
         with open(tmp, "ab") as f:  # protobuf merges a field appended to a message: one more metadata_props entry
             f.write(_metadata_prop(CACHE_SOURCE_KEY, source_sha))
-    facts = {"source_model": path.name, "source_sha256": source_sha, "cache_sha256": file_sha256(out),
-             "onnxruntime": ort.__version__}
+    facts = {
+        "source_model": path.name,
+        "source_sha256": source_sha,
+        "cache_sha256": file_sha256(out),
+        "onnxruntime": ort.__version__,
+    }
     write_bytes_atomic(record, json.dumps(facts, indent=1).encode())
     return out, source_sha
 
@@ -174,8 +179,12 @@ def cache_is_valid(cache: Path, record: Path, source_sha: str) -> bool:
 
     try:
         facts = json.loads(record.read_text())
-        return (isinstance(facts, dict) and facts.get("source_sha256") == source_sha and cache.is_file()
-                and facts.get("cache_sha256") == file_sha256(cache))
+        return (
+            isinstance(facts, dict)
+            and facts.get("source_sha256") == source_sha
+            and cache.is_file()
+            and facts.get("cache_sha256") == file_sha256(cache)
+        )
     except (OSError, ValueError):
         return False
 
@@ -199,8 +208,10 @@ def open_session(path: Path, options: OrtOptions, providers: Sequence[str], prov
             continue
         if session.get_modelmeta().custom_metadata_map.get(CACHE_SOURCE_KEY) == source_sha:
             return session
-    raise BackendUnavailable(f"{path}: the optimised graph rebuilt in {options.cache_dir()} does not verify; "
-                             "delete that folder, or run without OrtOptions(optimized_model_cache=...)")
+    raise BackendUnavailable(
+        f"{path}: the optimised graph rebuilt in {options.cache_dir()} does not verify; "
+        "delete that folder, or run without OrtOptions(optimized_model_cache=...)"
+    )
 
 
 def check_io(session: Any, path: Path) -> None:
@@ -225,8 +236,10 @@ def check_io(session: Any, path: Path) -> None:
     else:
         for arg in [*inputs, *outputs]:
             if arg.type != "tensor(float)":
-                problem = (f"{arg.name} is {arg.type} (tsjnet exports keep float32 inputs and output, also for fp16 "
-                           "weights: re-export with `tsjnet export --fp16`)")
+                problem = (
+                    f"{arg.name} is {arg.type} (tsjnet exports keep float32 inputs and output, also for fp16 "
+                    "weights: re-export with `tsjnet export --fp16`)"
+                )
             elif len(arg.shape) != 4:
                 problem = f"{arg.name} has rank {len(arg.shape)} {list(arg.shape)}"
             elif isinstance(arg.shape[1], int) and arg.shape[1] != 1:
@@ -234,8 +247,9 @@ def check_io(session: Any, path: Path) -> None:
             if problem:
                 break
     if problem:
-        raise BackendUnavailable(f"{path}: not a TSJNet graph: {problem}; expected {expected} (has: "
-                                 f"{describe(inputs)} -> {describe(outputs)})")
+        raise BackendUnavailable(
+            f"{path}: not a TSJNet graph: {problem}; expected {expected} (has: {describe(inputs)} -> {describe(outputs)})"
+        )
 
 
 def static_shape_of(session: Any) -> tuple[int, int, int] | None:
@@ -248,8 +262,9 @@ class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
     thread_safe = True  # InferenceSession.run is documented thread-safe
 
-    def __init__(self, path: Path, device: str = "auto", options: OrtOptions | None = None,
-                 allow_foreign_model: bool = False) -> None:
+    def __init__(
+        self, path: Path, device: str = "auto", options: OrtOptions | None = None, allow_foreign_model: bool = False
+    ) -> None:
         if not onnxruntime_available():
             raise BackendUnavailable("the onnxruntime backend needs onnxruntime: pip install 'tsjnet-sdk[onnx]'")
 

@@ -93,8 +93,14 @@ class _DeviceBuffer:
 class TensorRTBackend(Backend):
     name = "tensorrt"
 
-    def __init__(self, path: Path, device: str = "auto", options: TensorRTOptions | None = None,
-                 plugin_library: str | Path | None = None, allow_foreign_model: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        device: str = "auto",
+        options: TensorRTOptions | None = None,
+        plugin_library: str | Path | None = None,
+        allow_foreign_model: bool = False,
+    ) -> None:
         from tsjnet_sdk.engine_format import EngineIncompatibleError, check_engine_compatible, read_engine_file
 
         if device == "cpu":

@@ -35,8 +35,7 @@ class TorchBackend(Backend):
     name = "torch"
     thread_safe = True  # eval-mode inference_mode forward mutates no module state
 
-    def __init__(self, path: Path | None, device: str = "auto", model: Any = None,
-                 options: TorchOptions | None = None) -> None:
+    def __init__(self, path: Path | None, device: str = "auto", model: Any = None, options: TorchOptions | None = None) -> None:
         if not torch_available():
             raise BackendUnavailable(
                 "the torch backend needs PyTorch: pip install 'tsjnet-sdk[torch]', or export the checkpoint to ONNX "
@@ -77,8 +76,9 @@ class TorchBackend(Backend):
             self._enter_forked_child()
         with torch.inference_mode():
             # float32 in and out; the network itself runs in the options' dtype.
-            fused = self.model.fuse(torch.from_numpy(ir).to(self.device, self._dtype),
-                                    torch.from_numpy(vis).to(self.device, self._dtype))
+            fused = self.model.fuse(
+                torch.from_numpy(ir).to(self.device, self._dtype), torch.from_numpy(vis).to(self.device, self._dtype)
+            )
         return fused.float().cpu().numpy()
 
     def _enter_forked_child(self) -> None:
