@@ -259,6 +259,17 @@ def default_path_command(
     run_and_write(threads, runs, output)
 
 
+def detail_energy_command(
+    config: Path = typer.Argument(..., help="Training config whose validation pairs are measured."),
+    model: Path = typer.Option(..., "--model", "-m", help="Checkpoint to measure."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Also write the JSON here."),
+) -> None:
+    """Per-scale detail energy of a model vs the sources and the Laplacian pyramid, and which loss term binds."""
+    from tsjnet_sdk.benchmarks.detail_energy import detail_energy
+
+    detail_energy(str(config), str(model), str(out) if out else None)
+
+
 def soak_command(
     frames: int = typer.Option(10_000, help="Frames to stream."),
     size: int = typer.Option(64, help="Square frame size (>= 32)."),

@@ -22,9 +22,7 @@ choice replaced by soft weights from each band's local energy, w_I = M_I^2 / (M_
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -97,13 +95,9 @@ def binding_terms(trainer: Any, ir: Any, vis: Any) -> dict[str, float]:
     return result
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("config")
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--out")
-    args = ap.parse_args(argv)
-
+def detail_energy(config: str, model: str, out: str | None = None) -> dict[str, Any]:
+    """Measure per-scale detail energy and the binding loss terms of ``model`` on ``config``'s validation pairs;
+    print the JSON and write it to ``out`` when given (``tsjnet dev detail-energy``)."""
     import torch
 
     from tsjnet_sdk.models import load_checkpoint
@@ -111,13 +105,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from tsjnet_sdk.training.trainer import Trainer
 
     torch.set_num_threads(1)
-    cfg = load_config(args.config)
+    cfg = load_config(config)
     trainer = Trainer(cfg)
     trainer.device = torch.device("cpu")
     trainer._setup_data()
-    trainer.cfg.model.init = args.model
+    trainer.cfg.model.init = model
     trainer._setup_model()  # the run's loss; the model is replaced by the weights under test
-    trainer.model = load_checkpoint(args.model).eval()
+    trainer.model = load_checkpoint(model).eval()
     per: dict[str, dict[str, list[list[float]]]] = {}
     metrics: dict[str, dict[str, list[float]]] = {}
     binds: dict[str, list[float]] = {}
@@ -144,8 +138,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for k, v in binding_terms(trainer, ir_t, vis_t).items():
             binds.setdefault(k, []).append(v)
     result = {
-        "config": args.config,
-        "model": args.model,
+        "config": config,
+        "model": model,
         "pairs": len(trainer.val_set),
         "levels": LEVELS,
         "bands": {n: {k: np.nanmean(np.array(v), axis=0).round(5).tolist() for k, v in st.items()} for n, st in per.items()},
@@ -154,12 +148,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     text = json.dumps(result, indent=1)
     print(text)
-    if args.out:
+    if out:
         from tsjnet_sdk.atomic import write_bytes_atomic
 
-        write_bytes_atomic(Path(args.out), text.encode())
+        write_bytes_atomic(Path(out), text.encode())
     return result
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    # `python -m tsjnet_sdk.benchmarks.detail_energy` = `tsjnet dev detail-energy`; the CLI is imported only here.
+    from tsjnet_sdk.benchmarks.cli import detail_energy_command
+    from tsjnet_sdk.cli_support import run_command
+
+    raise SystemExit(run_command(detail_energy_command, None, "python -m tsjnet_sdk.benchmarks.detail_energy"))

@@ -14,6 +14,7 @@ from tsjnet_sdk._version import __version__
 from tsjnet_sdk.benchmarks.cli import (
     bench_command,
     default_path_command,
+    detail_energy_command,
     flops_command,
     gpu_verify_command,
     metrics_speed_command,
@@ -346,6 +347,7 @@ DEV_COMMANDS = {
     "bench-metrics": metrics_speed_command,
     "bench-default": default_path_command,
     "bench-onnx": onnx_rows_command,
+    "detail-energy": detail_energy_command,
     "flops": flops_command,
     "soak": soak_command,
 }
