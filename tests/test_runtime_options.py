@@ -37,7 +37,13 @@ def test_ort_options_reach_the_session(mean_onnx: Path) -> None:
         "onnxruntime",
         "cpu",
         OrtOptions(
-            intra_op_threads=1, execution_mode="parallel", inter_op_threads=2, graph_optimization="basic", denormal_as_zero=True
+            intra_op_threads=1,
+            execution_mode="parallel",
+            inter_op_threads=2,
+            graph_optimization="basic",
+            denormal_as_zero=True,
+            memory_pattern=False,
+            cpu_arena=False,
         ),
     )
     got = backend.session.get_session_options()
@@ -45,11 +51,13 @@ def test_ort_options_reach_the_session(mean_onnx: Path) -> None:
     assert got.execution_mode == ort.ExecutionMode.ORT_PARALLEL
     assert got.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     assert got.get_session_config_entry("session.set_denormal_as_zero") == "1"
+    assert not got.enable_mem_pattern and not got.enable_cpu_mem_arena  # the low-memory settings reach the session
     # Defaults: the measured fastest CPU setting (docs/edge.md): usable cores, sequential, all passes.
     default = open_backend(mean_onnx, "onnxruntime", "cpu").session.get_session_options()
     assert default.intra_op_num_threads == usable_cores() and default.inter_op_num_threads == 1
     assert default.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
     assert default.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert default.enable_mem_pattern and default.enable_cpu_mem_arena
     with pytest.raises(RuntimeError, match="set_denormal_as_zero"):  # off by default: the entry is never set
         default.get_session_config_entry("session.set_denormal_as_zero")
 
@@ -160,3 +168,8 @@ def test_bench_uses_no_mock() -> None:
         if "unittest.mock" in p.read_text() or "from unittest import mock" in p.read_text()
     ]
     assert offenders == []
+
+
+def test_ort_memory_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match="memory_pattern"):
+        OrtOptions(memory_pattern="off")

@@ -89,6 +89,8 @@ def session_options(options: OrtOptions, level: str | None = None) -> Any:
     )
     if options.denormal_as_zero:
         opts.add_session_config_entry("session.set_denormal_as_zero", "1")
+    opts.enable_mem_pattern = options.memory_pattern
+    opts.enable_cpu_mem_arena = options.cpu_arena
     return opts
 
 
