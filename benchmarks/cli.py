@@ -270,6 +270,16 @@ def detail_energy_command(
     detail_energy(str(config), str(model), str(out) if out else None)
 
 
+def int8_bench_command(
+    data: Optional[Path] = typer.Option(None, help="Data root (default $TSJNET_DATA or ../shared/data)."),
+    calibration: int = typer.Option(24, help="Training-pool pairs for the int8 calibration."),
+) -> None:
+    """int8 (QDQ convolutions, calibrated on the training pool) against fp32 on the MSRS pairs: speed and metrics."""
+    from tsjnet_sdk.benchmarks.int8_bench import run_int8_bench
+
+    run_int8_bench(data, calibration)
+
+
 def soak_command(
     frames: int = typer.Option(10_000, help="Frames to stream."),
     size: int = typer.Option(64, help="Square frame size (>= 32)."),

@@ -17,6 +17,7 @@ from tsjnet_sdk.benchmarks.cli import (
     detail_energy_command,
     flops_command,
     gpu_verify_command,
+    int8_bench_command,
     metrics_speed_command,
     onnx_rows_command,
     report_command,
@@ -348,6 +349,7 @@ DEV_COMMANDS = {
     "bench-default": default_path_command,
     "bench-onnx": onnx_rows_command,
     "detail-energy": detail_energy_command,
+    "bench-int8": int8_bench_command,
     "flops": flops_command,
     "soak": soak_command,
 }
