@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from tsjnet_sdk.cli_support import error_line
+from tsjnet_sdk.export.common import DEFAULT_MAX_HW, DEFAULT_MIN_HW, DEFAULT_OPT_HW
 from tsjnet_sdk.export.formats import FORMATS, ExportOptions
 
 console = Console(stderr=True, soft_wrap=True)
@@ -52,9 +53,9 @@ def export_command(
     parity_pair: Optional[tuple[Path, Path]] = typer.Option(
         None, "--parity-pair", help="IR VIS images for the parity check (default: built-in scene)."
     ),
-    min_hw: tuple[int, int] = typer.Option((32, 32), "--min", help="Engine profile: smallest H W."),
-    opt_hw: tuple[int, int] = typer.Option((480, 640), "--opt", help="Engine profile: H W to optimise for."),
-    max_hw: tuple[int, int] = typer.Option((720, 1280), "--max", help="Engine profile: largest H W."),
+    min_hw: tuple[int, int] = typer.Option(DEFAULT_MIN_HW, "--min", help="Engine profile: smallest H W."),
+    opt_hw: tuple[int, int] = typer.Option(DEFAULT_OPT_HW, "--opt", help="Engine profile: H W to optimise for."),
+    max_hw: tuple[int, int] = typer.Option(DEFAULT_MAX_HW, "--max", help="Engine profile: largest H W."),
     workspace: Optional[float] = typer.Option(None, "--workspace", help="Engine: builder workspace in GiB."),
     trt: Optional[str] = typer.Option(None, "--trt", help="Engine: tensorrt | tensorrt_rtx (default: the installed one)."),
     compute_capability: Optional[str] = typer.Option(None, "--compute-capability", help="tensorrt_rtx: targets, e.g. 8.6,8.9."),

@@ -23,6 +23,9 @@ SUPPORTED_OPSETS = range(18, 24)
 NA_MODES = ("decomposed", "plugin")
 INPUT_NAMES = ("ir", "vis")
 OUTPUT_NAME = "fused"
+# (H, W) of an engine's default optimisation profile. 32 is the model's minimum; 480x640 the usual thermal
+# camera; 720x1280 keeps the faithful model's full-resolution 512-channel activations within a 16 GB GPU.
+DEFAULT_MIN_HW, DEFAULT_OPT_HW, DEFAULT_MAX_HW = (32, 32), (480, 640), (720, 1280)
 
 Progress = Callable[[str], None]
 
@@ -66,3 +69,16 @@ def default_output_path(source: str | os.PathLike, tags: str, suffix: str) -> Pa
     """``<source stem><tags><suffix>`` in the current folder: exports never write beside their source,
     which may be inside an installed package (the shipped models are)."""
     return Path.cwd() / f"{Path(source).stem}{tags}{suffix}"
+
+
+def tsjnet_onnx_metadata(path: Path) -> dict[str, str]:
+    """The tsjnet metadata of an ONNX file, or ExportError when it has none (not made by ``tsjnet export``)."""
+    from tsjnet_sdk.runtime.artifacts import ModelFileError, read_onnx_metadata
+
+    try:
+        meta = read_onnx_metadata(path)
+    except ModelFileError as e:
+        raise ExportError(str(e)) from None
+    if "config_name" not in meta:
+        raise ExportError(f"{path} has no tsjnet metadata (not made by `tsjnet export`): export the checkpoint instead")
+    return meta

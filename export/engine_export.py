@@ -35,7 +35,10 @@ from tsjnet_sdk.artifact_metadata import ArtifactMetadata
 from tsjnet_sdk.atomic import atomic_path, write_bytes_atomic
 from tsjnet_sdk.engine_format import write_engine_file
 from tsjnet_sdk.export.common import (
+    DEFAULT_MAX_HW,
+    DEFAULT_MIN_HW,
     DEFAULT_OPSET,
+    DEFAULT_OPT_HW,
     INPUT_NAMES,
     OUTPUT_NAME,
     ExportError,
@@ -44,12 +47,12 @@ from tsjnet_sdk.export.common import (
     _say,
     check_export_options,
     default_output_path,
+    tsjnet_onnx_metadata,
 )
 from tsjnet_sdk.hashing import file_sha256
 
-# (N, H, W) of the optimisation profile. 32 is the model's minimum; 480x640 the usual thermal camera;
-# 720x1280 keeps the faithful model's full-resolution 512-channel activations within a 16 GB GPU.
-DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (1, 32, 32), (1, 480, 640), (1, 720, 1280)
+# (N, H, W) of the default optimisation profile (the H, W choices are explained in export/common.py).
+DEFAULT_MIN, DEFAULT_OPT, DEFAULT_MAX = (1, *DEFAULT_MIN_HW), (1, *DEFAULT_OPT_HW), (1, *DEFAULT_MAX_HW)
 # Compute capabilities TensorRT-RTX builds for without a GPU (toolchain.md: sm75 fails, no sm87/sm90).
 RTX_CAPABILITIES = ("8.0", "8.6", "8.9", "12.0")
 DEFAULT_RTX_CAPABILITY = "8.9"
@@ -161,7 +164,7 @@ def build_engine(
         raise ExportError(str(e)) from None
     if kind not in (CHECKPOINT, ONNX):
         raise ExportError(f"{src} is already an engine; build engines from a checkpoint or a tsjnet ONNX file")
-    onnx_meta = _tsjnet_onnx_metadata(src) if kind == ONNX else None
+    onnx_meta = tsjnet_onnx_metadata(src) if kind == ONNX else None
     if onnx_meta is not None:
         if opset is not None or parity_pair is not None:
             raise ExportError("--opset and --parity-pair apply to checkpoints; an ONNX file is built as it is")
@@ -258,19 +261,6 @@ def build_engine(
             tmp.write_text(json.dumps(report, indent=2) + "\n")
     _say(progress, f"wrote {out_path} ({out_path.stat().st_size / 1e6:.1f} MB) in {result.timings_s['total']:.0f} s")
     return result
-
-
-def _tsjnet_onnx_metadata(path: Path) -> dict[str, str]:
-    """The tsjnet metadata of an ONNX file, or ExportError when it has none (not made by ``tsjnet export``)."""
-    from tsjnet_sdk.runtime.artifacts import ModelFileError, read_onnx_metadata
-
-    try:
-        meta = read_onnx_metadata(path)
-    except ModelFileError as e:
-        raise ExportError(str(e)) from None
-    if "config_name" not in meta:
-        raise ExportError(f"{path} has no tsjnet metadata (not made by `tsjnet export`): export the checkpoint instead")
-    return meta
 
 
 def _build_serialized(

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tsjnet_sdk.export.common import ExportResult, Progress
+from tsjnet_sdk.export.common import DEFAULT_MAX_HW, DEFAULT_MIN_HW, DEFAULT_OPT_HW, ExportResult, Progress
 
 
 @dataclass(frozen=True)
@@ -26,9 +26,9 @@ class ExportOptions:
     simplify: bool = True
     parity: bool = True
     parity_pair: tuple[Path, Path] | None = None
-    min_hw: tuple[int, int] = (32, 32)
-    opt_hw: tuple[int, int] = (480, 640)
-    max_hw: tuple[int, int] = (720, 1280)
+    min_hw: tuple[int, int] = DEFAULT_MIN_HW
+    opt_hw: tuple[int, int] = DEFAULT_OPT_HW
+    max_hw: tuple[int, int] = DEFAULT_MAX_HW
     workspace_gb: float | None = None
     trt: str | None = None
     compute_capabilities: tuple[str, ...] | None = None

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tsjnet_sdk.atomic import atomic_path
-from tsjnet_sdk.export.common import INPUT_NAMES, ExportError
+from tsjnet_sdk.export.common import INPUT_NAMES, ExportError, tsjnet_onnx_metadata
 
 
 def calibration_pairs(folder: str | os.PathLike, limit: int = 24) -> list[tuple[Path, Path]]:
@@ -79,6 +79,7 @@ def quantize_int8(
     source, output = Path(source), Path(output)
     if not pairs:
         raise ExportError("int8 calibration needs at least one training pair")
+    tsjnet_onnx_metadata(source)  # refuse a foreign ONNX before the slow calibration
     with tempfile.TemporaryDirectory(prefix="tsjnet-int8-") as tmpdir:
         raw = Path(tmpdir) / "int8.onnx"
         quantize_static(
@@ -93,9 +94,7 @@ def quantize_int8(
             calibrate_method=CalibrationMethod.MinMax,
         )
         model = onnx.load(str(raw))
-    props = {p.key: p.value for p in model.metadata_props}
-    if "tsjnet.config_name" not in props:
-        raise ExportError(f"{source} has no tsjnet metadata: quantize ONNX files made by `tsjnet export`")
+    props = {p.key: p.value for p in model.metadata_props}  # the quantizer keeps the source's
     props["tsjnet.precision"] = "int8"
     props["tsjnet.kept_float32"] = "all but Conv"
     props["tsjnet.int8_calibration"] = f"{len(pairs)} training-pool pairs, centre crops {size[0]}x{size[1]}, MinMax"

@@ -15,7 +15,7 @@ from pathlib import Path
 from tsjnet_sdk._version import __version__
 from tsjnet_sdk.artifact_metadata import ArtifactMetadata
 from tsjnet_sdk.engine_format import EngineFileError, write_sidecar
-from tsjnet_sdk.export.common import INPUT_NAMES, OUTPUT_NAME, ExportError
+from tsjnet_sdk.export.common import INPUT_NAMES, OUTPUT_NAME, ExportError, tsjnet_onnx_metadata
 from tsjnet_sdk.hashing import file_sha256
 
 
@@ -24,12 +24,10 @@ def write_engine_sidecar(engine: str | os.PathLike, onnx_path: str | os.PathLike
 
     ``fp16``: the engine was built with ``trtexec --fp16`` (recorded as its precision; the ONNX says fp32).
     """
-    from tsjnet_sdk.export.engine_export import _tsjnet_onnx_metadata
-
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file() or onnx_path.suffix.lower() != ".onnx":
         raise ExportError(f"--sidecar-for needs the tsjnet ONNX file the engine was built from, got {onnx_path}")
-    onnx_meta = ArtifactMetadata.from_props(_tsjnet_onnx_metadata(onnx_path))
+    onnx_meta = ArtifactMetadata.from_props(tsjnet_onnx_metadata(onnx_path))
     meta = dataclasses.replace(
         onnx_meta,
         precision="fp16" if fp16 else onnx_meta.precision,

@@ -129,9 +129,9 @@ def calibrate_command(
     console = Console(stderr=True, soft_wrap=True)
 
     def fail(message: str) -> typer.Exit:
-        from rich.markup import escape
+        from tsjnet_sdk.cli_support import error_line
 
-        console.print(f"[red]error:[/red] {escape(message)}")
+        error_line(console, message)
         return typer.Exit(2)
 
     try:

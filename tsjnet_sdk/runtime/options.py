@@ -247,16 +247,17 @@ def options_from_flags(
     backend, for ``Fuser(options=...)``. ``threads`` applies to whichever CPU backend runs (``ort_threads``
     overrides it for ONNX Runtime); ``providers`` is comma-separated, best first."""
     names = tuple(p.strip() for p in providers.split(",") if p.strip()) if providers else None
-    return [
+    options: list[BackendOptions] = [
         OrtOptions(
-            intra_op_threads=threads if ort_threads is None else ort_threads,
+            intra_op_threads=ort_threads,
             optimized_model_cache=ort_cache,
             providers=names,
             trt_fp16=trt_ep_fp16,
             trt_engine_cache=trt_ep_cache,
         ),
-        TorchOptions(dtype=dtype, threads=threads),
+        TorchOptions(dtype=dtype),
     ]
+    return options if threads is None else options_with_threads(options, threads)
 
 
 def options_with_threads(options: BackendOptions | Sequence[BackendOptions] | None, threads: int) -> list[BackendOptions]:
